@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devmm — Linux-style heterogeneous (device) memory management in user space.
+ *
+ * This is the one public header. Every call returns 0 (or a non-negative
+ * count where documented) on success and a negative errno on failure, and
+ * never touches errno. A call that fails because of bad input changes
+ * nothing. Every call may run concurrently from any thread unless its
+ * comment says otherwise.
+ *
+ * Objects:
+ *   struct dmm_system  a machine: simulated physical memory (4 KiB frames with
+ *                      real contents), the shared zero page, files, processes.
+ *   struct dmm_mm      an address space (a process): VMAs and a 4-level page
+ *                      table. Created empty or by dmm_fork(); ended by
+ *                      dmm_mm_exit().
+ *   struct dmm_file    a page-cache file object, mappable shared or private.
+ *
+ * Addresses are 64-bit virtual addresses inside [DMM_MMAP_MIN, DMM_TASK_SIZE).
+ */
+#ifndef DEVMM_DEVMM_H
+#define DEVMM_DEVMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <devmm/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DMM_PAGE_SHIFT 12
+#define DMM_PAGE_SIZE (1UL << DMM_PAGE_SHIFT)
+#define DMM_PAGE_MASK (~(DMM_PAGE_SIZE - 1))
+
+/* Lowest mappable address and the end of the user address space (47 bits). */
+#define DMM_MMAP_MIN 0x10000UL
+#define DMM_TASK_SIZE (1UL << 47)
+
+/* The pfn of the shared zero page. */
+#define DMM_ZERO_PFN 0UL
+
+/* Run-time version, for comparison with DEVMM_VERSION_* at compile time. */
+const char *dmm_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Systems                                                                   */
+
+struct dmm_system;
+struct dmm_mm;
+struct dmm_file;
+
+/* dmm_system_config.flags */
+#define DMM_SYS_PRETOUCH 0x1 /* touch every frame's memory at creation */
+
+struct dmm_system_config {
+	uint64_t nr_frames; /* system RAM in 4 KiB frames; 0 = 262144 (1 GiB) */
+	unsigned int flags; /* DMM_SYS_* */
+};
+
+/*
+ * dmm_system_create - create a machine with cfg->nr_frames frames of RAM.
+ * The arena is reserved lazily: frames never used cost no memory.
+ * cfg may be NULL for the defaults.
+ * Errors: -EINVAL (nr_frames above DMM_MAX_SYSTEM_FRAMES, unknown flags),
+ *         -ENOMEM.
+ */
+#define DMM_MAX_SYSTEM_FRAMES (1UL << 26) /* 256 GiB */
+int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **out);
+
+/*
+ * dmm_system_destroy - end every live address space, drop every file, and
+ * free the machine. Nothing else may use the system concurrently.
+ */
+void dmm_system_destroy(struct dmm_system *sys);
+
+/* dmm_system_prefault - touch the memory of the first n frames so that
+ * benchmarks run warm. Returns 0. */
+int dmm_system_prefault(struct dmm_system *sys, uint64_t n);
+
+/* Frame accounting: total allocatable frames and frames free now. */
+uint64_t dmm_system_nr_frames(const struct dmm_system *sys);
+uint64_t dmm_system_nr_free(const struct dmm_system *sys);
+
+/* ------------------------------------------------------------------------ */
+/* Address spaces                                                            */
+
+/*
+ * dmm_mm_create - create an empty address space (a new process).
+ * Errors: -EINVAL (NULL argument), -ENOMEM.
+ */
+int dmm_mm_create(struct dmm_system *sys, struct dmm_mm **out);
+
+/*
+ * dmm_fork - duplicate @parent into a new address space, with Linux's
+ * copy-on-write rules: private writable mappings become read-only shared
+ * in both, maybe-pinned exclusive anonymous pages are copied eagerly,
+ * DONTFORK mappings are left out, shared mappings are shared.
+ * Errors: -EINVAL, -ENOMEM (the parent is unchanged apart from write
+ * protection, as in Linux; the child does not exist).
+ */
+int dmm_fork(struct dmm_mm *parent, struct dmm_mm **child);
+
+/*
+ * dmm_mm_exit - tear the address space down (the process exits): every
+ * mapping is zapped and every page reference dropped; @mm is freed and
+ * must not be used again.
+ */
+void dmm_mm_exit(struct dmm_mm *mm);
+
+/* An address space's id (unique within its system, 1 for the first). */
+unsigned int dmm_mm_id(const struct dmm_mm *mm);
+
+/* rss counters, as the kernel keeps them per mm. */
+enum dmm_rss_type { DMM_MM_FILEPAGES, DMM_MM_ANONPAGES, DMM_MM_SHMEMPAGES, DMM_NR_MM_COUNTERS };
+long dmm_mm_rss(const struct dmm_mm *mm, enum dmm_rss_type type);
+
+/* ------------------------------------------------------------------------ */
+/* Files                                                                     */
+
+/*
+ * dmm_file_create - create a page-cache file of @npages pages (all zero).
+ * The caller holds one reference; mappings hold their own.
+ * Errors: -EINVAL (npages 0 or above DMM_MAX_FILE_PAGES), -ENOMEM.
+ */
+#define DMM_MAX_FILE_PAGES (1UL << 24) /* 64 GiB */
+int dmm_file_create(struct dmm_system *sys, uint64_t npages, struct dmm_file **out);
+
+/* dmm_file_put - drop the caller's reference. */
+void dmm_file_put(struct dmm_file *file);
+
+/* The size of the file in pages. */
+uint64_t dmm_file_npages(const struct dmm_file *file);
+
+/*
+ * dmm_file_pread / dmm_file_pwrite - copy @len bytes at byte offset @off
+ * through the page cache (not a mapping). Returns 0 when every byte moved.
+ * Errors: -EINVAL (NULL buffer with len > 0, or a range past the end of
+ * the file), -ENOMEM (page-cache allocation failed; nothing past the
+ * failing page was copied).
+ */
+int dmm_file_pread(struct dmm_file *file, void *buf, size_t len, uint64_t off);
+int dmm_file_pwrite(struct dmm_file *file, const void *buf, size_t len, uint64_t off);
+
+/* ------------------------------------------------------------------------ */
+/* Mappings (the system calls)                                               */
+
+#define DMM_PROT_NONE 0x0
+#define DMM_PROT_READ 0x1
+#define DMM_PROT_WRITE 0x2
+
+#define DMM_MAP_SHARED 0x01
+#define DMM_MAP_PRIVATE 0x02
+#define DMM_MAP_FIXED 0x10
+#define DMM_MAP_ANONYMOUS 0x20
+#define DMM_MAP_FIXED_NOREPLACE 0x100000
+
+/*
+ * dmm_mmap - map @len bytes. Exactly one of MAP_SHARED / MAP_PRIVATE.
+ * MAP_ANONYMOUS|MAP_PRIVATE is anonymous private memory;
+ * MAP_ANONYMOUS|MAP_SHARED is shared memory (an internal shmem object,
+ * shared with children across fork); otherwise @file is mapped from page
+ * @pgoff. Without MAP_FIXED*, @addr is a hint; the chosen start is stored
+ * in *@out (may be NULL). MAP_FIXED replaces what was mapped there.
+ * Errors: -EINVAL (len 0, unaligned addr with FIXED, bad flags or prot,
+ *         file missing or given with ANONYMOUS, range overflow or outside
+ *         [DMM_MMAP_MIN, DMM_TASK_SIZE)), -EEXIST (FIXED_NOREPLACE over a
+ *         mapping), -ENOMEM (no room in the address space, or no memory).
+ * Mapping beyond the end of a file is allowed; access there is -EFAULT.
+ */
+int dmm_mmap(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags,
+	     struct dmm_file *file, uint64_t pgoff, uint64_t *out);
+
+/*
+ * dmm_munmap - unmap [addr, addr+len). Unmapped parts are fine.
+ * Errors: -EINVAL (unaligned addr, len 0, overflow or outside user space).
+ */
+int dmm_munmap(struct dmm_mm *mm, uint64_t addr, uint64_t len);
+
+/*
+ * dmm_mprotect - change the protection of [addr, addr+len) to @prot.
+ * Errors: -EINVAL (unaligned addr, bad prot, overflow), -ENOMEM (part of
+ *         the range is not mapped; nothing changes), -EACCES (PROT_WRITE on
+ *         a shared mapping that may not be written).
+ */
+int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot);
+
+#define DMM_MADV_DONTNEED 4
+#define DMM_MADV_FREE 8
+#define DMM_MADV_DONTFORK 10
+#define DMM_MADV_DOFORK 11
+#define DMM_MADV_HUGEPAGE 14
+#define DMM_MADV_NOHUGEPAGE 15
+
+/*
+ * dmm_madvise - DONTNEED (zap; private anonymous memory reads as zero
+ * afterwards, file and shared memory refault from their object), FREE
+ * (devmm frees private anonymous pages at once, as reclaim would; other
+ * mappings are left alone), DONTFORK / DOFORK (leave the range out of, or
+ * back in, future forks), HUGEPAGE / NOHUGEPAGE (recorded on the VMA).
+ * Errors: -EINVAL (unaligned, unknown advice, overflow), -ENOMEM (part of
+ *         the range is unmapped; as in Linux the mapped parts are advised).
+ */
+int dmm_madvise(struct dmm_mm *mm, uint64_t addr, uint64_t len, int advice);
+
+#define DMM_MREMAP_MAYMOVE 1
+#define DMM_MREMAP_FIXED 2
+#define DMM_MREMAP_DONTUNMAP 4
+
+/*
+ * dmm_mremap - move [old, old+old_len), which must lie in one VMA, to
+ * @new_addr (MREMAP_MAYMOVE|MREMAP_FIXED; DONTUNMAP may be added). Page
+ * table entries of every kind move verbatim. With DONTUNMAP the old range
+ * stays mapped and empty (old_len must equal new_len). A larger new_len
+ * extends the moved mapping with empty pages; a smaller one unmaps the
+ * tail. Whatever was mapped at the target is unmapped first.
+ * Errors: -EINVAL (unaligned, zero length, overlapping ranges, flags other
+ *         than MAYMOVE|FIXED[|DONTUNMAP]), -EFAULT (old range not inside
+ *         one VMA), -ENOMEM.
+ */
+int dmm_mremap(struct dmm_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
+	       int flags, uint64_t new_addr);
+
+/* ------------------------------------------------------------------------ */
+/* CPU access                                                                */
+
+/*
+ * CPU loads and stores, performed as a CPU would: through the page table,
+ * faulting where the entry does not allow the access. All data goes
+ * through the real frames.
+ * Errors: -EFAULT (no mapping, or no permission: the model's SIGSEGV, or
+ *         SIGBUS beyond a file's end), -ENOMEM (no frame for a fault),
+ *         -EINVAL (NULL buffer, or an address that is not 4-byte aligned for
+ *         the 32-bit calls).
+ * dmm_read / dmm_write stop at the first failing byte; the bytes before it
+ * have been transferred.
+ */
+int dmm_read(struct dmm_mm *mm, uint64_t addr, void *buf, size_t len);
+int dmm_write(struct dmm_mm *mm, uint64_t addr, const void *buf, size_t len);
+int dmm_load32(struct dmm_mm *mm, uint64_t addr, uint32_t *val);
+int dmm_store32(struct dmm_mm *mm, uint64_t addr, uint32_t val);
+/* Atomic compare-and-swap: *old receives the previous value; the store
+ * happens only when it equals @expected (a write fault is taken either
+ * way, as on x86). */
+int dmm_cmpxchg32(struct dmm_mm *mm, uint64_t addr, uint32_t expected, uint32_t desired,
+		  uint32_t *old);
+/* Atomic fetch-and-add. */
+int dmm_fetch_add32(struct dmm_mm *mm, uint64_t addr, uint32_t delta, uint32_t *old);
+
+/* ------------------------------------------------------------------------ */
+/* get_user_pages / pin_user_pages                                           */
+
+#define DMM_FOLL_WRITE 0x01
+#define DMM_FOLL_GET 0x04
+#define DMM_FOLL_FORCE 0x10
+#define DMM_FOLL_LONGTERM 0x100
+#define DMM_FOLL_PIN 0x40000
+
+/*
+ * dmm_get_user_pages - take a reference (FOLL_GET) or a pin (FOLL_PIN:
+ * the 1024 bias on the refcount and one exact pin) on each of @nr pages
+ * from @start, faulting them in as needed; their pfns go to @pfns.
+ * Returns the number of pages taken (partial success returns the count);
+ * 0 pages taken returns the error.
+ * Errors: -EINVAL (GET and PIN together or neither, unaligned start,
+ *         nr 0, NULL pfns), -EFAULT (no VMA, no permission), -ENOMEM.
+ * Release with dmm_put_user_pages (GET) or dmm_unpin_user_pages (PIN).
+ */
+long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
+			unsigned int gup_flags, uint64_t *pfns);
+void dmm_put_user_pages(struct dmm_system *sys, const uint64_t *pfns, unsigned long nr);
+void dmm_unpin_user_pages(struct dmm_system *sys, const uint64_t *pfns, unsigned long nr);
+
+/* ------------------------------------------------------------------------ */
+/* Introspection                                                             */
+
+enum dmm_pte_kind {
+	DMM_PTE_NONE,
+	DMM_PTE_PRESENT,
+	DMM_PTE_DEVICE_PRIVATE_READ,
+	DMM_PTE_DEVICE_PRIVATE_WRITE,
+	DMM_PTE_DEVICE_EXCLUSIVE,
+	DMM_PTE_MIGRATION_READ,
+	DMM_PTE_MIGRATION_READ_EXCLUSIVE,
+	DMM_PTE_MIGRATION_WRITE,
+};
+
+/* Returns the kind's name ("none", "present", "dev-private-r", ...). */
+const char *dmm_pte_kind_name(enum dmm_pte_kind kind);
+
+struct dmm_pte_info {
+	enum dmm_pte_kind kind;
+	uint64_t pfn;  /* meaningful unless kind == DMM_PTE_NONE */
+	bool write;    /* PRESENT: writable */
+	bool dirty;
+	bool young;
+	bool special;  /* PRESENT special (the zero page) */
+};
+
+/*
+ * dmm_pte_query - the page-table entry mapping @addr (any alignment).
+ * An address with no page table or no VMA reports DMM_PTE_NONE.
+ * Errors: -EINVAL (NULL argument, address outside user space).
+ */
+int dmm_pte_query(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out);
+
+/* Page flags reported by dmm_page_query(). */
+#define DMM_PAGE_LOCKED 0x0001
+#define DMM_PAGE_ANON 0x0002
+#define DMM_PAGE_ANON_EXCLUSIVE 0x0004
+#define DMM_PAGE_DIRTY 0x0008
+#define DMM_PAGE_UPTODATE 0x0010
+#define DMM_PAGE_RESERVED 0x0020  /* the zero page */
+#define DMM_PAGE_PAGECACHE 0x0040 /* belongs to a file's page cache */
+#define DMM_PAGE_FREE 0x0080      /* on the frame allocator's free list */
+#define DMM_PAGE_ZONE_DEVICE 0x0100
+
+enum dmm_page_location { DMM_LOC_SYSTEM, DMM_LOC_ZERO, DMM_LOC_DEVICE_PRIVATE, DMM_LOC_DEVICE_COHERENT };
+
+struct dmm_page_info {
+	uint32_t refcount; /* pins included, each FOLL_PIN counting 1024 */
+	int32_t mapcount;
+	uint32_t pincount; /* exact number of FOLL_PIN pins */
+	uint32_t flags;    /* DMM_PAGE_* */
+	enum dmm_page_location location;
+};
+
+/*
+ * dmm_page_query - the state of frame @pfn. The zero page reports 0 counts.
+ * Errors: -EINVAL (NULL argument), -ENXIO (no such frame).
+ */
+int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *out);
+
+/* VMA flags reported by dmm_vma_query(). */
+#define DMM_VM_READ 0x0001
+#define DMM_VM_WRITE 0x0002
+#define DMM_VM_SHARED 0x0008
+#define DMM_VM_MAYREAD 0x0010
+#define DMM_VM_MAYWRITE 0x0020
+#define DMM_VM_MAYSHARE 0x0080
+#define DMM_VM_DONTCOPY 0x00020000
+#define DMM_VM_HUGEPAGE 0x20000000
+#define DMM_VM_NOHUGEPAGE 0x40000000
+
+enum dmm_vma_type { DMM_VMA_ANON, DMM_VMA_SHMEM, DMM_VMA_FILE };
+
+struct dmm_vma_info {
+	uint64_t start, end;   /* [start, end) */
+	uint64_t pgoff;        /* in pages */
+	unsigned long flags;   /* DMM_VM_* */
+	enum dmm_vma_type type;
+	const struct dmm_file *file; /* FILE and SHMEM: the object */
+};
+
+/*
+ * dmm_vma_query - the VMA containing @addr, or else the first VMA above it.
+ * Errors: -EINVAL (NULL argument), -ENOENT (no VMA at or above addr).
+ * Iterate with: for (a = 0; !dmm_vma_query(mm, a, &v); a = v.end) ...
+ */
+int dmm_vma_query(struct dmm_mm *mm, uint64_t addr, struct dmm_vma_info *out);
+
+/* ------------------------------------------------------------------------ */
+/* Invariant checker                                                         */
+
+/*
+ * dmm_check - validate every invariant of the whole system: mapcounts
+ * against page tables, refcounts and pins, anon-exclusive rules, rss,
+ * page-table/VMA consistency, the frame allocator, the page cache, the
+ * zero page. The system must be quiescent (no call in flight).
+ * Violations are described in @report (up to @size bytes, NUL-terminated;
+ * may be NULL) and, when @report is NULL, printed to stderr.
+ * Returns 0 when everything holds, -EUCLEAN otherwise.
+ */
+int dmm_check(struct dmm_system *sys, char *report, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+
+/*
+ * One list generates the struct and its printout. X(name, description).
+ */
+#define DMM_STAT_LIST(X)                                                           \
+	X(frames_alloc, "system frames allocated")                                \
+	X(frames_free, "system frames freed")                                     \
+	X(frames_alloc_fail, "system frame allocations that failed")              \
+	X(fault_anon, "anonymous faults that allocated a page")                   \
+	X(fault_zero, "read faults that mapped the zero page")                    \
+	X(fault_file, "file or shmem faults that mapped a page-cache page")       \
+	X(fault_file_cow, "write faults that copied a file page privately")       \
+	X(fault_wp_shared, "write faults that made a shared page writable")       \
+	X(cow_copy, "copy-on-write faults that copied the page")                  \
+	X(cow_reuse, "copy-on-write faults that reused an exclusive page")        \
+	X(fault_segv, "accesses refused (the model's SIGSEGV or SIGBUS)")         \
+	X(fault_oom, "faults that failed for lack of memory")                     \
+	X(fault_retry, "faults that waited and retried")                          \
+	X(fork, "forks")                                                          \
+	X(fork_failed, "forks that failed")                                       \
+	X(fork_pte_shared, "entries shared with a child at fork")                 \
+	X(fork_page_copied, "maybe-pinned pages copied eagerly at fork")          \
+	X(zap_page, "mapped entries zapped")                                      \
+	X(munmap, "munmap calls")                                                 \
+	X(mprotect, "mprotect calls")                                             \
+	X(mprotect_pte, "entries changed by mprotect")                            \
+	X(madvise, "madvise calls")                                               \
+	X(mremap, "mremap calls")                                                 \
+	X(mremap_pte, "entries moved by mremap")                                  \
+	X(vma_split, "VMA splits")                                                \
+	X(vma_merge, "VMA merges")                                                \
+	X(pagecache_alloc, "page-cache pages allocated")                          \
+	X(gup_pages, "pages referenced by get_user_pages")                        \
+	X(pin_pages, "pages pinned (FOLL_PIN)")                                   \
+	X(unpin_pages, "pages unpinned")
+
+struct dmm_stats {
+#define DMM_STAT_FIELD(name, desc) uint64_t name;
+	DMM_STAT_LIST(DMM_STAT_FIELD)
+#undef DMM_STAT_FIELD
+};
+
+/* dmm_stats_get - a consistent-enough snapshot of the counters.
+ * Errors: -EINVAL (NULL argument). */
+int dmm_stats_get(struct dmm_system *sys, struct dmm_stats *out);
+
+/* dmm_stats_print - one "name value  # description" line per counter. */
+void dmm_stats_print(const struct dmm_stats *stats, FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DEVMM_DEVMM_H */

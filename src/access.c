@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CPU access: loads, stores and atomics performed as a CPU would, through
+ * the page table. An access holds the PTL of its entry while it touches
+ * the frame (the model's TLB: whoever changes the entry under the PTL knows
+ * no access goes on through the old one). An entry that does not allow the
+ * access is a fault, resolved by handle_mm_fault, and the access retries.
+ */
+#include "internal.h"
+
+enum access_op { ACC_READ, ACC_WRITE, ACC_CMPXCHG, ACC_ADD };
+
+struct access {
+	enum access_op op;
+	uint8_t *buf;		/* READ / WRITE */
+	uint32_t expected, val; /* CMPXCHG / ADD */
+	uint32_t old;
+};
+
+static bool op_writes(enum access_op op) { return op != ACC_READ; }
+
+static void do_op(struct access *a, uint8_t *mem, size_t len)
+{
+	uint32_t *w = (uint32_t *)mem;
+
+	switch (a->op) {
+	case ACC_READ:
+		memcpy(a->buf, mem, len);
+		break;
+	case ACC_WRITE:
+		memcpy(mem, a->buf, len);
+		break;
+	case ACC_CMPXCHG:
+		a->old = a->expected;
+		__atomic_compare_exchange_n(w, &a->old, a->val, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		break;
+	case ACC_ADD:
+		a->old = __atomic_fetch_add(w, a->val, __ATOMIC_SEQ_CST);
+		break;
+	}
+}
+
+/* Try the access through the current entry. true: done. */
+static bool access_present(struct dmm_mm *mm, uint64_t addr, size_t len, struct access *a)
+{
+	struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
+	bool write = op_writes(a->op), done = false;
+	_Atomic pte_t *slot;
+	pte_t e;
+
+	if (!t)
+		return false;
+	slot = pte_slot(t, addr);
+	ptl_lock(t);
+	e = pte_get(slot);
+	if (pte_present(e) && (!write || pte_write(e))) {
+		struct dmm_page *p = pfn_to_page(mm->sys, pte_pfn(e));
+		pte_t ne = write ? pte_mkdirty(pte_mkyoung(e)) : pte_mkyoung(e);
+
+		do_op(a, (uint8_t *)page_address(mm->sys, p) + (addr & ~PAGE_MASK), len);
+		if (ne != e)
+			pte_set(slot, ne);
+		done = true;
+	}
+	ptl_unlock(t);
+	return done;
+}
+
+/* One access within one page, mmap_lock held for read. */
+static int access_one(struct dmm_mm *mm, uint64_t addr, size_t len, struct access *a)
+{
+	bool write = op_writes(a->op);
+
+	for (;;) {
+		struct dmm_vma *vma = vma_lookup(mm, addr);
+		vm_fault_t r;
+
+		if (!vma || !(vma->flags & (write ? VM_WRITE : VM_READ))) {
+			dmm_stat_inc(mm->sys, fault_segv);
+			return -EFAULT;
+		}
+		if (access_present(mm, addr, len, a))
+			return 0;
+		r = handle_mm_fault(vma, addr, write ? FAULT_FLAG_WRITE : 0);
+		if (r & VM_FAULT_ERROR) {
+			if (r & VM_FAULT_OOM)
+				dmm_stat_inc(mm->sys, fault_oom);
+			else
+				dmm_stat_inc(mm->sys, fault_segv);
+			return vm_fault_to_errno(r);
+		}
+	}
+}
+
+/* Pages per mmap_lock hold, so that writers get a turn on long ranges. */
+#define ACCESS_BATCH 64
+
+static int access_range(struct dmm_mm *mm, uint64_t addr, void *buf, size_t len, enum access_op op)
+{
+	struct access a = { .op = op, .buf = buf };
+	int r = 0;
+
+	if (!mm || (!buf && len))
+		return -EINVAL;
+	if (addr >= DMM_TASK_SIZE || len > DMM_TASK_SIZE - addr)
+		return -EFAULT;
+	while (len && !r) {
+		mmap_read_lock(mm);
+		for (unsigned int n = 0; len && n < ACCESS_BATCH; n++) {
+			size_t chunk = DMM_MIN(len, PAGE_SIZE - (addr & ~PAGE_MASK));
+
+			r = access_one(mm, addr, chunk, &a);
+			if (r)
+				break;
+			a.buf += chunk;
+			addr += chunk;
+			len -= chunk;
+		}
+		mmap_read_unlock(mm);
+	}
+	return r;
+}
+
+int dmm_read(struct dmm_mm *mm, uint64_t addr, void *buf, size_t len)
+{
+	return access_range(mm, addr, buf, len, ACC_READ);
+}
+
+int dmm_write(struct dmm_mm *mm, uint64_t addr, const void *buf, size_t len)
+{
+	return access_range(mm, addr, (void *)buf, len, ACC_WRITE);
+}
+
+static int access_word(struct dmm_mm *mm, uint64_t addr, struct access *a)
+{
+	int r;
+
+	if (!mm || (addr & 3))
+		return -EINVAL;
+	if (addr >= DMM_TASK_SIZE)
+		return -EFAULT;
+	mmap_read_lock(mm);
+	r = access_one(mm, addr, 4, a);
+	mmap_read_unlock(mm);
+	return r;
+}
+
+int dmm_load32(struct dmm_mm *mm, uint64_t addr, uint32_t *val)
+{
+	uint32_t v;
+	struct access a = { .op = ACC_READ, .buf = (uint8_t *)&v };
+	int r;
+
+	if (!val)
+		return -EINVAL;
+	r = access_word(mm, addr, &a);
+	if (!r)
+		*val = v;
+	return r;
+}
+
+int dmm_store32(struct dmm_mm *mm, uint64_t addr, uint32_t val)
+{
+	struct access a = { .op = ACC_WRITE, .buf = (uint8_t *)&val };
+
+	return access_word(mm, addr, &a);
+}
+
+int dmm_cmpxchg32(struct dmm_mm *mm, uint64_t addr, uint32_t expected, uint32_t desired,
+		  uint32_t *old)
+{
+	struct access a = { .op = ACC_CMPXCHG, .expected = expected, .val = desired };
+	int r = access_word(mm, addr, &a);
+
+	if (!r && old)
+		*old = a.old;
+	return r;
+}
+
+int dmm_fetch_add32(struct dmm_mm *mm, uint64_t addr, uint32_t delta, uint32_t *old)
+{
+	struct access a = { .op = ACC_ADD, .val = delta };
+	int r = access_word(mm, addr, &a);
+
+	if (!r && old)
+		*old = a.old;
+	return r;
+}

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dmm_check: the invariant validator (semantics.md §4), a real O(frames +
+ * entries) function that tests and scripts run after every step. It needs
+ * a quiescent system; it takes the mm list lock and every mmap_lock for
+ * read so that a misuse shows up as a wait, not as a crash.
+ *
+ * What it proves:
+ *  - VMAs: sorted, page aligned, non-overlapping, in user space, linked to
+ *    their anon_vma and file;
+ *  - entries: inside a VMA, permissions within the VMA's, the zero page only
+ *    as a read-only special entry, frames allocated, reverse-map identity
+ *    (anon_vma / file and linear index) matching the address;
+ *  - mapcount of every frame = the entries that map it; refcount >= mapcount
+ *    + pins*1024 + the page cache's reference; writable anonymous entries
+ *    only on anon-exclusive pages; anon-exclusive pages mapped at most once;
+ *    migration entries only on locked frames; no frame locked otherwise;
+ *  - rss counters = the entries counted per type;
+ *  - the allocator: every free frame listed exactly once and clean, the
+ *    free count matching, never-used frames untouched; the zero page never
+ *    counted;
+ *  - the page cache: every cached page knows its file and index.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+#define MAX_REPORTS 32
+
+struct checker {
+	struct dmm_system *sys;
+	char *buf;
+	size_t size, len;
+	unsigned int errors;
+	uint32_t *maps;	 /* mapping entries per pfn */
+	uint32_t *migs;	 /* migration entries per pfn */
+	uint8_t *listed; /* free-list appearances per pfn */
+	long rss[DMM_NR_MM_COUNTERS];
+	struct dmm_mm *mm;
+};
+
+__attribute__((format(printf, 2, 3))) static void report(struct checker *ck, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	if (ck->errors++ >= MAX_REPORTS)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (!ck->buf) {
+		fprintf(stderr, "dmm_check: %s\n", line);
+		return;
+	}
+	if (ck->len + 1 < ck->size) {
+		int w = snprintf(ck->buf + ck->len, ck->size - ck->len, "%s\n", line);
+
+		if (w > 0)
+			ck->len = DMM_MIN(ck->size - 1, ck->len + (size_t)w);
+	}
+}
+
+static bool list_contains(const struct dmm_list *head, const struct dmm_list *n)
+{
+	const struct dmm_list *pos;
+
+	list_for_each(pos, head)
+		if (pos == n)
+			return true;
+	return false;
+}
+
+static void check_vmas(struct checker *ck, struct dmm_mm *mm)
+{
+	uint64_t prev_end = 0;
+
+	for (size_t i = 0; i < mm->nr_vmas; i++) {
+		struct dmm_vma *v = mm->vmas[i];
+
+		if (v->mm != mm || !PAGE_ALIGNED(v->start) || !PAGE_ALIGNED(v->end) || v->start >= v->end ||
+		    v->start < prev_end || v->end > DMM_TASK_SIZE)
+			report(ck, "mm %u: bad VMA [%#lx, %#lx) after %#lx", mm->id,
+			       (unsigned long)v->start, (unsigned long)v->end, (unsigned long)prev_end);
+		if (v->anon_vma && !list_contains(&v->anon_vma->vmas, &v->anon_node))
+			report(ck, "mm %u: VMA %#lx not on its anon_vma", mm->id, (unsigned long)v->start);
+		if (v->file && !list_contains(&v->file->i_mmap, &v->file_node))
+			report(ck, "mm %u: VMA %#lx not on its file", mm->id, (unsigned long)v->start);
+		if (!!(v->flags & VM_SHARED) != !!(v->flags & VM_MAYSHARE) || ((v->flags & VM_SHARED) && !v->file))
+			report(ck, "mm %u: VMA %#lx has inconsistent sharing", mm->id, (unsigned long)v->start);
+		prev_end = v->end;
+	}
+}
+
+static void check_present(struct checker *ck, struct dmm_vma *v, uint64_t addr, pte_t e)
+{
+	struct dmm_system *sys = ck->sys;
+	struct dmm_page *p;
+
+	if (pte_write(e) && !(v->flags & VM_WRITE))
+		report(ck, "mm %u %#lx: writable entry in a VMA without VM_WRITE", ck->mm->id, (unsigned long)addr);
+	if (pte_special(e)) {
+		if (pte_pfn(e) != DMM_ZERO_PFN || pte_write(e) || !vma_is_anonymous(v))
+			report(ck, "mm %u %#lx: bad special entry", ck->mm->id, (unsigned long)addr);
+		return;
+	}
+	p = pfn_to_page(sys, pte_pfn(e));
+	if (!p || pte_pfn(e) == DMM_ZERO_PFN) {
+		report(ck, "mm %u %#lx: entry maps pfn %#lx without a page", ck->mm->id, (unsigned long)addr,
+		       (unsigned long)pte_pfn(e));
+		return;
+	}
+	ck->maps[pte_pfn(e)]++;
+	ck->rss[mm_counter(v, p)]++;
+	if (page_test(p, PG_free) || page_ref_count(p) == 0)
+		report(ck, "mm %u %#lx: maps free pfn %#lx", ck->mm->id, (unsigned long)addr, (unsigned long)pte_pfn(e));
+	if (page_is_anon(p)) {
+		if (pte_write(e) && !page_test(p, PG_anon_exclusive))
+			report(ck, "mm %u %#lx: writable entry on a shared anon page", ck->mm->id, (unsigned long)addr);
+		if (p->mapping != v->anon_vma || p->index != linear_page_index(v, addr))
+			report(ck, "mm %u %#lx: anon page identity does not match its VMA", ck->mm->id,
+			       (unsigned long)addr);
+	} else if (p->mapping != v->file || p->index != linear_page_index(v, addr) ||
+		   !page_test(p, PG_pagecache)) {
+		report(ck, "mm %u %#lx: file page identity does not match its VMA", ck->mm->id, (unsigned long)addr);
+	}
+}
+
+static void check_entry(struct checker *ck, uint64_t addr, pte_t e)
+{
+	struct dmm_vma *v = vma_lookup(ck->mm, addr);
+	struct dmm_page *p;
+
+	if (!v) {
+		report(ck, "mm %u %#lx: entry outside any VMA", ck->mm->id, (unsigned long)addr);
+		return;
+	}
+	if (pte_present(e)) {
+		check_present(ck, v, addr, e);
+		return;
+	}
+	p = pfn_to_page(ck->sys, entry_pfn(e));
+	if (!p) {
+		report(ck, "mm %u %#lx: leaf entry with a bad pfn", ck->mm->id, (unsigned long)addr);
+		return;
+	}
+	ck->rss[mm_counter(v, p)]++;
+	if (is_migration_entry(e)) {
+		ck->migs[entry_pfn(e)]++;
+		if (!page_locked(p))
+			report(ck, "mm %u %#lx: migration entry on an unlocked page", ck->mm->id, (unsigned long)addr);
+		return;
+	}
+	ck->maps[entry_pfn(e)]++;
+}
+
+static int check_pte_table(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end, void *arg)
+{
+	(void)mm;
+	for (; addr < end; addr += PAGE_SIZE) {
+		pte_t e = pte_get(pte_slot(t, addr));
+
+		if (!pte_none(e))
+			check_entry(arg, addr, e);
+	}
+	return 0;
+}
+
+static void check_mm(struct checker *ck, struct dmm_mm *mm)
+{
+	ck->mm = mm;
+	memset(ck->rss, 0, sizeof(ck->rss));
+	check_vmas(ck, mm);
+	walk_pte_tables(mm, 0, DMM_TASK_SIZE, check_pte_table, ck);
+	for (int t = 0; t < DMM_NR_MM_COUNTERS; t++)
+		if (ck->rss[t] != atomic_load(&mm->rss[t]))
+			report(ck, "mm %u: rss[%d] is %ld, entries say %ld", mm->id, t,
+			       (long)atomic_load(&mm->rss[t]), ck->rss[t]);
+}
+
+static void check_frame(struct checker *ck, uint64_t pfn)
+{
+	struct dmm_page *p = &ck->sys->frames[pfn];
+	uint32_t ref = page_ref_count(p), pins = atomic_load(&p->pincount), fl = page_flags(p);
+	int32_t map = page_mapcount(p);
+	uint64_t need = (uint64_t)map + (uint64_t)pins * GUP_PIN_COUNTING_BIAS + !!(fl & PG_pagecache);
+
+	if (ck->listed[pfn] > 1)
+		report(ck, "pfn %#lx: on the free lists %u times", (unsigned long)pfn, ck->listed[pfn]);
+	if (ck->listed[pfn]) {
+		if (!(fl & PG_free) && pfn < atomic_load(&ck->sys->next_fresh))
+			report(ck, "pfn %#lx: listed free without PG_free", (unsigned long)pfn);
+		if (ref || map || pins || ck->maps[pfn] || ck->migs[pfn])
+			report(ck, "pfn %#lx: free but ref %u map %d pins %u", (unsigned long)pfn, ref, map, pins);
+		return;
+	}
+	if (ref == 0 || (fl & PG_free))
+		report(ck, "pfn %#lx: neither free nor in use (ref %u, flags %#x)", (unsigned long)pfn, ref, fl);
+	if (map < 0 || (uint32_t)map != ck->maps[pfn])
+		report(ck, "pfn %#lx: mapcount %d but %u entries map it", (unsigned long)pfn, map, ck->maps[pfn]);
+	if (ref < need)
+		report(ck, "pfn %#lx: refcount %u below %lu (maps %d, pins %u)", (unsigned long)pfn, ref,
+		       (unsigned long)need, map, pins);
+	if ((fl & PG_anon_exclusive) && map > 1)
+		report(ck, "pfn %#lx: anon-exclusive but mapped %d times", (unsigned long)pfn, map);
+	if ((fl & PG_anon) && pins && map && !(fl & PG_anon_exclusive))
+		report(ck, "pfn %#lx: pinned anon page is not exclusive", (unsigned long)pfn);
+	if ((fl & PG_locked) && !ck->migs[pfn])
+		report(ck, "pfn %#lx: locked while the system is quiescent", (unsigned long)pfn);
+}
+
+static void mark_listed(uint64_t pfn, void *arg)
+{
+	struct checker *ck = arg;
+
+	if (pfn == 0 || pfn > ck->sys->nr_frames)
+		report(ck, "free list holds bad pfn %#lx", (unsigned long)pfn);
+	else if (ck->listed[pfn] < 255)
+		ck->listed[pfn]++;
+}
+
+static void check_frames(struct checker *ck)
+{
+	struct dmm_system *sys = ck->sys;
+	struct dmm_page *zero = &sys->frames[0];
+	uint64_t nfree = 0;
+
+	frame_for_each_free(sys, mark_listed, ck);
+	for (uint64_t pfn = 1; pfn <= sys->nr_frames; pfn++) {
+		check_frame(ck, pfn);
+		nfree += ck->listed[pfn] != 0;
+	}
+	if (nfree != dmm_system_nr_free(sys))
+		report(ck, "allocator: %lu frames free on the lists, counter says %lu", (unsigned long)nfree,
+		       (unsigned long)dmm_system_nr_free(sys));
+	if (page_ref_count(zero) || page_mapcount(zero) || page_flags(zero) != (PG_reserved | PG_uptodate))
+		report(ck, "the zero page was counted or changed");
+	if (ck->maps[0])
+		report(ck, "the zero page appears as a counted mapping");
+}
+
+static void check_files(struct checker *ck)
+{
+	struct dmm_list *pos;
+
+	list_for_each(pos, &ck->sys->files) {
+		struct dmm_file *f = container_of(pos, struct dmm_file, node);
+
+		pthread_mutex_lock(&f->lock);
+		for (uint64_t i = 0; i < f->npages; i++) {
+			struct dmm_page *p = f->pages[i];
+
+			if (p && (p->mapping != f || p->index != i || !page_test(p, PG_pagecache)))
+				report(ck, "file page %lu: wrong identity", (unsigned long)i);
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+}
+
+int dmm_check(struct dmm_system *sys, char *buf, size_t size)
+{
+	struct checker ck = { .sys = sys, .buf = size ? buf : NULL, .size = size };
+	struct dmm_list *pos;
+
+	if (!sys)
+		return -EINVAL;
+	if (ck.buf)
+		ck.buf[0] = '\0';
+	ck.maps = calloc(sys->nr_frames + 1, sizeof(*ck.maps));
+	ck.migs = calloc(sys->nr_frames + 1, sizeof(*ck.migs));
+	ck.listed = calloc(sys->nr_frames + 1, 1);
+	if (!ck.maps || !ck.migs || !ck.listed) {
+		free(ck.maps);
+		free(ck.migs);
+		free(ck.listed);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&sys->mm_list_lock);
+	list_for_each(pos, &sys->mms) {
+		struct dmm_mm *mm = container_of(pos, struct dmm_mm, node);
+
+		mmap_read_lock(mm);
+		check_mm(&ck, mm);
+		mmap_read_unlock(mm);
+	}
+	pthread_mutex_lock(&sys->file_list_lock);
+	check_files(&ck);
+	pthread_mutex_unlock(&sys->file_list_lock);
+	check_frames(&ck);
+	pthread_mutex_unlock(&sys->mm_list_lock);
+	if (ck.errors > MAX_REPORTS)
+		report(&ck, "... %u more", ck.errors - MAX_REPORTS);
+	free(ck.maps);
+	free(ck.migs);
+	free(ck.listed);
+	return ck.errors ? -EUCLEAN : 0;
+}

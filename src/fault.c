@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault handler (semantics.md §3.1, §3.2): anonymous faults (the zero
+ * page on read, a new page on write), file and shmem page-cache faults,
+ * write-protect faults (reuse of exclusive pages, copy-on-write, shared
+ * mappings made writable) and the wait on migration entries.
+ *
+ * Called with mmap_lock held for read and no other lock. Every path
+ * re-checks the entry under the PTL before changing it, so concurrent
+ * faults on one address resolve once; a fault that lost a race returns 0
+ * and the caller retries the access.
+ */
+#include "internal.h"
+
+struct vm_fault {
+	struct dmm_vma *vma;
+	struct dmm_mm *mm;
+	struct dmm_system *sys;
+	uint64_t addr;
+	unsigned int flags;
+	struct dmm_pte_table *tbl;
+	_Atomic pte_t *pte;
+	pte_t orig;
+};
+
+int vm_fault_to_errno(vm_fault_t r)
+{
+	if (r & VM_FAULT_OOM)
+		return -ENOMEM;
+	if (r & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV))
+		return -EFAULT;
+	return 0;
+}
+
+static bool fault_write(const struct vm_fault *vmf) { return vmf->flags & FAULT_FLAG_WRITE; }
+static bool fault_unshare(const struct vm_fault *vmf) { return vmf->flags & FAULT_FLAG_UNSHARE; }
+static uint64_t vma_write_bit(const struct dmm_vma *vma) { return (vma->flags & VM_WRITE) ? _PTE_WRITE : 0; }
+
+/* Install e at an entry that must still be none. false: lost a race. */
+static bool set_pte_if_none(struct vm_fault *vmf, pte_t e)
+{
+	bool ok;
+
+	ptl_lock(vmf->tbl);
+	ok = pte_none(pte_get(vmf->pte));
+	if (ok)
+		pte_set(vmf->pte, e);
+	ptl_unlock(vmf->tbl);
+	return ok;
+}
+
+/* A fresh anonymous page mapped at vmf->addr, with contents from src (or zero). */
+static vm_fault_t map_new_anon_page(struct vm_fault *vmf, struct dmm_page *src, uint64_t bits,
+				    bool must_be_none)
+{
+	struct dmm_page *p;
+
+	if (anon_vma_prepare(vmf->vma))
+		return VM_FAULT_OOM;
+	p = frame_alloc(vmf->sys, src ? 0 : GFP_ZERO);
+	if (!p)
+		return VM_FAULT_OOM;
+	if (src)
+		copy_page_contents(vmf->sys, p, src);
+	ptl_lock(vmf->tbl);
+	if (must_be_none ? !pte_none(pte_get(vmf->pte)) : pte_get(vmf->pte) != vmf->orig) {
+		ptl_unlock(vmf->tbl);
+		put_page(vmf->sys, p);
+		return VM_FAULT_RETRY;
+	}
+	page_add_new_anon_rmap(p, vmf->vma, vmf->addr);
+	add_mm_counter(vmf->mm, DMM_MM_ANONPAGES, 1);
+	pte_set(vmf->pte, pfn_pte(page_to_pfn(vmf->sys, p), bits | _PTE_YOUNG));
+	ptl_unlock(vmf->tbl);
+	return 0;
+}
+
+static vm_fault_t do_anonymous_page(struct vm_fault *vmf)
+{
+	vm_fault_t r;
+
+	if (!fault_write(vmf)) {
+		if (set_pte_if_none(vmf, pfn_pte(DMM_ZERO_PFN, _PTE_SPECIAL | _PTE_YOUNG)))
+			dmm_stat_inc(vmf->sys, fault_zero);
+		return 0;
+	}
+	r = map_new_anon_page(vmf, NULL, _PTE_DIRTY | vma_write_bit(vmf->vma), true);
+	if (!r)
+		dmm_stat_inc(vmf->sys, fault_anon);
+	return r & ~VM_FAULT_RETRY;
+}
+
+/* Does the file need write notification (dirty tracking)? Regular files
+ * do, as a file system with writeback would; shmem does not. */
+static bool vma_wants_writenotify(const struct dmm_vma *vma)
+{
+	return vma->file && !vma->file->shmem;
+}
+
+static vm_fault_t do_file_fault(struct vm_fault *vmf)
+{
+	struct dmm_vma *vma = vmf->vma;
+	bool shared = vma->flags & VM_SHARED;
+	struct dmm_page *p;
+	uint64_t bits = _PTE_YOUNG;
+	vm_fault_t r = 0;
+	int err;
+
+	err = filemap_get_page(vma->file, linear_page_index(vma, vmf->addr), &p);
+	if (err)
+		return err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+	if (fault_write(vmf) && !shared) {
+		/* do_cow_fault: a private copy of the file page. */
+		r = map_new_anon_page(vmf, p, _PTE_DIRTY | vma_write_bit(vma), true);
+		put_page(vmf->sys, p);
+		if (!r)
+			dmm_stat_inc(vmf->sys, fault_file_cow);
+		return r & ~VM_FAULT_RETRY;
+	}
+	if (shared && fault_write(vmf))
+		bits |= _PTE_WRITE | _PTE_DIRTY;
+	else if (shared && (vma->flags & VM_WRITE) && !vma_wants_writenotify(vma))
+		bits |= _PTE_WRITE;
+	ptl_lock(vmf->tbl);
+	if (!pte_none(pte_get(vmf->pte))) {
+		ptl_unlock(vmf->tbl);
+		put_page(vmf->sys, p);
+		return 0;
+	}
+	page_add_file_rmap(p); /* the lookup's reference becomes the mapping's */
+	if (bits & _PTE_DIRTY)
+		page_set(p, PG_dirty);
+	add_mm_counter(vmf->mm, mm_counter(vma, p), 1);
+	pte_set(vmf->pte, pfn_pte(page_to_pfn(vmf->sys, p), bits));
+	ptl_unlock(vmf->tbl);
+	dmm_stat_inc(vmf->sys, fault_file);
+	return 0;
+}
+
+/*
+ * Copy-on-write: replace the read-only entry by a new exclusive anonymous
+ * page holding a copy of @old (NULL: the zero page). @old carries a
+ * reference of ours.
+ */
+static vm_fault_t wp_page_copy(struct vm_fault *vmf, struct dmm_page *old)
+{
+	struct dmm_system *sys = vmf->sys;
+	uint64_t bits = fault_unshare(vmf) ? 0 : _PTE_DIRTY | vma_write_bit(vmf->vma);
+	struct dmm_page *p;
+
+	if (anon_vma_prepare(vmf->vma))
+		goto oom;
+	p = frame_alloc(sys, old ? 0 : GFP_ZERO);
+	if (!p)
+		goto oom;
+	if (old)
+		copy_page_contents(sys, p, old);
+	ptl_lock(vmf->tbl);
+	if (pte_get(vmf->pte) != vmf->orig) {
+		ptl_unlock(vmf->tbl);
+		put_page(sys, p);
+		if (old)
+			put_page(sys, old);
+		return 0;
+	}
+	if (old) {
+		page_remove_rmap(old);
+		add_mm_counter(vmf->mm, mm_counter(vmf->vma, old), -1);
+	}
+	page_add_new_anon_rmap(p, vmf->vma, vmf->addr);
+	add_mm_counter(vmf->mm, DMM_MM_ANONPAGES, 1);
+	pte_set(vmf->pte, pfn_pte(page_to_pfn(sys, p), bits | _PTE_YOUNG));
+	ptl_unlock(vmf->tbl);
+	if (old) {
+		put_page(sys, old); /* the old mapping's reference */
+		put_page(sys, old); /* ours */
+	}
+	dmm_stat_inc(sys, cow_copy);
+	return 0;
+oom:
+	if (old)
+		put_page(sys, old);
+	return VM_FAULT_OOM;
+}
+
+/*
+ * May a shared-looking anonymous page be reused in place? Only when ours
+ * is the one reference left (no other mapping, no GUP reference) and the
+ * page lock can be had (wp_can_reuse_anon_folio).
+ */
+static bool can_reuse_anon_page(struct dmm_system *sys, struct dmm_page *p)
+{
+	bool ok;
+
+	if (page_ref_count(p) != 1 || !trylock_page(p))
+		return false;
+	ok = page_ref_count(p) == 1 && page_mapcount(p) == 1;
+	if (ok)
+		page_set(p, PG_anon_exclusive);
+	unlock_page(sys, p);
+	return ok;
+}
+
+/* A write (or unshare) fault on a present read-only entry. PTL held on
+ * entry; dropped on return. */
+static vm_fault_t do_wp_page(struct vm_fault *vmf)
+{
+	struct dmm_vma *vma = vmf->vma;
+	pte_t e = vmf->orig;
+	struct dmm_page *p;
+
+	if (pte_special(e)) {
+		ptl_unlock(vmf->tbl);
+		return wp_page_copy(vmf, NULL);
+	}
+	p = pfn_to_page(vmf->sys, pte_pfn(e));
+	if (vma->flags & VM_SHARED) {
+		if (!fault_unshare(vmf)) {
+			page_set(p, PG_dirty);
+			pte_set(vmf->pte, pte_mkyoung(pte_mkdirty(pte_mkwrite(e))));
+			dmm_stat_inc(vmf->sys, fault_wp_shared);
+		}
+		ptl_unlock(vmf->tbl);
+		return 0;
+	}
+	if (page_is_anon(p) &&
+	    (page_test(p, PG_anon_exclusive) || can_reuse_anon_page(vmf->sys, p))) {
+		if (!fault_unshare(vmf))
+			pte_set(vmf->pte, pte_mkyoung(pte_mkdirty(e | vma_write_bit(vma))));
+		ptl_unlock(vmf->tbl);
+		dmm_stat_inc(vmf->sys, cow_reuse);
+		return 0;
+	}
+	get_page(p);
+	ptl_unlock(vmf->tbl);
+	return wp_page_copy(vmf, p);
+}
+
+/* The entry is a migration entry: sleep until the migration ends. */
+static vm_fault_t migration_entry_wait(struct vm_fault *vmf)
+{
+	struct dmm_page *p;
+
+	ptl_lock(vmf->tbl);
+	if (pte_get(vmf->pte) != vmf->orig) {
+		ptl_unlock(vmf->tbl);
+		return 0;
+	}
+	p = pfn_to_page(vmf->sys, entry_pfn(vmf->orig));
+	if (!get_page_unless_zero(p)) {
+		ptl_unlock(vmf->tbl);
+		return 0;
+	}
+	ptl_unlock(vmf->tbl);
+	wait_on_page_locked(vmf->sys, p);
+	put_page(vmf->sys, p);
+	dmm_stat_inc(vmf->sys, fault_retry);
+	return 0;
+}
+
+static vm_fault_t handle_nonpresent(struct vm_fault *vmf)
+{
+	if (is_migration_entry(vmf->orig))
+		return migration_entry_wait(vmf);
+	/* Device-private and device-exclusive entries only exist once device
+	 * memory is registered; nothing else non-present is ever installed. */
+	dmm_bug(__FILE__, __LINE__, "fault on an entry kind without a handler");
+}
+
+vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flags)
+{
+	struct vm_fault vmf = {
+		.vma = vma, .mm = vma->mm, .sys = vma->mm->sys,
+		.addr = addr & PAGE_MASK, .flags = flags,
+	};
+
+	vmf.tbl = pte_table_lookup(vmf.mm, vmf.addr, true);
+	if (!vmf.tbl)
+		return VM_FAULT_OOM;
+	vmf.pte = pte_slot(vmf.tbl, vmf.addr);
+	vmf.orig = pte_get(vmf.pte);
+	if (pte_none(vmf.orig))
+		return vma_is_anonymous(vma) ? do_anonymous_page(&vmf) : do_file_fault(&vmf);
+	if (!pte_present(vmf.orig))
+		return handle_nonpresent(&vmf);
+	if (!(flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) || pte_write(vmf.orig))
+		return 0; /* spurious: someone resolved it already */
+	ptl_lock(vmf.tbl);
+	vmf.orig = pte_get(vmf.pte);
+	if (!pte_present(vmf.orig) || pte_write(vmf.orig)) {
+		ptl_unlock(vmf.tbl);
+		return 0;
+	}
+	return do_wp_page(&vmf);
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fork (semantics.md §3.3): every VMA not marked DONTCOPY is duplicated;
+ * page tables are copied for VMAs that have anonymous pages (others
+ * refault in the child). Private writable entries become read-only in both
+ * processes; an exclusive anonymous page that may be pinned is copied for
+ * the child at once, so the pin keeps pointing at the parent's page.
+ * Device-private entries are shared read-only, writable migration entries
+ * are downgraded to read.
+ *
+ * Lock order: parent mmap_lock (write), then the parent PTL, then the
+ * child's PTL (the child is not visible to anyone yet).
+ */
+#include "internal.h"
+
+struct fork_ctx {
+	struct dmm_mm *child;
+	struct dmm_vma *src_vma, *dst_vma;
+	uint64_t shared, copied;
+};
+
+/* Copy an exclusive, maybe-pinned anonymous page for the child now. */
+static int copy_present_page(struct fork_ctx *fc, _Atomic pte_t *dst, uint64_t addr,
+			     struct dmm_page *src)
+{
+	struct dmm_system *sys = fc->child->sys;
+	struct dmm_page *p = frame_alloc(sys, 0);
+	uint64_t bits = _PTE_DIRTY | _PTE_YOUNG;
+
+	if (!p)
+		return -ENOMEM;
+	copy_page_contents(sys, p, src);
+	page_add_new_anon_rmap(p, fc->dst_vma, addr);
+	if (fc->dst_vma->flags & VM_WRITE)
+		bits |= _PTE_WRITE;
+	pte_set(dst, pfn_pte(page_to_pfn(sys, p), bits));
+	add_mm_counter(fc->child, DMM_MM_ANONPAGES, 1);
+	fc->copied++;
+	return 0;
+}
+
+static int copy_present_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic pte_t *dst,
+			    uint64_t addr, pte_t e)
+{
+	struct dmm_system *sys = fc->child->sys;
+	struct dmm_page *p;
+	bool cow = is_cow_mapping(fc->src_vma->flags);
+
+	if (pte_special(e)) {
+		pte_set(dst, e);
+		return 0;
+	}
+	p = pfn_to_page(sys, pte_pfn(e));
+	if (page_is_anon(p) && page_test(p, PG_anon_exclusive) && page_maybe_dma_pinned(p))
+		return copy_present_page(fc, dst, addr, p);
+	get_page(p);
+	page_dup_rmap(p);
+	if (page_is_anon(p))
+		page_clear(p, PG_anon_exclusive);
+	if (cow && pte_write(e)) {
+		e = pte_wrprotect(e);
+		pte_set(src, e);
+	}
+	if (fc->src_vma->flags & VM_SHARED)
+		e = pte_mkclean(e);
+	pte_set(dst, pte_mkold(e));
+	add_mm_counter(fc->child, mm_counter(fc->dst_vma, p), 1);
+	fc->shared++;
+	return 0;
+}
+
+/* Non-present entries: device-private and migration. */
+static void copy_nonpresent_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic pte_t *dst, pte_t e)
+{
+	struct dmm_system *sys = fc->child->sys;
+	struct dmm_page *p = pfn_to_page(sys, entry_pfn(e));
+	bool cow = is_cow_mapping(fc->src_vma->flags);
+
+	if (is_device_private_entry(e)) {
+		get_page(p);
+		page_dup_rmap(p);
+		page_clear(p, PG_anon_exclusive);
+		if (cow && is_writable_device_private_entry(e)) {
+			e = make_device_private_entry(entry_pfn(e), false,
+						      leaf_flag_bits(e) & ~_LEAF_SOFT_DIRTY);
+			pte_set(src, e);
+		}
+	} else if (is_migration_entry(e)) {
+		if (cow && leaf_type(e) != LEAF_MIGRATION_READ) {
+			e = make_migration_entry(LEAF_MIGRATION_READ, entry_pfn(e), leaf_flag_bits(e));
+			pte_set(src, e);
+		}
+	} else {
+		/* Device-exclusive entries are restored before they are copied;
+		 * that path arrives with device-exclusive support. */
+		dmm_bug(__FILE__, __LINE__, "fork of an entry kind without a copy rule");
+	}
+	pte_set(dst, e);
+	add_mm_counter(fc->child, mm_counter(fc->dst_vma, p), 1);
+	fc->shared++;
+}
+
+static int copy_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
+			  void *arg)
+{
+	struct fork_ctx *fc = arg;
+	struct dmm_pte_table *dt = pte_table_lookup(fc->child, addr, true);
+	int r = 0;
+
+	(void)mm;
+	if (!dt)
+		return -ENOMEM;
+	ptl_lock(t);
+	ptl_lock(dt);
+	for (; addr < end && !r; addr += PAGE_SIZE) {
+		_Atomic pte_t *src = pte_slot(t, addr);
+		pte_t e = pte_get(src);
+
+		if (pte_none(e))
+			continue;
+		if (pte_present(e))
+			r = copy_present_pte(fc, src, pte_slot(dt, addr), addr, e);
+		else
+			copy_nonpresent_pte(fc, src, pte_slot(dt, addr), e);
+	}
+	ptl_unlock(dt);
+	ptl_unlock(t);
+	return r;
+}
+
+static int dup_vma(struct dmm_mm *parent, struct dmm_mm *child, struct dmm_vma *v)
+{
+	struct fork_ctx fc = { .child = child, .src_vma = v };
+	struct dmm_vma *nv = vma_alloc(child, v->start, v->end, v->flags, v->file, v->pgoff);
+	int r;
+
+	if (!nv)
+		return -ENOMEM;
+	nv->anon_vma = v->anon_vma;
+	if (vma_link(child, nv)) {
+		free(nv);
+		return -ENOMEM;
+	}
+	if (!v->anon_vma)
+		return 0; /* nothing private: the child refaults from the object */
+	fc.dst_vma = nv;
+	r = walk_pte_tables(parent, v->start, v->end, copy_pte_range, &fc);
+	dmm_stat_add(parent->sys, fork_pte_shared, fc.shared);
+	dmm_stat_add(parent->sys, fork_page_copied, fc.copied);
+	return r;
+}
+
+int dmm_fork(struct dmm_mm *parent, struct dmm_mm **out)
+{
+	struct dmm_mm *child;
+	int r = 0;
+
+	if (!parent || !out)
+		return -EINVAL;
+	child = mm_alloc(parent->sys);
+	if (!child)
+		return -ENOMEM;
+	mmap_write_lock(parent);
+	child->mmap_base = parent->mmap_base;
+	atomic_fetch_add(&parent->write_protect_seq, 1); /* odd: GUP-fast pins back off */
+	for (size_t i = 0; i < parent->nr_vmas && !r; i++)
+		if (!(parent->vmas[i]->flags & VM_DONTCOPY))
+			r = dup_vma(parent, child, parent->vmas[i]);
+	atomic_fetch_add(&parent->write_protect_seq, 1);
+	mmap_write_unlock(parent);
+	if (r) {
+		exit_mmap(child);
+		mm_free(child);
+		dmm_stat_inc(parent->sys, fork_failed);
+		return r;
+	}
+	mm_register(child);
+	dmm_stat_inc(parent->sys, fork);
+	*out = child;
+	return 0;
+}

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The internal interface between devmm's layers (see docs/design.md):
+ *
+ *   frames:      system.c frame.c page.c stats.c
+ *   page tables: pgtable.c
+ *   mm objects:  vma.c rmap.c file.c
+ *   operations:  fault.c memory.c (zap) mmap.c mprotect.c madvise.c
+ *                mremap.c fork.c access.c gup.c
+ *   observers:   check.c query.c
+ *
+ * A file calls down or sideways in its own layer, never up.
+ */
+#ifndef DEVMM_INTERNAL_H
+#define DEVMM_INTERNAL_H
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pte.h"
+#include "types.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define DMM_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define DMM_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define PAGE_ALIGNED(x) (((x) & (PAGE_SIZE - 1)) == 0)
+
+/* Cheap internal assertion that stays on in every build: an inconsistency
+ * here means data could be lost, so stop at once. */
+#define DMM_BUG_ON(cond)                                                                     \
+	do {                                                                                 \
+		if (unlikely(cond))                                                          \
+			dmm_bug(__FILE__, __LINE__, #cond);                                  \
+	} while (0)
+_Noreturn void dmm_bug(const char *file, int line, const char *what);
+
+/* ------------------------------------------------------------------------ */
+/* Lists                                                                     */
+
+static inline void list_init(struct dmm_list *h) { h->prev = h->next = h; }
+static inline bool list_empty(const struct dmm_list *h) { return h->next == h; }
+static inline void list_add_tail(struct dmm_list *n, struct dmm_list *h)
+{
+	n->prev = h->prev;
+	n->next = h;
+	h->prev->next = n;
+	h->prev = n;
+}
+static inline void list_del(struct dmm_list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define list_for_each(pos, head) for (pos = (head)->next; pos != (head); pos = pos->next)
+
+/* ------------------------------------------------------------------------ */
+/* Per-thread shard and statistics (stats.c)                                 */
+
+unsigned int dmm_shard(void);
+#define dmm_stat_add(sys, name, n) \
+	atomic_fetch_add_explicit(&(sys)->stats[dmm_shard()].name, (uint64_t)(n), memory_order_relaxed)
+#define dmm_stat_inc(sys, name) dmm_stat_add(sys, name, 1)
+
+/* ------------------------------------------------------------------------ */
+/* Frames (system.c, frame.c, page.c)                                        */
+
+static inline struct dmm_page *pfn_to_page(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_section *s;
+
+	if (pfn >> MAX_PFN_BITS)
+		return NULL;
+	s = atomic_load_explicit(&sys->sections[pfn >> SECTION_SHIFT], memory_order_acquire);
+	return s ? &s->pages[pfn & (PAGES_PER_SECTION - 1)] : NULL;
+}
+uint64_t page_to_pfn(struct dmm_system *sys, const struct dmm_page *page);
+/* The CPU-addressable contents of a frame; NULL for device-private frames. */
+void *page_address(struct dmm_system *sys, const struct dmm_page *page);
+
+static inline uint32_t page_flags(const struct dmm_page *p)
+{
+	return atomic_load_explicit(&((struct dmm_page *)p)->flags, memory_order_acquire);
+}
+static inline bool page_test(const struct dmm_page *p, uint32_t f) { return page_flags(p) & f; }
+static inline void page_set(struct dmm_page *p, uint32_t f) { atomic_fetch_or(&p->flags, f); }
+static inline void page_clear(struct dmm_page *p, uint32_t f) { atomic_fetch_and(&p->flags, ~f); }
+static inline bool page_is_anon(const struct dmm_page *p) { return page_test(p, PG_anon); }
+static inline bool page_is_zone_device(const struct dmm_page *p) { return page_test(p, PG_zone_device); }
+static inline bool page_is_zero(struct dmm_system *sys, const struct dmm_page *p) { return p == &sys->frames[0]; }
+
+static inline uint32_t page_ref_count(const struct dmm_page *p)
+{
+	return atomic_load_explicit(&((struct dmm_page *)p)->refcount, memory_order_acquire);
+}
+static inline int32_t page_mapcount(const struct dmm_page *p)
+{
+	return atomic_load_explicit(&((struct dmm_page *)p)->mapcount, memory_order_acquire);
+}
+static inline void page_ref_add(struct dmm_page *p, uint32_t n) { atomic_fetch_add(&p->refcount, n); }
+static inline void get_page(struct dmm_page *p) { page_ref_add(p, 1); }
+/* Take a reference unless the frame is free (lockless lookups). */
+bool get_page_unless_zero(struct dmm_page *p);
+/* Drop @n references; the last one frees the frame. */
+void put_page_refs(struct dmm_system *sys, struct dmm_page *p, uint32_t n);
+static inline void put_page(struct dmm_system *sys, struct dmm_page *p) { put_page_refs(sys, p, 1); }
+/* "Maybe DMA-pinned" as the kernel decides it for order-0 folios. */
+static inline bool page_maybe_dma_pinned(const struct dmm_page *p)
+{
+	return page_ref_count(p) >= GUP_PIN_COUNTING_BIAS;
+}
+
+/* The folio lock: a sleeping bit lock with hashed wait queues. */
+bool trylock_page(struct dmm_page *p);
+void lock_page(struct dmm_system *sys, struct dmm_page *p);
+void unlock_page(struct dmm_system *sys, struct dmm_page *p);
+/* Sleep until the frame is unlocked (without taking the lock). */
+void wait_on_page_locked(struct dmm_system *sys, struct dmm_page *p);
+static inline bool page_locked(const struct dmm_page *p) { return page_test(p, PG_locked); }
+
+/* Allocate one system frame (refcount 1, no mapping), zeroed on request.
+ * NULL when no frame is free. */
+#define GFP_ZERO 0x1
+struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp);
+/* Return a frame whose refcount reached 0 to the allocator. */
+void frame_free(struct dmm_system *sys, struct dmm_page *p);
+/* Walk the allocator's lists (check.c): calls fn for every free pfn. */
+void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, void *arg), void *arg);
+uint64_t frame_nr_listed(struct dmm_system *sys);
+void frames_init(struct dmm_system *sys);
+void wait_table_init(struct dmm_system *sys);
+void wait_table_destroy(struct dmm_system *sys);
+
+/* Copy a frame's contents (both must be CPU-addressable). */
+void copy_page_contents(struct dmm_system *sys, struct dmm_page *dst, struct dmm_page *src);
+
+/* ------------------------------------------------------------------------ */
+/* Page tables (pgtable.c)                                                   */
+
+static inline unsigned int pt_index(uint64_t addr, int level)
+{
+	return (addr >> (PAGE_SHIFT + PT_BITS * level)) & (PTRS_PER_TABLE - 1);
+}
+#define PTE_TABLE_SPAN (PAGE_SIZE * PTRS_PER_TABLE) /* 2 MiB */
+static inline uint64_t pte_table_end(uint64_t addr, uint64_t end)
+{
+	uint64_t next = (addr & ~(PTE_TABLE_SPAN - 1)) + PTE_TABLE_SPAN;
+	return next < end ? next : end;
+}
+
+/* The PTE table covering @addr; allocated when @alloc. NULL: none there
+ * (or, with @alloc, out of memory). Lockless; tables never go away while
+ * the mm lives. */
+struct dmm_pte_table *pte_table_lookup(struct dmm_mm *mm, uint64_t addr, bool alloc);
+static inline _Atomic pte_t *pte_slot(struct dmm_pte_table *t, uint64_t addr)
+{
+	return &t->ent[pt_index(addr, 0)];
+}
+static inline pte_t pte_get(_Atomic pte_t *slot) { return atomic_load_explicit(slot, memory_order_acquire); }
+static inline void pte_set(_Atomic pte_t *slot, pte_t e) { atomic_store_explicit(slot, e, memory_order_release); }
+static inline void ptl_lock(struct dmm_pte_table *t) { pthread_mutex_lock(&t->ptl); }
+static inline void ptl_unlock(struct dmm_pte_table *t) { pthread_mutex_unlock(&t->ptl); }
+
+/* Visit every existing PTE table over [start, end): fn gets the table and
+ * the sub-range it covers; a non-zero return stops the walk and is
+ * returned. No lock is held when fn is called. */
+typedef int (*pte_range_fn)(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr,
+			    uint64_t end, void *arg);
+int walk_pte_tables(struct dmm_mm *mm, uint64_t start, uint64_t end, pte_range_fn fn, void *arg);
+void pgtable_free_all(struct dmm_mm *mm);
+
+/* ------------------------------------------------------------------------ */
+/* VMAs, anon_vma, rmap (vma.c, rmap.c)                                      */
+
+static inline bool vma_is_anonymous(const struct dmm_vma *v) { return v->file == NULL; }
+static inline bool is_cow_mapping(unsigned long flags)
+{
+	return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
+}
+static inline uint64_t vma_pages(const struct dmm_vma *v) { return (v->end - v->start) >> PAGE_SHIFT; }
+static inline uint64_t linear_page_index(const struct dmm_vma *v, uint64_t addr)
+{
+	return v->pgoff + ((addr - v->start) >> PAGE_SHIFT);
+}
+
+/* The VMA containing addr, or the first one above it, or NULL. Index too. */
+struct dmm_vma *find_vma(struct dmm_mm *mm, uint64_t addr, size_t *idx);
+/* The VMA containing addr or NULL. */
+struct dmm_vma *vma_lookup(struct dmm_mm *mm, uint64_t addr);
+struct dmm_vma *vma_alloc(struct dmm_mm *mm, uint64_t start, uint64_t end, unsigned long flags,
+			  struct dmm_file *file, uint64_t pgoff);
+/* Link a new VMA into mm (sorted), its anon_vma and its file. */
+int vma_link(struct dmm_mm *mm, struct dmm_vma *vma);
+/* Unlink from mm, anon_vma and file, and free. */
+void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma);
+/* Split vma at addr; vma keeps [start, addr), the returned one [addr, end). */
+struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr);
+/* Split so that VMAs begin at start and end at end (when inside them). */
+int vma_split_range(struct dmm_mm *mm, uint64_t start, uint64_t end);
+/* Merge the VMAs around [start, end) with compatible neighbours. */
+void vma_merge_range(struct dmm_mm *mm, uint64_t start, uint64_t end);
+/* Make sure vma->anon_vma exists (mmap_lock read is enough). 0 / -ENOMEM. */
+int anon_vma_prepare(struct dmm_vma *vma);
+void anon_vma_get(struct dmm_anon_vma *av);
+void anon_vma_put(struct dmm_anon_vma *av);
+void file_get(struct dmm_file *f);
+
+/* rmap accounting for one entry. */
+void page_add_new_anon_rmap(struct dmm_page *p, struct dmm_vma *vma, uint64_t addr);
+void page_add_anon_rmap(struct dmm_page *p, bool exclusive);
+void page_add_file_rmap(struct dmm_page *p);
+void page_dup_rmap(struct dmm_page *p);
+void page_remove_rmap(struct dmm_page *p);
+/* The rss counter of a page mapped in vma. */
+enum dmm_rss_type mm_counter(struct dmm_vma *vma, struct dmm_page *p);
+static inline void add_mm_counter(struct dmm_mm *mm, enum dmm_rss_type t, long n)
+{
+	atomic_fetch_add_explicit(&mm->rss[t], n, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Files (file.c)                                                            */
+
+struct dmm_file *file_alloc(struct dmm_system *sys, uint64_t npages, bool shmem);
+/* The page-cache page at index (created zeroed if absent), with a ref for
+ * the caller. 0, -ENOMEM, or -EFAULT beyond the end of the file. */
+int filemap_get_page(struct dmm_file *f, uint64_t index, struct dmm_page **out);
+/* Drop every page-cache page (the file is being freed). */
+void filemap_release(struct dmm_file *f);
+
+/* ------------------------------------------------------------------------ */
+/* Faults (fault.c)                                                          */
+
+typedef unsigned int vm_fault_t;
+#define VM_FAULT_OOM 0x0001
+#define VM_FAULT_SIGBUS 0x0002
+#define VM_FAULT_SIGSEGV 0x0004
+#define VM_FAULT_RETRY 0x0008
+#define VM_FAULT_ERROR (VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)
+
+#define FAULT_FLAG_WRITE 0x1
+#define FAULT_FLAG_UNSHARE 0x2
+#define FAULT_FLAG_REMOTE 0x4
+
+/* Resolve one fault at addr in vma (mmap_lock held for read). The caller
+ * checked the VMA's permissions. 0 means "retry the access". */
+vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flags);
+/* Errno for a fault result. */
+int vm_fault_to_errno(vm_fault_t r);
+
+/* ------------------------------------------------------------------------ */
+/* Zap, unmap and teardown (memory.c, mmap.c)                                */
+
+/* Clear every entry of [start, end) within vma, dropping references. */
+void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end);
+/* munmap with mmap_lock held for write. */
+int do_munmap(struct dmm_mm *mm, uint64_t start, uint64_t len);
+/* Free the mm structure itself (after teardown). */
+void mm_free(struct dmm_mm *mm);
+struct dmm_mm *mm_alloc(struct dmm_system *sys);
+void mm_register(struct dmm_mm *mm);
+void exit_mmap(struct dmm_mm *mm);
+
+static inline void mmap_read_lock(struct dmm_mm *mm) { pthread_rwlock_rdlock(&mm->mmap_lock); }
+static inline void mmap_read_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(&mm->mmap_lock); }
+static inline void mmap_write_lock(struct dmm_mm *mm) { pthread_rwlock_wrlock(&mm->mmap_lock); }
+static inline void mmap_write_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(&mm->mmap_lock); }
+
+/* Validate a user range: page aligned start, non-zero length, no overflow,
+ * inside user space. Returns the page-aligned length or 0 if invalid. */
+uint64_t user_range_len(uint64_t addr, uint64_t len);
+
+#endif /* DEVMM_INTERNAL_H */

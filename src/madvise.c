@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * madvise: DONTNEED and FREE zap (under mmap_lock read, as in the kernel);
+ * DONTFORK, DOFORK, HUGEPAGE and NOHUGEPAGE change VMA flags (write).
+ * As in Linux, advice applies to the mapped parts of the range and a hole
+ * makes the call return -ENOMEM afterwards.
+ */
+#include "internal.h"
+
+/* Apply fn to each VMA piece of [start, end). Returns -ENOMEM on holes. */
+static int for_each_vma_piece(struct dmm_mm *mm, uint64_t start, uint64_t end,
+			      void (*fn)(struct dmm_vma *, uint64_t, uint64_t, void *), void *arg)
+{
+	uint64_t at = start;
+	bool hole = false;
+	size_t i;
+
+	for (find_vma(mm, start, &i); i < mm->nr_vmas && mm->vmas[i]->start < end; i++) {
+		struct dmm_vma *v = mm->vmas[i];
+
+		if (v->start > at)
+			hole = true;
+		fn(v, DMM_MAX(start, v->start), DMM_MIN(end, v->end), arg);
+		at = v->end;
+	}
+	return hole || at < end ? -ENOMEM : 0;
+}
+
+static void dontneed_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
+{
+	bool free_only = *(bool *)arg;
+
+	/* MADV_FREE: only private anonymous memory is lazily freeable; devmm
+	 * frees it at once, as reclaim would the moment it ran. */
+	if (free_only && !(vma_is_anonymous(v) && !(v->flags & VM_SHARED)))
+		return;
+	zap_page_range(v, s, e);
+}
+
+static void set_flags_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
+{
+	const unsigned long *f = arg; /* f[0] set, f[1] clear */
+
+	(void)s;
+	(void)e;
+	v->flags = (v->flags & ~f[1]) | f[0];
+}
+
+static int madvise_flags(struct dmm_mm *mm, uint64_t start, uint64_t end, unsigned long set,
+			 unsigned long clear)
+{
+	unsigned long f[2] = { set, clear };
+	int r;
+
+	mmap_write_lock(mm);
+	r = vma_split_range(mm, start, end);
+	if (!r)
+		r = for_each_vma_piece(mm, start, end, set_flags_piece, f);
+	vma_merge_range(mm, start, end);
+	mmap_write_unlock(mm);
+	return r;
+}
+
+int dmm_madvise(struct dmm_mm *mm, uint64_t addr, uint64_t len, int advice)
+{
+	uint64_t end;
+	bool free_only;
+	int r;
+
+	if (!mm || !(len = user_range_len(addr, len)))
+		return -EINVAL;
+	end = addr + len;
+	dmm_stat_inc(mm->sys, madvise);
+	switch (advice) {
+	case DMM_MADV_DONTNEED:
+	case DMM_MADV_FREE:
+		free_only = advice == DMM_MADV_FREE;
+		mmap_read_lock(mm);
+		r = for_each_vma_piece(mm, addr, end, dontneed_piece, &free_only);
+		mmap_read_unlock(mm);
+		return r;
+	case DMM_MADV_DONTFORK:
+		return madvise_flags(mm, addr, end, VM_DONTCOPY, 0);
+	case DMM_MADV_DOFORK:
+		return madvise_flags(mm, addr, end, 0, VM_DONTCOPY);
+	case DMM_MADV_HUGEPAGE:
+		return madvise_flags(mm, addr, end, VM_HUGEPAGE, VM_NOHUGEPAGE);
+	case DMM_MADV_NOHUGEPAGE:
+		return madvise_flags(mm, addr, end, VM_NOHUGEPAGE, VM_HUGEPAGE);
+	default:
+		return -EINVAL;
+	}
+}

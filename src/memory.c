@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Zapping entries (munmap, MADV_DONTNEED, exit: semantics.md §3.4) and the
+ * life of an address space: creation, registration, exit.
+ *
+ * Zap clears each entry under its PTL and drops the references after the
+ * PTL is released, in batches, as the kernel frees pages after the TLB
+ * flush: a frame is never freed while an entry still points at it.
+ */
+#include "internal.h"
+
+struct zap_batch {
+	struct dmm_vma *vma;
+	unsigned int n;
+	struct dmm_page *pages[PTRS_PER_TABLE];
+};
+
+/* Clear one entry (PTL held). A frame whose reference must be dropped is
+ * added to the batch. */
+static void zap_one(struct dmm_mm *mm, struct zap_batch *zb, _Atomic pte_t *slot, pte_t e)
+{
+	struct dmm_page *p;
+
+	pte_set(slot, 0);
+	if (pte_present(e) && pte_special(e))
+		return;
+	p = pfn_to_page(mm->sys, entry_pfn(e));
+	add_mm_counter(mm, mm_counter(zb->vma, p), -1);
+	dmm_stat_inc(mm->sys, zap_page);
+	if (is_migration_entry(e))
+		return; /* no mapcount, no ref: the migrator holds the page */
+	if (pte_present(e) && pte_dirty(e) && !page_is_anon(p))
+		page_set(p, PG_dirty);
+	page_remove_rmap(p);
+	zb->pages[zb->n++] = p;
+}
+
+static int zap_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
+			 void *arg)
+{
+	struct zap_batch *zb = arg;
+
+	zb->n = 0;
+	ptl_lock(t);
+	for (; addr < end; addr += PAGE_SIZE) {
+		_Atomic pte_t *slot = pte_slot(t, addr);
+		pte_t e = pte_get(slot);
+
+		if (!pte_none(e))
+			zap_one(mm, zb, slot, e);
+	}
+	ptl_unlock(t);
+	for (unsigned int i = 0; i < zb->n; i++)
+		put_page(mm->sys, zb->pages[i]);
+	return 0;
+}
+
+void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
+{
+	struct zap_batch *zb = malloc(sizeof(*zb));
+	struct zap_batch local;
+
+	/* The batch is large; fall back to one on the stack when malloc fails
+	 * (zap must not fail). */
+	if (!zb)
+		zb = &local;
+	zb->vma = vma;
+	start = DMM_MAX(start, vma->start);
+	end = DMM_MIN(end, vma->end);
+	walk_pte_tables(vma->mm, start, end, zap_pte_range, zb);
+	if (zb != &local)
+		free(zb);
+}
+
+struct dmm_mm *mm_alloc(struct dmm_system *sys)
+{
+	struct dmm_mm *mm = calloc(1, sizeof(*mm));
+
+	if (!mm)
+		return NULL;
+	mm->pgd = calloc(1, sizeof(*mm->pgd));
+	if (!mm->pgd) {
+		free(mm);
+		return NULL;
+	}
+	mm->sys = sys;
+	pthread_rwlock_init(&mm->mmap_lock, NULL);
+	pthread_mutex_init(&mm->anon_lock, NULL);
+	list_init(&mm->node);
+	mm->mmap_base = 0x10000000UL;
+	return mm;
+}
+
+void mm_register(struct dmm_mm *mm)
+{
+	struct dmm_system *sys = mm->sys;
+
+	pthread_mutex_lock(&sys->mm_list_lock);
+	mm->id = sys->next_mm_id++;
+	list_add_tail(&mm->node, &sys->mms);
+	pthread_mutex_unlock(&sys->mm_list_lock);
+}
+
+void mm_free(struct dmm_mm *mm)
+{
+	pgtable_free_all(mm);
+	pthread_rwlock_destroy(&mm->mmap_lock);
+	pthread_mutex_destroy(&mm->anon_lock);
+	free(mm->vmas);
+	free(mm);
+}
+
+int dmm_mm_create(struct dmm_system *sys, struct dmm_mm **out)
+{
+	struct dmm_mm *mm;
+
+	if (!sys || !out)
+		return -EINVAL;
+	mm = mm_alloc(sys);
+	if (!mm)
+		return -ENOMEM;
+	mm_register(mm);
+	*out = mm;
+	return 0;
+}
+
+/* Zap and free every VMA (mmap_lock held for write, or mm private). */
+void exit_mmap(struct dmm_mm *mm)
+{
+	for (size_t i = 0; i < mm->nr_vmas; i++)
+		zap_page_range(mm->vmas[i], mm->vmas[i]->start, mm->vmas[i]->end);
+	while (mm->nr_vmas)
+		vma_unlink_free(mm, mm->vmas[mm->nr_vmas - 1]);
+}
+
+void dmm_mm_exit(struct dmm_mm *mm)
+{
+	struct dmm_system *sys;
+
+	if (!mm)
+		return;
+	sys = mm->sys;
+	pthread_mutex_lock(&sys->mm_list_lock);
+	list_del(&mm->node);
+	pthread_mutex_unlock(&sys->mm_list_lock);
+	mmap_write_lock(mm);
+	exit_mmap(mm);
+	mmap_write_unlock(mm);
+	mm_free(mm);
+}
+
+unsigned int dmm_mm_id(const struct dmm_mm *mm)
+{
+	return mm ? mm->id : 0;
+}
+
+long dmm_mm_rss(const struct dmm_mm *mm, enum dmm_rss_type type)
+{
+	if (!mm || (unsigned int)type >= DMM_NR_MM_COUNTERS)
+		return 0;
+	return atomic_load(&((struct dmm_mm *)mm)->rss[type]);
+}

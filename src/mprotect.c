@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mprotect (semantics.md §3.5): new VMA protections and change_protection
+ * over the entries: write permission removed from present entries,
+ * writable device-private entries downgraded on any change, writable
+ * migration entries downgraded, device-exclusive entries left alone.
+ */
+#include "internal.h"
+
+struct change_prot {
+	struct dmm_vma *vma;
+	unsigned long newflags;
+	uint64_t changed;
+};
+
+/* May a present entry be made writable at mprotect time (rather than by a
+ * later write fault)? Exclusive anonymous pages already dirty, and shared
+ * pages where no dirty tracking is wanted or the entry is dirty. */
+static bool can_change_pte_writable(struct dmm_system *sys, struct dmm_vma *vma, pte_t e)
+{
+	struct dmm_page *p;
+
+	if (pte_special(e))
+		return false;
+	p = pfn_to_page(sys, pte_pfn(e));
+	if (vma->flags & VM_SHARED)
+		return pte_dirty(e) || (vma->file && vma->file->shmem);
+	return page_is_anon(p) && page_test(p, PG_anon_exclusive) && pte_dirty(e);
+}
+
+static pte_t change_one(struct dmm_system *sys, struct change_prot *cp, pte_t e)
+{
+	if (pte_present(e)) {
+		if (!(cp->newflags & VM_WRITE))
+			return pte_wrprotect(e);
+		if (!pte_write(e) && can_change_pte_writable(sys, cp->vma, e))
+			return pte_mkwrite(e);
+		return e;
+	}
+	if (is_writable_device_private_entry(e))
+		return make_device_private_entry(entry_pfn(e), false, leaf_flag_bits(e) & ~_LEAF_SOFT_DIRTY);
+	if (is_writable_migration_entry(e)) {
+		struct dmm_page *p = pfn_to_page(sys, entry_pfn(e));
+
+		return make_migration_entry(page_is_anon(p) ? LEAF_MIGRATION_READ_EXCLUSIVE : LEAF_MIGRATION_READ,
+					    entry_pfn(e), leaf_flag_bits(e));
+	}
+	return e; /* read-only device-private, device-exclusive, other migration */
+}
+
+static int change_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
+			    void *arg)
+{
+	struct change_prot *cp = arg;
+
+	ptl_lock(t);
+	for (; addr < end; addr += PAGE_SIZE) {
+		_Atomic pte_t *slot = pte_slot(t, addr);
+		pte_t e = pte_get(slot), ne;
+
+		if (pte_none(e))
+			continue;
+		ne = change_one(mm->sys, cp, e);
+		if (ne != e) {
+			pte_set(slot, ne);
+			cp->changed++;
+		}
+	}
+	ptl_unlock(t);
+	return 0;
+}
+
+/* Is [start, end) covered by VMAs without a hole? */
+static bool range_fully_mapped(struct dmm_mm *mm, uint64_t start, uint64_t end)
+{
+	size_t i;
+	uint64_t at = start;
+
+	find_vma(mm, start, &i);
+	for (; at < end; i++) {
+		if (i >= mm->nr_vmas || mm->vmas[i]->start > at)
+			return false;
+		at = mm->vmas[i]->end;
+	}
+	return true;
+}
+
+static unsigned long new_vm_flags(const struct dmm_vma *v, int prot)
+{
+	unsigned long f = v->flags & ~VM_ACCESS_FLAGS;
+
+	if (prot & DMM_PROT_READ)
+		f |= VM_READ;
+	if (prot & DMM_PROT_WRITE)
+		f |= VM_WRITE;
+	return f;
+}
+
+/* Check permissions and whether anything changes. <0 error, 0 no-op, 1 work. */
+static int mprotect_precheck(struct dmm_mm *mm, uint64_t start, uint64_t end, int prot)
+{
+	bool change = false;
+	size_t i;
+
+	if (!range_fully_mapped(mm, start, end))
+		return -ENOMEM;
+	for (find_vma(mm, start, &i); i < mm->nr_vmas && mm->vmas[i]->start < end; i++) {
+		const struct dmm_vma *v = mm->vmas[i];
+
+		if ((prot & DMM_PROT_WRITE) && !(v->flags & VM_MAYWRITE))
+			return -EACCES;
+		if (new_vm_flags(v, prot) != v->flags)
+			change = true;
+	}
+	return change;
+}
+
+int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot)
+{
+	uint64_t end;
+	size_t i;
+	int r;
+
+	if (!mm || !(len = user_range_len(addr, len)) || (prot & ~(DMM_PROT_READ | DMM_PROT_WRITE)))
+		return -EINVAL;
+	end = addr + len;
+	mmap_write_lock(mm);
+	r = mprotect_precheck(mm, addr, end, prot);
+	if (r <= 0)
+		goto out;
+	r = vma_split_range(mm, addr, end);
+	if (r) {
+		vma_merge_range(mm, addr, end);
+		goto out;
+	}
+	for (find_vma(mm, addr, &i); i < mm->nr_vmas && mm->vmas[i]->start < end; i++) {
+		struct dmm_vma *v = mm->vmas[i];
+		struct change_prot cp = { .vma = v, .newflags = new_vm_flags(v, prot) };
+
+		if (cp.newflags == v->flags)
+			continue;
+		v->flags = cp.newflags;
+		walk_pte_tables(mm, v->start, v->end, change_pte_range, &cp);
+		dmm_stat_add(mm->sys, mprotect_pte, cp.changed);
+	}
+	vma_merge_range(mm, addr, end);
+	r = 0;
+out:
+	mmap_write_unlock(mm);
+	dmm_stat_inc(mm->sys, mprotect);
+	return r;
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mremap to a fixed target (semantics.md §3.6): every entry — present,
+ * device-private, device-exclusive, migration — moves verbatim to the new
+ * address. The new VMA keeps the old one's pgoff and anon_vma, so every
+ * page keeps its reverse-map index and needs no update. With DONTUNMAP
+ * the old VMA stays, empty.
+ */
+#include "internal.h"
+
+/* Allocate every destination PTE table up front, so that the move itself
+ * cannot fail half-way. */
+static int prealloc_tables(struct dmm_mm *mm, uint64_t start, uint64_t len)
+{
+	for (uint64_t a = start; a < start + len; a = pte_table_end(a, start + len))
+		if (!pte_table_lookup(mm, a, true))
+			return -ENOMEM;
+	return 0;
+}
+
+struct move_ctx {
+	uint64_t old_start, new_start;
+	uint64_t moved;
+};
+
+static int move_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
+			  void *arg)
+{
+	struct move_ctx *mc = arg;
+
+	ptl_lock(t);
+	for (; addr < end; addr += PAGE_SIZE) {
+		_Atomic pte_t *src = pte_slot(t, addr);
+		pte_t e = pte_get(src);
+		uint64_t to = mc->new_start + (addr - mc->old_start);
+		struct dmm_pte_table *dt;
+
+		if (pte_none(e))
+			continue;
+		dt = pte_table_lookup(mm, to, false); /* preallocated */
+		if (dt != t)
+			ptl_lock(dt);
+		DMM_BUG_ON(!pte_none(pte_get(pte_slot(dt, to))));
+		pte_set(pte_slot(dt, to), e);
+		pte_set(src, 0);
+		if (dt != t)
+			ptl_unlock(dt);
+		mc->moved++;
+	}
+	ptl_unlock(t);
+	return 0;
+}
+
+static int check_args(uint64_t old, uint64_t *old_len, uint64_t *new_len, int flags, uint64_t new_addr)
+{
+	const int fixed = DMM_MREMAP_MAYMOVE | DMM_MREMAP_FIXED;
+
+	if ((flags & ~(fixed | DMM_MREMAP_DONTUNMAP)) || (flags & fixed) != fixed)
+		return -EINVAL;
+	if (!(*old_len = user_range_len(old, *old_len)) || !(*new_len = user_range_len(new_addr, *new_len)))
+		return -EINVAL;
+	if ((flags & DMM_MREMAP_DONTUNMAP) && *old_len != *new_len)
+		return -EINVAL;
+	if (new_addr < DMM_MMAP_MIN)
+		return -EINVAL;
+	if (new_addr < old + *old_len && old < new_addr + *new_len)
+		return -EINVAL; /* overlapping */
+	return 0;
+}
+
+/* The move itself, mmap_lock held for write; old range validated. */
+static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_addr,
+		    uint64_t new_len, bool dontunmap)
+{
+	struct dmm_vma *vma, *nv;
+	struct move_ctx mc = { .old_start = old, .new_start = new_addr };
+	int r;
+
+	r = prealloc_tables(mm, new_addr, len);
+	if (!r)
+		r = vma_split_range(mm, old, old + len);
+	if (r)
+		return r;
+	vma = vma_lookup(mm, old);
+	nv = vma_alloc(mm, new_addr, new_addr + new_len, vma->flags, vma->file, vma->pgoff);
+	if (!nv)
+		return -ENOMEM;
+	nv->anon_vma = vma->anon_vma;
+	if (vma_link(mm, nv)) {
+		free(nv);
+		return -ENOMEM;
+	}
+	walk_pte_tables(mm, old, old + len, move_pte_range, &mc);
+	dmm_stat_add(mm->sys, mremap_pte, mc.moved);
+	if (!dontunmap)
+		vma_unlink_free(mm, vma);
+	vma_merge_range(mm, new_addr, new_addr + new_len);
+	vma_merge_range(mm, old, old + len);
+	return 0;
+}
+
+int dmm_mremap(struct dmm_mm *mm, uint64_t old, uint64_t old_len, uint64_t new_len, int flags,
+	       uint64_t new_addr)
+{
+	struct dmm_vma *vma;
+	int r;
+
+	if (!mm)
+		return -EINVAL;
+	r = check_args(old, &old_len, &new_len, flags, new_addr);
+	if (r)
+		return r;
+	mmap_write_lock(mm);
+	vma = vma_lookup(mm, old);
+	if (!vma || old + old_len > vma->end) {
+		r = -EFAULT;
+		goto out;
+	}
+	r = do_munmap(mm, new_addr, new_len);
+	if (!r && new_len < old_len) {
+		r = do_munmap(mm, old + new_len, old_len - new_len);
+		old_len = new_len;
+	}
+	if (!r)
+		r = move_vma(mm, old, old_len, new_addr, new_len, flags & DMM_MREMAP_DONTUNMAP);
+out:
+	mmap_write_unlock(mm);
+	dmm_stat_inc(mm->sys, mremap);
+	return r;
+}

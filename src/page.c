@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Frame references and the folio lock.
+ *
+ * The folio lock is the PG_locked bit. A contended locker sets PG_waiters
+ * and sleeps on one of WAIT_TABLE_SIZE hashed condition variables; the
+ * unlocker clears both bits at once and, if PG_waiters was set, wakes the
+ * bucket. The waiter sets PG_waiters while holding the bucket mutex, so the
+ * wake-up can not be missed. This is the kernel's page wait table.
+ */
+#include "internal.h"
+
+void wait_table_init(struct dmm_system *sys)
+{
+	for (unsigned int i = 0; i < WAIT_TABLE_SIZE; i++) {
+		pthread_mutex_init(&sys->waits[i].lock, NULL);
+		pthread_cond_init(&sys->waits[i].cond, NULL);
+	}
+}
+
+void wait_table_destroy(struct dmm_system *sys)
+{
+	for (unsigned int i = 0; i < WAIT_TABLE_SIZE; i++) {
+		pthread_mutex_destroy(&sys->waits[i].lock);
+		pthread_cond_destroy(&sys->waits[i].cond);
+	}
+}
+
+static struct dmm_wait_bucket *page_waitq(struct dmm_system *sys, struct dmm_page *p)
+{
+	uintptr_t h = (uintptr_t)p / sizeof(*p);
+
+	h ^= h >> 8;
+	return &sys->waits[h % WAIT_TABLE_SIZE];
+}
+
+bool trylock_page(struct dmm_page *p)
+{
+	return !(atomic_fetch_or_explicit(&p->flags, PG_locked, memory_order_acquire) & PG_locked);
+}
+
+/*
+ * Sleep until PG_locked is clear; with @take, also take the lock. Returns
+ * with the bucket mutex dropped.
+ */
+static void page_wait(struct dmm_system *sys, struct dmm_page *p, bool take)
+{
+	struct dmm_wait_bucket *b = page_waitq(sys, p);
+
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		uint32_t old = atomic_load_explicit(&p->flags, memory_order_acquire);
+
+		if (!(old & PG_locked)) {
+			if (!take)
+				break;
+			if (atomic_compare_exchange_weak_explicit(&p->flags, &old, old | PG_locked,
+								  memory_order_acquire, memory_order_relaxed))
+				break;
+			continue;
+		}
+		if (!(old & PG_waiters) &&
+		    !atomic_compare_exchange_weak(&p->flags, &old, old | PG_waiters))
+			continue;
+		pthread_cond_wait(&b->cond, &b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+void lock_page(struct dmm_system *sys, struct dmm_page *p)
+{
+	if (likely(trylock_page(p)))
+		return;
+	page_wait(sys, p, true);
+}
+
+void unlock_page(struct dmm_system *sys, struct dmm_page *p)
+{
+	uint32_t old = atomic_fetch_and_explicit(&p->flags, ~(PG_locked | PG_waiters),
+						 memory_order_release);
+
+	DMM_BUG_ON(!(old & PG_locked));
+	if (old & PG_waiters) {
+		struct dmm_wait_bucket *b = page_waitq(sys, p);
+
+		pthread_mutex_lock(&b->lock);
+		pthread_cond_broadcast(&b->cond);
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+void wait_on_page_locked(struct dmm_system *sys, struct dmm_page *p)
+{
+	if (!page_locked(p))
+		return;
+	page_wait(sys, p, false);
+}
+
+bool get_page_unless_zero(struct dmm_page *p)
+{
+	uint32_t old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
+
+	do {
+		if (old == 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&p->refcount, &old, old + 1,
+							memory_order_acquire, memory_order_relaxed));
+	return true;
+}
+
+/* The last reference is gone: give the frame back. */
+static void free_page_final(struct dmm_system *sys, struct dmm_page *p)
+{
+	struct dmm_anon_vma *av = NULL;
+
+	DMM_BUG_ON(page_mapcount(p) != 0);
+	if (page_is_anon(p))
+		av = p->mapping;
+	frame_free(sys, p);
+	if (av)
+		anon_vma_put(av);
+}
+
+void put_page_refs(struct dmm_system *sys, struct dmm_page *p, uint32_t n)
+{
+	uint32_t old;
+
+	if (unlikely(page_is_zero(sys, p)))
+		return;
+	old = atomic_fetch_sub_explicit(&p->refcount, n, memory_order_acq_rel);
+	DMM_BUG_ON(old < n);
+	if (old == n)
+		free_page_final(sys, p);
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Introspection for tools and tests: what an address maps, the state of a
+ * frame, the VMAs of an address space. Read-only; each call takes the
+ * locks it needs for a consistent answer about one object.
+ */
+#include "internal.h"
+
+const char *dmm_pte_kind_name(enum dmm_pte_kind kind)
+{
+	static const char *const names[] = {
+		[DMM_PTE_NONE] = "none",
+		[DMM_PTE_PRESENT] = "present",
+		[DMM_PTE_DEVICE_PRIVATE_READ] = "dev-private-r",
+		[DMM_PTE_DEVICE_PRIVATE_WRITE] = "dev-private-w",
+		[DMM_PTE_DEVICE_EXCLUSIVE] = "dev-exclusive",
+		[DMM_PTE_MIGRATION_READ] = "migration-r",
+		[DMM_PTE_MIGRATION_READ_EXCLUSIVE] = "migration-r-excl",
+		[DMM_PTE_MIGRATION_WRITE] = "migration-w",
+	};
+
+	if ((unsigned int)kind >= ARRAY_SIZE(names))
+		return "?";
+	return names[kind];
+}
+
+int dmm_pte_query(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out)
+{
+	struct dmm_pte_table *t;
+	pte_t e = 0;
+
+	if (!mm || !out || addr >= DMM_TASK_SIZE)
+		return -EINVAL;
+	mmap_read_lock(mm);
+	t = pte_table_lookup(mm, addr, false);
+	if (t) {
+		ptl_lock(t);
+		e = pte_get(pte_slot(t, addr));
+		ptl_unlock(t);
+	}
+	mmap_read_unlock(mm);
+	memset(out, 0, sizeof(*out));
+	out->kind = pte_kind(e);
+	if (pte_none(e))
+		return 0;
+	out->pfn = entry_pfn(e);
+	if (pte_present(e)) {
+		out->write = pte_write(e);
+		out->dirty = pte_dirty(e);
+		out->young = pte_young(e);
+		out->special = pte_special(e);
+	} else {
+		out->write = is_writable_device_private_entry(e) || is_writable_migration_entry(e) ||
+			     is_device_exclusive_entry(e);
+		out->dirty = leaf_dirty(e);
+		out->young = leaf_young(e);
+	}
+	return 0;
+}
+
+static uint32_t public_page_flags(uint32_t f)
+{
+	static const struct { uint32_t pg, pub; } map[] = {
+		{ PG_locked, DMM_PAGE_LOCKED },	  { PG_anon, DMM_PAGE_ANON },
+		{ PG_anon_exclusive, DMM_PAGE_ANON_EXCLUSIVE }, { PG_dirty, DMM_PAGE_DIRTY },
+		{ PG_uptodate, DMM_PAGE_UPTODATE }, { PG_reserved, DMM_PAGE_RESERVED },
+		{ PG_pagecache, DMM_PAGE_PAGECACHE }, { PG_free, DMM_PAGE_FREE },
+		{ PG_zone_device, DMM_PAGE_ZONE_DEVICE },
+	};
+	uint32_t out = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (f & map[i].pg)
+			out |= map[i].pub;
+	return out;
+}
+
+int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *out)
+{
+	struct dmm_page *p;
+
+	if (!sys || !out)
+		return -EINVAL;
+	p = pfn_to_page(sys, pfn);
+	if (!p || (pfn > sys->nr_frames && !page_is_zone_device(p)))
+		return -ENXIO;
+	memset(out, 0, sizeof(*out));
+	out->flags = public_page_flags(page_flags(p));
+	if (page_is_zero(sys, p)) {
+		out->location = DMM_LOC_ZERO;
+		return 0;
+	}
+	out->refcount = page_ref_count(p);
+	out->mapcount = page_mapcount(p);
+	out->pincount = atomic_load(&p->pincount);
+	out->location = DMM_LOC_SYSTEM;
+	return 0;
+}
+
+int dmm_vma_query(struct dmm_mm *mm, uint64_t addr, struct dmm_vma_info *out)
+{
+	struct dmm_vma *v;
+	int r = -ENOENT;
+
+	if (!mm || !out)
+		return -EINVAL;
+	mmap_read_lock(mm);
+	v = find_vma(mm, addr, NULL);
+	if (v) {
+		out->start = v->start;
+		out->end = v->end;
+		out->pgoff = v->pgoff;
+		out->flags = v->flags;
+		out->file = v->file;
+		out->type = !v->file ? DMM_VMA_ANON : v->file->shmem ? DMM_VMA_SHMEM : DMM_VMA_FILE;
+		r = 0;
+	}
+	mmap_read_unlock(mm);
+	return r;
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The system: simulated physical memory and the objects that live on it.
+ *
+ * RAM is one anonymous reservation of (nr_frames + 1) * 4 KiB, mapped with
+ * MAP_NORESERVE so that frames never touched cost nothing; pfn 0 is the
+ * shared zero page and pfns 1..nr_frames are allocatable. Metadata lives in
+ * a parallel array of struct dmm_page. Both are published through the
+ * section table (128 MiB per section), which later also maps device memory
+ * ranges above RAM, so pfn_to_page() is one lookup for every kind of frame.
+ */
+#include <sys/mman.h>
+
+#include "internal.h"
+
+static void *reserve(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void publish_ram_sections(struct dmm_system *sys)
+{
+	uint64_t total = sys->nr_frames + 1;
+
+	for (uint64_t s = 0; s * PAGES_PER_SECTION < total; s++) {
+		struct dmm_section *sec = &sys->sys_sections[s];
+
+		sec->pages = sys->frames + s * PAGES_PER_SECTION;
+		sec->mem = sys->arena + s * PAGES_PER_SECTION * PAGE_SIZE;
+		atomic_store_explicit(&sys->sections[s], sec, memory_order_release);
+	}
+}
+
+static void init_zero_page(struct dmm_system *sys)
+{
+	struct dmm_page *zero = &sys->frames[0];
+
+	atomic_store(&zero->flags, PG_reserved | PG_uptodate);
+	/* The zero page's refcount and mapcount stay 0: it is never counted. */
+}
+
+int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **out)
+{
+	struct dmm_system_config def = { 0 };
+	struct dmm_system *sys;
+
+	if (!out)
+		return -EINVAL;
+	if (!cfg)
+		cfg = &def;
+	if (cfg->nr_frames > DMM_MAX_SYSTEM_FRAMES || (cfg->flags & ~DMM_SYS_PRETOUCH))
+		return -EINVAL;
+	sys = calloc(1, sizeof(*sys));
+	if (!sys)
+		return -ENOMEM;
+	sys->nr_frames = cfg->nr_frames ? cfg->nr_frames : 262144;
+	sys->arena_bytes = (sys->nr_frames + 1) * PAGE_SIZE;
+	sys->meta_bytes = (sys->nr_frames + 1) * sizeof(struct dmm_page);
+	sys->arena = reserve(sys->arena_bytes);
+	sys->frames = reserve(sys->meta_bytes);
+	if (!sys->arena || !sys->frames) {
+		if (sys->arena)
+			munmap(sys->arena, sys->arena_bytes);
+		if (sys->frames)
+			munmap(sys->frames, sys->meta_bytes);
+		free(sys);
+		return -ENOMEM;
+	}
+	publish_ram_sections(sys);
+	init_zero_page(sys);
+	frames_init(sys);
+	wait_table_init(sys);
+	pthread_mutex_init(&sys->mm_list_lock, NULL);
+	list_init(&sys->mms);
+	sys->next_mm_id = 1;
+	pthread_mutex_init(&sys->file_list_lock, NULL);
+	list_init(&sys->files);
+	if (cfg->flags & DMM_SYS_PRETOUCH)
+		dmm_system_prefault(sys, sys->nr_frames);
+	*out = sys;
+	return 0;
+}
+
+int dmm_system_prefault(struct dmm_system *sys, uint64_t n)
+{
+	if (!sys)
+		return -EINVAL;
+	if (n > sys->nr_frames)
+		n = sys->nr_frames;
+	/* Writing zeros keeps never-used frames zero, as the allocator assumes. */
+	for (uint64_t pfn = 1; pfn <= n; pfn++) {
+		volatile uint8_t *b = sys->arena + pfn * PAGE_SIZE;
+		uint8_t v = b[0];
+		b[0] = v;
+	}
+	return 0;
+}
+
+void dmm_system_destroy(struct dmm_system *sys)
+{
+	if (!sys)
+		return;
+	/* Every live address space exits; then every file goes. */
+	for (;;) {
+		struct dmm_mm *mm = NULL;
+
+		pthread_mutex_lock(&sys->mm_list_lock);
+		if (!list_empty(&sys->mms))
+			mm = container_of(sys->mms.next, struct dmm_mm, node);
+		pthread_mutex_unlock(&sys->mm_list_lock);
+		if (!mm)
+			break;
+		dmm_mm_exit(mm);
+	}
+	for (;;) {
+		struct dmm_file *f = NULL;
+
+		pthread_mutex_lock(&sys->file_list_lock);
+		if (!list_empty(&sys->files)) {
+			f = container_of(sys->files.next, struct dmm_file, node);
+			list_del(&f->node);
+		}
+		pthread_mutex_unlock(&sys->file_list_lock);
+		if (!f)
+			break;
+		filemap_release(f);
+		pthread_mutex_destroy(&f->lock);
+		pthread_rwlock_destroy(&f->i_mmap_lock);
+		free(f->pages);
+		free(f);
+	}
+	wait_table_destroy(sys);
+	for (unsigned int i = 0; i < NR_SHARDS; i++)
+		pthread_mutex_destroy(&sys->shards[i].lock);
+	pthread_mutex_destroy(&sys->mm_list_lock);
+	pthread_mutex_destroy(&sys->file_list_lock);
+	munmap(sys->arena, sys->arena_bytes);
+	munmap(sys->frames, sys->meta_bytes);
+	free(sys);
+}
+
+uint64_t dmm_system_nr_frames(const struct dmm_system *sys)
+{
+	return sys ? sys->nr_frames : 0;
+}
+
+uint64_t dmm_system_nr_free(const struct dmm_system *sys)
+{
+	if (!sys)
+		return 0;
+	return sys->nr_frames - (uint64_t)atomic_load(&((struct dmm_system *)sys)->nr_used);
+}
+
+uint64_t page_to_pfn(struct dmm_system *sys, const struct dmm_page *page)
+{
+	if (page >= sys->frames && page <= sys->frames + sys->nr_frames)
+		return (uint64_t)(page - sys->frames);
+	dmm_bug(__FILE__, __LINE__, "page_to_pfn of a frame outside RAM");
+}
+
+void *page_address(struct dmm_system *sys, const struct dmm_page *page)
+{
+	return sys->arena + page_to_pfn(sys, page) * PAGE_SIZE;
+}
+
+void copy_page_contents(struct dmm_system *sys, struct dmm_page *dst, struct dmm_page *src)
+{
+	memcpy(page_address(sys, dst), page_address(sys, src), PAGE_SIZE);
+}

@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The core types of devmm: frames (struct dmm_page), page tables, VMAs,
+ * address spaces, anon_vmas, files and the system that owns them.
+ *
+ * Lock order (outermost first), the kernel's:
+ *
+ *   sys->mm_list_lock            (list of address spaces; check, teardown)
+ *     mm->mmap_lock              (rwlock: VMAs; read for faults/access/GUP,
+ *                                 write for mmap/munmap/mprotect/mremap/fork)
+ *       folio lock (PG_LOCKED)   (a bit lock per frame, sleeping, hashed waits)
+ *         anon_vma->lock         (rwlock: the VMAs of an anon_vma; rmap walks)
+ *         file->i_mmap_lock      (rwlock: the VMAs mapping a file)
+ *           pte table ptl        (mutex per 512-entry PTE table: entries)
+ *             file->lock         (mutex: a file's page-cache index)
+ *             frame allocator shard locks, mm->anon_lock (leaves)
+ *
+ * A CPU access holds the PTL of the entry it uses while it touches the
+ * frame: that is the model's TLB. Clearing or changing an entry under the
+ * PTL therefore guarantees that no access goes on with the old entry, as a
+ * TLB flush does in the kernel.
+ */
+#ifndef DEVMM_TYPES_H
+#define DEVMM_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <devmm/devmm.h>
+
+#define PAGE_SHIFT DMM_PAGE_SHIFT
+#define PAGE_SIZE DMM_PAGE_SIZE
+#define PAGE_MASK DMM_PAGE_MASK
+#define CACHELINE 64
+
+/* ------------------------------------------------------------------------ */
+/* Frames                                                                    */
+
+/* struct dmm_page.flags bits */
+#define PG_locked (1u << 0)
+#define PG_waiters (1u << 1)	 /* someone sleeps on this frame's lock */
+#define PG_anon (1u << 2)	 /* mapping is an anon_vma */
+#define PG_anon_exclusive (1u << 3) /* mapped by exactly one process, may be made writable */
+#define PG_dirty (1u << 4)
+#define PG_uptodate (1u << 5)
+#define PG_reserved (1u << 6)	 /* the zero page */
+#define PG_pagecache (1u << 7)	 /* mapping is a file, the page cache holds a ref */
+#define PG_free (1u << 8)	 /* on the allocator's free list (debug, checked) */
+#define PG_zone_device (1u << 9)
+#define PG_swapbacked (1u << 10)
+#define PG_lru (1u << 11)	 /* a system page the core may migrate (LRU model) */
+
+/*
+ * One frame's metadata (48 bytes, within the kernel's 64 of struct page).
+ * refcount, mapcount, pincount and flags are atomics, changed under the
+ * rules of docs/design.md. mapping/index are written while the frame is
+ * private to its allocator or under the folio lock, and read under the
+ * PTL of an entry that maps the frame.
+ */
+struct dmm_page {
+	_Atomic uint32_t refcount; /* 0 = free; FOLL_PIN adds 1024 */
+	_Atomic int32_t mapcount;  /* present + device-private + exclusive entries */
+	_Atomic uint32_t flags;	   /* PG_* */
+	_Atomic uint32_t pincount; /* exact FOLL_PIN pins (devmm keeps it for order 0 too) */
+	void *mapping;		   /* struct dmm_anon_vma * (PG_anon) or struct dmm_file * */
+	uint64_t index;		   /* linear page index in mapping */
+	struct dmm_pgmap *pgmap;   /* zone-device frames only */
+	union {
+		void *zone_device_data; /* driver-private (device-private frames) */
+		uint64_t next_free;	/* free list link (pfn), allocator only */
+	};
+};
+
+#define GUP_PIN_COUNTING_BIAS 1024u
+
+/* ------------------------------------------------------------------------ */
+/* Page tables                                                               */
+
+#define PT_BITS 9
+#define PTRS_PER_TABLE (1u << PT_BITS)
+#define PT_LEVELS 4
+
+typedef uint64_t pte_t;
+
+/* The last level: 512 entries and their split lock. */
+struct dmm_pte_table {
+	_Atomic pte_t ent[PTRS_PER_TABLE]; /* written under ptl; read locklessly too */
+	pthread_mutex_t ptl;
+};
+
+/* Upper levels: 512 pointers to the next level, populated once by CAS and
+ * freed only when the address space is destroyed (lockless walkers rely on
+ * that, as GUP-fast relies on RCU in the kernel). */
+struct dmm_pt_dir {
+	_Atomic(void *) ent[PTRS_PER_TABLE];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Reverse mapping                                                           */
+
+struct dmm_list {
+	struct dmm_list *prev, *next;
+};
+
+/*
+ * An anon_vma: the reverse-map identity of anonymous pages. A process's
+ * anonymous VMA gets one on its first anonymous page; fork makes the child's
+ * copy of the VMA join the same anon_vma, so one anon_vma serves a whole
+ * fork family (a simpler scheme than the kernel's anon_vma chains: rmap
+ * walks may visit VMAs that do not map the page, and skip them after
+ * looking at the page table).
+ */
+struct dmm_anon_vma {
+	pthread_rwlock_t lock;	  /* protects vmas */
+	struct dmm_list vmas;	  /* dmm_vma.anon_node */
+	_Atomic long refcount;	  /* one per linked VMA, plus one per anon page */
+};
+
+/* ------------------------------------------------------------------------ */
+/* VMAs and address spaces                                                   */
+
+#define VM_READ DMM_VM_READ
+#define VM_WRITE DMM_VM_WRITE
+#define VM_SHARED DMM_VM_SHARED
+#define VM_MAYREAD DMM_VM_MAYREAD
+#define VM_MAYWRITE DMM_VM_MAYWRITE
+#define VM_MAYSHARE DMM_VM_MAYSHARE
+#define VM_DONTCOPY DMM_VM_DONTCOPY
+#define VM_HUGEPAGE DMM_VM_HUGEPAGE
+#define VM_NOHUGEPAGE DMM_VM_NOHUGEPAGE
+#define VM_IO 0x00004000UL
+#define VM_PFNMAP 0x00000400UL
+#define VM_ACCESS_FLAGS (VM_READ | VM_WRITE)
+
+struct dmm_mm;
+struct dmm_file;
+
+/* A mapping region. All fields are protected by mm->mmap_lock (write to
+ * change); anon_vma may also be set under mmap_lock read + mm->anon_lock. */
+struct dmm_vma {
+	struct dmm_mm *mm;
+	uint64_t start, end;	/* [start, end), page aligned */
+	uint64_t pgoff;		/* page offset of start in its object (anon: linear index) */
+	unsigned long flags;	/* VM_* */
+	struct dmm_file *file;	/* shmem or file; holds a file reference */
+	struct dmm_anon_vma *anon_vma;
+	struct dmm_list anon_node; /* in anon_vma->vmas, under anon_vma->lock */
+	struct dmm_list file_node; /* in file->i_mmap, under file->i_mmap_lock */
+};
+
+/* An address space. */
+struct dmm_mm {
+	struct dmm_system *sys;
+	unsigned int id;
+	pthread_rwlock_t mmap_lock;
+	struct dmm_vma **vmas;	/* sorted by start, non-overlapping; mmap_lock */
+	size_t nr_vmas, cap_vmas;
+	struct dmm_pt_dir *pgd;	/* populated by CAS; freed at destroy */
+	pthread_mutex_t anon_lock; /* serialises anon_vma_prepare under mmap_lock read */
+	_Atomic long rss[DMM_NR_MM_COUNTERS];
+	_Atomic uint32_t write_protect_seq; /* odd while fork write-protects */
+	struct dmm_list node;	/* in sys->mms, under sys->mm_list_lock */
+	uint64_t mmap_base;	/* where bottom-up placement searches from */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Files and shared memory                                                   */
+
+struct dmm_file {
+	struct dmm_system *sys;
+	_Atomic long refcount;	/* caller + one per VMA */
+	uint64_t npages;
+	bool shmem;		/* backs MAP_SHARED|MAP_ANONYMOUS */
+	pthread_mutex_t lock;	/* protects pages[] */
+	struct dmm_page **pages; /* the page cache: one ref per cached page */
+	pthread_rwlock_t i_mmap_lock; /* protects i_mmap */
+	struct dmm_list i_mmap;	/* VMAs mapping the file (dmm_vma.file_node) */
+	struct dmm_list node;	/* in sys->files, under sys->file_list_lock */
+};
+
+/* ------------------------------------------------------------------------ */
+/* The system                                                                */
+
+#define SECTION_SHIFT 15 /* 32768 frames = 128 MiB per section */
+#define PAGES_PER_SECTION (1UL << SECTION_SHIFT)
+#define MAX_PFN_BITS 28
+#define NR_SECTIONS (1UL << (MAX_PFN_BITS - SECTION_SHIFT))
+
+/* A section: the metadata and (for CPU-addressable memory) the contents of
+ * PAGES_PER_SECTION consecutive pfns. Published once, read locklessly. */
+struct dmm_section {
+	struct dmm_page *pages;
+	uint8_t *mem; /* NULL for device-private memory */
+};
+
+#define NR_SHARDS 16 /* allocator and statistics shards, picked per thread */
+
+struct dmm_frame_shard {
+	pthread_mutex_t lock;
+	uint64_t head;	/* pfn of the first free frame, 0 = empty */
+	uint64_t count; /* frames on this list */
+} __attribute__((aligned(CACHELINE)));
+
+struct dmm_stat_shard {
+#define DMM_STAT_ATOMIC(name, desc) _Atomic uint64_t name;
+	DMM_STAT_LIST(DMM_STAT_ATOMIC)
+#undef DMM_STAT_ATOMIC
+} __attribute__((aligned(CACHELINE)));
+
+#define WAIT_TABLE_SIZE 256
+
+struct dmm_wait_bucket {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+} __attribute__((aligned(CACHELINE)));
+
+struct dmm_system {
+	uint64_t nr_frames;		/* allocatable frames: pfns 1..nr_frames */
+	struct dmm_page *frames;	/* metadata of pfns 0..nr_frames */
+	uint8_t *arena;			/* contents of pfns 0..nr_frames (pfn 0 = zero page) */
+	size_t arena_bytes, meta_bytes;
+	_Atomic(struct dmm_section *) sections[NR_SECTIONS];
+	struct dmm_section sys_sections[NR_SECTIONS]; /* storage for RAM sections */
+
+	struct dmm_frame_shard shards[NR_SHARDS];
+	_Atomic uint64_t next_fresh;	/* first never-used pfn */
+	_Atomic int64_t nr_used;	/* allocated frames */
+
+	struct dmm_stat_shard stats[NR_SHARDS];
+	struct dmm_wait_bucket waits[WAIT_TABLE_SIZE];
+
+	pthread_mutex_t mm_list_lock;
+	struct dmm_list mms;
+	unsigned int next_mm_id;	/* under mm_list_lock */
+	pthread_mutex_t file_list_lock;
+	struct dmm_list files;
+};
+
+#endif /* DEVMM_TYPES_H */

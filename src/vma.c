@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VMAs: the sorted array of an address space's mapping regions, their
+ * split and merge, and their links to the reverse map (anon_vma) and to the
+ * file they map. Everything here runs with mmap_lock held for write, except
+ * lookups (read is enough) and anon_vma_prepare (read + mm->anon_lock).
+ */
+#include "internal.h"
+
+struct dmm_vma *find_vma(struct dmm_mm *mm, uint64_t addr, size_t *idx)
+{
+	size_t lo = 0, hi = mm->nr_vmas;
+
+	/* The first VMA whose end is above addr. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (mm->vmas[mid]->end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (idx)
+		*idx = lo;
+	return lo < mm->nr_vmas ? mm->vmas[lo] : NULL;
+}
+
+struct dmm_vma *vma_lookup(struct dmm_mm *mm, uint64_t addr)
+{
+	struct dmm_vma *v = find_vma(mm, addr, NULL);
+
+	return v && v->start <= addr ? v : NULL;
+}
+
+struct dmm_vma *vma_alloc(struct dmm_mm *mm, uint64_t start, uint64_t end, unsigned long flags,
+			  struct dmm_file *file, uint64_t pgoff)
+{
+	struct dmm_vma *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	v->mm = mm;
+	v->start = start;
+	v->end = end;
+	v->flags = flags;
+	v->file = file;
+	v->pgoff = pgoff;
+	list_init(&v->anon_node);
+	list_init(&v->file_node);
+	return v;
+}
+
+static int vmas_reserve(struct dmm_mm *mm, size_t n)
+{
+	struct dmm_vma **nv;
+	size_t cap;
+
+	if (mm->nr_vmas + n <= mm->cap_vmas)
+		return 0;
+	cap = DMM_MAX(mm->cap_vmas * 2, mm->nr_vmas + n + 8);
+	nv = realloc(mm->vmas, cap * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	mm->vmas = nv;
+	mm->cap_vmas = cap;
+	return 0;
+}
+
+static void anon_vma_link(struct dmm_vma *v)
+{
+	struct dmm_anon_vma *av = v->anon_vma;
+
+	if (!av)
+		return;
+	anon_vma_get(av);
+	pthread_rwlock_wrlock(&av->lock);
+	list_add_tail(&v->anon_node, &av->vmas);
+	pthread_rwlock_unlock(&av->lock);
+}
+
+static void file_link(struct dmm_vma *v)
+{
+	struct dmm_file *f = v->file;
+
+	if (!f)
+		return;
+	file_get(f);
+	pthread_rwlock_wrlock(&f->i_mmap_lock);
+	list_add_tail(&v->file_node, &f->i_mmap);
+	pthread_rwlock_unlock(&f->i_mmap_lock);
+}
+
+int vma_link(struct dmm_mm *mm, struct dmm_vma *vma)
+{
+	size_t idx;
+
+	if (vmas_reserve(mm, 1))
+		return -ENOMEM;
+	find_vma(mm, vma->start, &idx);
+	memmove(&mm->vmas[idx + 1], &mm->vmas[idx], (mm->nr_vmas - idx) * sizeof(*mm->vmas));
+	mm->vmas[idx] = vma;
+	mm->nr_vmas++;
+	anon_vma_link(vma);
+	file_link(vma);
+	return 0;
+}
+
+/* Index of vma in the array (by start, then identity), or nr_vmas. */
+static size_t vma_index(struct dmm_mm *mm, const struct dmm_vma *vma)
+{
+	size_t lo = 0, hi = mm->nr_vmas;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (mm->vmas[mid]->start < vma->start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < mm->nr_vmas && mm->vmas[lo]->start == vma->start; lo++)
+		if (mm->vmas[lo] == vma)
+			return lo;
+	return mm->nr_vmas;
+}
+
+void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma)
+{
+	size_t idx = vma_index(mm, vma);
+
+	if (idx < mm->nr_vmas) {
+		memmove(&mm->vmas[idx], &mm->vmas[idx + 1], (mm->nr_vmas - idx - 1) * sizeof(*mm->vmas));
+		mm->nr_vmas--;
+	}
+	if (vma->anon_vma) {
+		pthread_rwlock_wrlock(&vma->anon_vma->lock);
+		list_del(&vma->anon_node);
+		pthread_rwlock_unlock(&vma->anon_vma->lock);
+		anon_vma_put(vma->anon_vma);
+	}
+	if (vma->file) {
+		struct dmm_file *f = vma->file;
+
+		pthread_rwlock_wrlock(&f->i_mmap_lock);
+		list_del(&vma->file_node);
+		pthread_rwlock_unlock(&f->i_mmap_lock);
+		dmm_file_put(f);
+	}
+	free(vma);
+}
+
+/*
+ * Split at addr. The new VMA shares the anon_vma and file; its pgoff moves
+ * with the offset, so every page keeps a consistent linear index. The
+ * bounds change under the anon_vma and i_mmap write locks, which rmap
+ * walkers hold for read while they look at vma bounds.
+ */
+struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr)
+{
+	struct dmm_vma *nv;
+
+	DMM_BUG_ON(addr <= vma->start || addr >= vma->end || !PAGE_ALIGNED(addr));
+	if (vmas_reserve(mm, 1))
+		return NULL;
+	nv = vma_alloc(mm, addr, vma->end, vma->flags, vma->file, linear_page_index(vma, addr));
+	if (!nv)
+		return NULL;
+	nv->anon_vma = vma->anon_vma;
+	if (vma->anon_vma)
+		pthread_rwlock_wrlock(&vma->anon_vma->lock);
+	vma->end = addr;
+	if (vma->anon_vma)
+		pthread_rwlock_unlock(&vma->anon_vma->lock);
+	vma_link(mm, nv); /* cannot fail: reserved above */
+	dmm_stat_inc(mm->sys, vma_split);
+	return nv;
+}
+
+int vma_split_range(struct dmm_mm *mm, uint64_t start, uint64_t end)
+{
+	struct dmm_vma *v = vma_lookup(mm, start);
+
+	if (v && v->start < start && !split_vma(mm, v, start))
+		return -ENOMEM;
+	v = end ? vma_lookup(mm, end - 1) : NULL;
+	if (v && v->end > end && !split_vma(mm, v, end))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Can b be appended to a (adjacent, same object and flags, pgoff contiguous)? */
+static bool can_merge(const struct dmm_vma *a, const struct dmm_vma *b)
+{
+	if (a->end != b->start || a->flags != b->flags || a->file != b->file)
+		return false;
+	if (b->pgoff != a->pgoff + vma_pages(a))
+		return false;
+	return !a->anon_vma || !b->anon_vma || a->anon_vma == b->anon_vma;
+}
+
+static void merge_pair(struct dmm_mm *mm, struct dmm_vma *a, struct dmm_vma *b)
+{
+	struct dmm_anon_vma *av = a->anon_vma ? a->anon_vma : b->anon_vma;
+
+	if (av && !a->anon_vma) {
+		/* a adopts b's anon_vma: link a, keep b's link until b goes. */
+		a->anon_vma = av;
+		anon_vma_link(a);
+	}
+	if (av)
+		pthread_rwlock_wrlock(&av->lock);
+	a->end = b->end;
+	b->end = b->start; /* b is now empty: rmap walkers skip it */
+	if (av)
+		pthread_rwlock_unlock(&av->lock);
+	vma_unlink_free(mm, b);
+	dmm_stat_inc(mm->sys, vma_merge);
+}
+
+void vma_merge_range(struct dmm_mm *mm, uint64_t start, uint64_t end)
+{
+	size_t i;
+
+	find_vma(mm, start ? start - 1 : 0, &i);
+	while (i + 1 < mm->nr_vmas && mm->vmas[i]->start <= end) {
+		if (can_merge(mm->vmas[i], mm->vmas[i + 1]))
+			merge_pair(mm, mm->vmas[i], mm->vmas[i + 1]);
+		else
+			i++;
+	}
+}
+
+int anon_vma_prepare(struct dmm_vma *vma)
+{
+	struct dmm_anon_vma *av;
+
+	if (likely(atomic_load_explicit((_Atomic(struct dmm_anon_vma *) *)&vma->anon_vma,
+					memory_order_acquire)))
+		return 0;
+	av = calloc(1, sizeof(*av));
+	if (!av)
+		return -ENOMEM;
+	pthread_rwlock_init(&av->lock, NULL);
+	list_init(&av->vmas);
+	atomic_store(&av->refcount, 0);
+	pthread_mutex_lock(&vma->mm->anon_lock);
+	if (!vma->anon_vma) {
+		atomic_store_explicit((_Atomic(struct dmm_anon_vma *) *)&vma->anon_vma, av,
+				      memory_order_release);
+		anon_vma_link(vma);
+		av = NULL;
+	}
+	pthread_mutex_unlock(&vma->mm->anon_lock);
+	if (av) {
+		pthread_rwlock_destroy(&av->lock);
+		free(av);
+	}
+	return 0;
+}
+
+void anon_vma_get(struct dmm_anon_vma *av)
+{
+	atomic_fetch_add_explicit(&av->refcount, 1, memory_order_relaxed);
+}
+
+void anon_vma_put(struct dmm_anon_vma *av)
+{
+	if (atomic_fetch_sub_explicit(&av->refcount, 1, memory_order_acq_rel) == 1) {
+		DMM_BUG_ON(!list_empty(&av->vmas));
+		pthread_rwlock_destroy(&av->lock);
+		free(av);
+	}
+}
