@@ -19,7 +19,13 @@
  *  - the allocator: every free frame listed exactly once and clean, the
  *    free count matching, never-used frames untouched; the zero page never
  *    counted;
- *  - the page cache: every cached page knows its file and index.
+ *  - the page cache: every cached page knows its file and index;
+ *  - device memory: no present entry maps a device-private frame;
+ *    device-private and device-exclusive entries reference anonymous
+ *    frames of the right type; free device frames (refcount 0) have no
+ *    entry of any kind, no identity and no lock; device-private frames are
+ *    never pinned; device frames are never on the LRU; each pgmap's
+ *    reference count = its allocated frames + transient references.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,9 +39,10 @@ struct checker {
 	char *buf;
 	size_t size, len;
 	unsigned int errors;
-	uint32_t *maps;	 /* mapping entries per pfn */
-	uint32_t *migs;	 /* migration entries per pfn */
-	uint8_t *listed; /* free-list appearances per pfn */
+	uint32_t *maps;	 /* mapping entries per slot */
+	uint32_t *migs;	 /* migration entries per slot */
+	uint8_t *listed; /* free-list appearances per pfn (RAM) */
+	uint64_t nslots; /* RAM pfns, then each pgmap's pages */
 	long rss[DMM_NR_MM_COUNTERS];
 	struct dmm_mm *mm;
 };
@@ -73,6 +80,14 @@ static bool list_contains(const struct dmm_list *head, const struct dmm_list *n)
 		if (pos == n)
 			return true;
 	return false;
+}
+
+/* Counting slot of a frame: its pfn in RAM, else after RAM per pgmap. */
+static uint64_t slot_of(struct checker *ck, struct dmm_page *p)
+{
+	if (!page_is_zone_device(p))
+		return page_to_pfn(ck->sys, p);
+	return p->pgmap->check_base + (uint64_t)(p - p->pgmap->pages);
 }
 
 static void check_vmas(struct checker *ck, struct dmm_mm *mm)
@@ -114,7 +129,12 @@ static void check_present(struct checker *ck, struct dmm_vma *v, uint64_t addr, 
 		       (unsigned long)pte_pfn(e));
 		return;
 	}
-	ck->maps[pte_pfn(e)]++;
+	if (page_is_device_private(p)) {
+		report(ck, "mm %u %#lx: a present entry maps device-private pfn %#lx", ck->mm->id,
+		       (unsigned long)addr, (unsigned long)pte_pfn(e));
+		return;
+	}
+	ck->maps[slot_of(ck, p)]++;
 	ck->rss[mm_counter(v, p)]++;
 	if (page_test(p, PG_free) || page_ref_count(p) == 0)
 		report(ck, "mm %u %#lx: maps free pfn %#lx", ck->mm->id, (unsigned long)addr, (unsigned long)pte_pfn(e));
@@ -144,18 +164,30 @@ static void check_entry(struct checker *ck, uint64_t addr, pte_t e)
 		return;
 	}
 	p = pfn_to_page(ck->sys, entry_pfn(e));
-	if (!p) {
+	if (!p || entry_pfn(e) == DMM_ZERO_PFN) {
 		report(ck, "mm %u %#lx: leaf entry with a bad pfn", ck->mm->id, (unsigned long)addr);
 		return;
 	}
 	ck->rss[mm_counter(v, p)]++;
 	if (is_migration_entry(e)) {
-		ck->migs[entry_pfn(e)]++;
-		if (!page_locked(p))
-			report(ck, "mm %u %#lx: migration entry on an unlocked page", ck->mm->id, (unsigned long)addr);
+		ck->migs[slot_of(ck, p)]++;
+		if (!page_locked(p) || page_ref_count(p) == 0)
+			report(ck, "mm %u %#lx: migration entry on an unlocked or free page", ck->mm->id,
+			       (unsigned long)addr);
 		return;
 	}
-	ck->maps[entry_pfn(e)]++;
+	ck->maps[slot_of(ck, p)]++;
+	if (!page_is_anon(p))
+		report(ck, "mm %u %#lx: device entry on a non-anonymous page", ck->mm->id, (unsigned long)addr);
+	if (is_device_private_entry(e) && !page_is_device_private(p))
+		report(ck, "mm %u %#lx: device-private entry on a frame that is not device-private",
+		       ck->mm->id, (unsigned long)addr);
+	if ((is_writable_device_private_entry(e) || is_device_exclusive_entry(e)) &&
+	    !page_test(p, PG_anon_exclusive))
+		report(ck, "mm %u %#lx: writable or exclusive device entry on a shared page", ck->mm->id,
+		       (unsigned long)addr);
+	if (page_is_anon(p) && (p->mapping != v->anon_vma || p->index != linear_page_index(v, addr)))
+		report(ck, "mm %u %#lx: anon page identity does not match its VMA", ck->mm->id, (unsigned long)addr);
 }
 
 static int check_pte_table(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end, void *arg)
@@ -211,6 +243,70 @@ static void check_frame(struct checker *ck, uint64_t pfn)
 		report(ck, "pfn %#lx: pinned anon page is not exclusive", (unsigned long)pfn);
 	if ((fl & PG_locked) && !ck->migs[pfn])
 		report(ck, "pfn %#lx: locked while the system is quiescent", (unsigned long)pfn);
+}
+
+static void check_device_frame(struct checker *ck, struct dmm_pgmap *pg, uint64_t i, uint64_t *allocated)
+{
+	struct dmm_page *p = &pg->pages[i];
+	uint64_t pfn = pg->pfn_start + i, slot = pg->check_base + i;
+	uint32_t ref = page_ref_count(p), pins = atomic_load(&p->pincount), fl = page_flags(p);
+	int32_t map = page_mapcount(p);
+
+	if (!(fl & PG_zone_device) || p->pgmap != pg)
+		report(ck, "device pfn %#lx: lost its pgmap", (unsigned long)pfn);
+	if (ref == 0) {
+		if (map || pins || ck->maps[slot] || ck->migs[slot] || p->mapping || (fl & PG_locked))
+			report(ck, "device pfn %#lx: free but mapped, pinned, locked or with identity",
+			       (unsigned long)pfn);
+		return;
+	}
+	(*allocated)++;
+	if (map < 0 || (uint32_t)map != ck->maps[slot])
+		report(ck, "device pfn %#lx: mapcount %d but %u entries map it", (unsigned long)pfn, map,
+		       ck->maps[slot]);
+	if ((uint64_t)ref < (uint64_t)map + (uint64_t)pins * GUP_PIN_COUNTING_BIAS)
+		report(ck, "device pfn %#lx: refcount %u below mapcount %d + pins %u", (unsigned long)pfn, ref,
+		       map, pins);
+	if (pg->type == DMM_MEMORY_DEVICE_PRIVATE && pins)
+		report(ck, "device pfn %#lx: a device-private page is pinned", (unsigned long)pfn);
+	if (fl & PG_lru)
+		report(ck, "device pfn %#lx: on the LRU", (unsigned long)pfn);
+	if ((fl & PG_anon_exclusive) && map > 1)
+		report(ck, "device pfn %#lx: anon-exclusive but mapped %d times", (unsigned long)pfn, map);
+	if ((fl & PG_locked) && !ck->migs[slot])
+		report(ck, "device pfn %#lx: locked while the system is quiescent", (unsigned long)pfn);
+}
+
+static void check_pgmaps(struct checker *ck)
+{
+	struct dmm_list *pos;
+
+	list_for_each(pos, &ck->sys->pgmaps) {
+		struct dmm_pgmap *pg = container_of(pos, struct dmm_pgmap, node);
+		uint64_t allocated = 0;
+		long ref = atomic_load(&pg->ref) - atomic_load(&pg->transient);
+
+		for (uint64_t i = 0; i < pg->nr_pages; i++)
+			check_device_frame(ck, pg, i, &allocated);
+		if (ref != (long)allocated)
+			report(ck, "pgmap %#lx: %ld page references for %lu allocated pages",
+			       (unsigned long)pg->pfn_start, ref, (unsigned long)allocated);
+	}
+}
+
+/* Give every pgmap its counting slots; pgmap_lock held. */
+static uint64_t assign_slots(struct dmm_system *sys)
+{
+	uint64_t n = sys->nr_frames + 1;
+	struct dmm_list *pos;
+
+	list_for_each(pos, &sys->pgmaps) {
+		struct dmm_pgmap *pg = container_of(pos, struct dmm_pgmap, node);
+
+		pg->check_base = n;
+		n += pg->nr_pages;
+	}
+	return n;
 }
 
 static void mark_listed(uint64_t pfn, void *arg)
@@ -270,16 +366,20 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 		return -EINVAL;
 	if (ck.buf)
 		ck.buf[0] = '\0';
-	ck.maps = calloc(sys->nr_frames + 1, sizeof(*ck.maps));
-	ck.migs = calloc(sys->nr_frames + 1, sizeof(*ck.migs));
+	pthread_mutex_lock(&sys->mm_list_lock);
+	pthread_mutex_lock(&sys->pgmap_lock);
+	ck.nslots = assign_slots(sys);
+	ck.maps = calloc(ck.nslots, sizeof(*ck.maps));
+	ck.migs = calloc(ck.nslots, sizeof(*ck.migs));
 	ck.listed = calloc(sys->nr_frames + 1, 1);
 	if (!ck.maps || !ck.migs || !ck.listed) {
 		free(ck.maps);
 		free(ck.migs);
 		free(ck.listed);
+		pthread_mutex_unlock(&sys->pgmap_lock);
+		pthread_mutex_unlock(&sys->mm_list_lock);
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&sys->mm_list_lock);
 	list_for_each(pos, &sys->mms) {
 		struct dmm_mm *mm = container_of(pos, struct dmm_mm, node);
 
@@ -291,9 +391,16 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 	check_files(&ck);
 	pthread_mutex_unlock(&sys->file_list_lock);
 	check_frames(&ck);
+	check_pgmaps(&ck);
+	pthread_mutex_unlock(&sys->pgmap_lock);
 	pthread_mutex_unlock(&sys->mm_list_lock);
-	if (ck.errors > MAX_REPORTS)
-		report(&ck, "... %u more", ck.errors - MAX_REPORTS);
+	if (ck.errors > MAX_REPORTS) {
+		unsigned int more = ck.errors - MAX_REPORTS;
+
+		ck.errors = 0; /* let the summary line through */
+		report(&ck, "... and %u more", more);
+		ck.errors = MAX_REPORTS + more;
+	}
 	free(ck.maps);
 	free(ck.migs);
 	free(ck.listed);

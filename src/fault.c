@@ -247,14 +247,62 @@ static vm_fault_t migration_entry_wait(struct vm_fault *vmf)
 		return 0;
 	}
 	p = pfn_to_page(vmf->sys, entry_pfn(vmf->orig));
-	if (!get_page_unless_zero(p)) {
+	/* Sleep without a page reference: one would fail the migrator's pin
+	 * checks. The frame's metadata outlives the wait (system frames
+	 * always; device frames through a pgmap reference). */
+	if (page_is_zone_device(p))
+		pgmap_ref_get(p->pgmap);
+	ptl_unlock(vmf->tbl);
+	wait_on_page_locked(vmf->sys, p);
+	if (page_is_zone_device(p))
+		pgmap_ref_put(p->pgmap);
+	dmm_stat_inc(vmf->sys, fault_retry);
+	return 0;
+}
+
+/*
+ * A CPU access to a device-private page (semantics.md §3.1): trylock the
+ * device page and call its owner's migrate_to_ram; if another thread holds
+ * the lock (it is migrating the page), sleep until it is released and let
+ * the access fault again. Never spin: that livelocked Linux until 2026.
+ */
+static vm_fault_t do_device_private_fault(struct vm_fault *vmf)
+{
+	struct dmm_page *p;
+	struct dmm_pgmap *pg;
+	unsigned int r;
+
+	ptl_lock(vmf->tbl);
+	if (pte_get(vmf->pte) != vmf->orig) {
 		ptl_unlock(vmf->tbl);
 		return 0;
 	}
+	p = pfn_to_page(vmf->sys, entry_pfn(vmf->orig));
+	pg = p->pgmap;
+	if (trylock_page(p)) {
+		struct dmm_vm_fault f = {
+			.mm = vmf->mm, .address = vmf->addr,
+			.page = entry_pfn(vmf->orig), .pgmap = pg,
+			.flags = fault_write(vmf) ? DMM_FAULT_FLAG_WRITE : 0,
+		};
+
+		get_page(p);
+		ptl_unlock(vmf->tbl);
+		r = pg->ops.migrate_to_ram(&f);
+		unlock_page(vmf->sys, p);
+		put_page(vmf->sys, p);
+		dmm_stat_inc(vmf->sys, fault_device_private);
+		if (r & DMM_VM_FAULT_OOM)
+			return VM_FAULT_OOM;
+		return (r & DMM_VM_FAULT_SIGBUS) ? VM_FAULT_SIGBUS : 0;
+	}
+	/* No page reference while waiting (it would fail the migrator's
+	 * reference checks); a pgmap reference keeps the metadata alive. */
+	pgmap_ref_get(pg);
 	ptl_unlock(vmf->tbl);
 	wait_on_page_locked(vmf->sys, p);
-	put_page(vmf->sys, p);
-	dmm_stat_inc(vmf->sys, fault_retry);
+	pgmap_ref_put(pg);
+	dmm_stat_inc(vmf->sys, fault_device_wait);
 	return 0;
 }
 
@@ -262,8 +310,10 @@ static vm_fault_t handle_nonpresent(struct vm_fault *vmf)
 {
 	if (is_migration_entry(vmf->orig))
 		return migration_entry_wait(vmf);
-	/* Device-private and device-exclusive entries only exist once device
-	 * memory is registered; nothing else non-present is ever installed. */
+	if (is_device_private_entry(vmf->orig))
+		return do_device_private_fault(vmf);
+	/* Device-exclusive entries are restored on access once device atomics
+	 * exist (make_device_exclusive); nothing else non-present is installed. */
 	dmm_bug(__FILE__, __LINE__, "fault on an entry kind without a handler");
 }
 

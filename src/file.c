@@ -10,7 +10,7 @@
 
 struct dmm_file *file_alloc(struct dmm_system *sys, uint64_t npages, bool shmem)
 {
-	struct dmm_file *f = calloc(1, sizeof(*f));
+	struct dmm_file *f = meta_calloc(sys, 1, sizeof(*f));
 
 	if (!f)
 		return NULL;
@@ -106,7 +106,7 @@ static int filemap_find(struct dmm_file *f, uint64_t index, bool create, struct 
 		return -ENOMEM;
 	np->mapping = f;
 	np->index = index;
-	atomic_store(&np->flags, PG_pagecache | PG_uptodate | (f->shmem ? PG_swapbacked : 0));
+	atomic_store(&np->flags, PG_pagecache | PG_uptodate | PG_lru | (f->shmem ? PG_swapbacked : 0));
 	pthread_mutex_lock(&f->lock);
 	p = f->pages[index];
 	if (!p) {

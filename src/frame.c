@@ -55,6 +55,10 @@ struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp)
 	struct dmm_page *p;
 	bool fresh = false;
 
+	if (should_fail(sys, DMM_INJECT_FRAME)) {
+		dmm_stat_inc(sys, frames_alloc_fail);
+		return NULL;
+	}
 	p = shard_pop(sys, &sys->shards[me]);
 	if (!p) {
 		p = fresh_frame(sys);

@@ -36,7 +36,8 @@
 		if (unlikely(cond))                                                          \
 			dmm_bug(__FILE__, __LINE__, #cond);                                  \
 	} while (0)
-_Noreturn void dmm_bug(const char *file, int line, const char *what);
+__attribute__((visibility("hidden"))) _Noreturn void dmm_bug(const char *file, int line,
+								 const char *what);
 
 /* ------------------------------------------------------------------------ */
 /* Lists                                                                     */
@@ -62,10 +63,27 @@ static inline void list_del(struct dmm_list *n)
 /* ------------------------------------------------------------------------ */
 /* Per-thread shard and statistics (stats.c)                                 */
 
-unsigned int dmm_shard(void);
+__attribute__((visibility("hidden"))) unsigned int dmm_shard(void);
 #define dmm_stat_add(sys, name, n) \
 	atomic_fetch_add_explicit(&(sys)->stats[dmm_shard()].name, (uint64_t)(n), memory_order_relaxed)
 #define dmm_stat_inc(sys, name) dmm_stat_add(sys, name, 1)
+
+/* ------------------------------------------------------------------------ */
+/* Fault injection (inject.c)                                                */
+
+bool should_fail_slow(struct dmm_system *sys, enum dmm_inject_site site);
+/* Should this allocation at site fail? Cheap when nothing is armed. */
+static inline bool should_fail(struct dmm_system *sys, enum dmm_inject_site site)
+{
+	struct dmm_inject_state *st = &sys->inject[site];
+
+	if (likely(!atomic_load_explicit(&st->countdown, memory_order_relaxed) &&
+		   !atomic_load_explicit(&st->ppm, memory_order_relaxed)))
+		return false;
+	return should_fail_slow(sys, site);
+}
+/* calloc/malloc that honour the META injection site. */
+void *meta_calloc(struct dmm_system *sys, size_t n, size_t size);
 
 /* ------------------------------------------------------------------------ */
 /* Frames (system.c, frame.c, page.c)                                        */
@@ -77,7 +95,9 @@ static inline struct dmm_page *pfn_to_page(struct dmm_system *sys, uint64_t pfn)
 	if (pfn >> MAX_PFN_BITS)
 		return NULL;
 	s = atomic_load_explicit(&sys->sections[pfn >> SECTION_SHIFT], memory_order_acquire);
-	return s ? &s->pages[pfn & (PAGES_PER_SECTION - 1)] : NULL;
+	if (!s || (pfn & (PAGES_PER_SECTION - 1)) >= s->nr)
+		return NULL;
+	return &s->pages[pfn & (PAGES_PER_SECTION - 1)];
 }
 uint64_t page_to_pfn(struct dmm_system *sys, const struct dmm_page *page);
 /* The CPU-addressable contents of a frame; NULL for device-private frames. */
@@ -135,6 +155,21 @@ uint64_t frame_nr_listed(struct dmm_system *sys);
 void frames_init(struct dmm_system *sys);
 void wait_table_init(struct dmm_system *sys);
 void wait_table_destroy(struct dmm_system *sys);
+
+/* Device memory (memremap.c). */
+void free_zone_device_page(struct dmm_system *sys, struct dmm_page *p);
+void pgmaps_destroy(struct dmm_system *sys);
+static inline bool page_is_device_private(const struct dmm_page *p)
+{
+	return page_is_zone_device(p) && p->pgmap->type == DMM_MEMORY_DEVICE_PRIVATE;
+}
+static inline bool page_is_device_coherent(const struct dmm_page *p)
+{
+	return page_is_zone_device(p) && p->pgmap->type == DMM_MEMORY_DEVICE_COHERENT;
+}
+/* Transient pgmap references (no page reference involved). */
+void pgmap_ref_get(struct dmm_pgmap *pgmap);
+void pgmap_ref_put(struct dmm_pgmap *pgmap);
 
 /* Copy a frame's contents (both must be CPU-addressable). */
 void copy_page_contents(struct dmm_system *sys, struct dmm_page *dst, struct dmm_page *src);
@@ -216,6 +251,14 @@ void page_add_anon_rmap(struct dmm_page *p, bool exclusive);
 void page_add_file_rmap(struct dmm_page *p);
 void page_dup_rmap(struct dmm_page *p);
 void page_remove_rmap(struct dmm_page *p);
+/* Migration (rmap.c): the page is locked by the caller. */
+pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive);
+void try_to_migrate(struct dmm_system *sys, struct dmm_page *p);
+void remove_migration_ptes(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst);
+/* migrate_device.c: move a device-coherent page to system RAM for a
+ * long-term pin; consumes the caller's reference. 0 or -EBUSY. */
+int migrate_device_coherent_page(struct dmm_system *sys, struct dmm_page *p);
+
 /* The rss counter of a page mapped in vma. */
 enum dmm_rss_type mm_counter(struct dmm_vma *vma, struct dmm_page *p);
 static inline void add_mm_counter(struct dmm_mm *mm, enum dmm_rss_type t, long n)

@@ -57,24 +57,16 @@ static int zap_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t ad
 
 void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
 {
-	struct zap_batch *zb = malloc(sizeof(*zb));
-	struct zap_batch local;
+	struct zap_batch zb = { .vma = vma };
 
-	/* The batch is large; fall back to one on the stack when malloc fails
-	 * (zap must not fail). */
-	if (!zb)
-		zb = &local;
-	zb->vma = vma;
 	start = DMM_MAX(start, vma->start);
 	end = DMM_MIN(end, vma->end);
-	walk_pte_tables(vma->mm, start, end, zap_pte_range, zb);
-	if (zb != &local)
-		free(zb);
+	walk_pte_tables(vma->mm, start, end, zap_pte_range, &zb);
 }
 
 struct dmm_mm *mm_alloc(struct dmm_system *sys)
 {
-	struct dmm_mm *mm = calloc(1, sizeof(*mm));
+	struct dmm_mm *mm = meta_calloc(sys, 1, sizeof(*mm));
 
 	if (!mm)
 		return NULL;
@@ -149,6 +141,11 @@ void dmm_mm_exit(struct dmm_mm *mm)
 	mm_free(mm);
 }
 
+struct dmm_system *dmm_mm_system(const struct dmm_mm *mm)
+{
+	return mm ? mm->sys : NULL;
+}
+
 unsigned int dmm_mm_id(const struct dmm_mm *mm)
 {
 	return mm ? mm->id : 0;
@@ -159,4 +156,14 @@ long dmm_mm_rss(const struct dmm_mm *mm, enum dmm_rss_type type)
 	if (!mm || (unsigned int)type >= DMM_NR_MM_COUNTERS)
 		return 0;
 	return atomic_load(&((struct dmm_mm *)mm)->rss[type]);
+}
+
+void dmm_mmap_read_lock(struct dmm_mm *mm)
+{
+	mmap_read_lock(mm);
+}
+
+void dmm_mmap_read_unlock(struct dmm_mm *mm)
+{
+	mmap_read_unlock(mm);
 }

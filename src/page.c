@@ -108,7 +108,8 @@ bool get_page_unless_zero(struct dmm_page *p)
 	return true;
 }
 
-/* The last reference is gone: give the frame back. */
+/* The last reference is gone: give the frame back (to the allocator, or
+ * to the device driver through folio_free). */
 static void free_page_final(struct dmm_system *sys, struct dmm_page *p)
 {
 	struct dmm_anon_vma *av = NULL;
@@ -116,7 +117,10 @@ static void free_page_final(struct dmm_system *sys, struct dmm_page *p)
 	DMM_BUG_ON(page_mapcount(p) != 0);
 	if (page_is_anon(p))
 		av = p->mapping;
-	frame_free(sys, p);
+	if (page_is_zone_device(p))
+		free_zone_device_page(sys, p);
+	else
+		frame_free(sys, p);
 	if (av)
 		anon_vma_put(av);
 }
@@ -131,4 +135,80 @@ void put_page_refs(struct dmm_system *sys, struct dmm_page *p, uint32_t n)
 	DMM_BUG_ON(old < n);
 	if (old == n)
 		free_page_final(sys, p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frames for drivers (public): by pfn.                                      */
+
+static struct dmm_page *driver_page(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_page *p = sys ? pfn_to_page(sys, pfn) : NULL;
+
+	return p && !page_is_zero(sys, p) ? p : NULL;
+}
+
+int dmm_alloc_page(struct dmm_system *sys, uint64_t *pfn)
+{
+	struct dmm_page *p;
+
+	if (!sys || !pfn)
+		return -EINVAL;
+	p = frame_alloc(sys, 0);
+	if (!p)
+		return -ENOMEM;
+	*pfn = page_to_pfn(sys, p);
+	return 0;
+}
+
+int dmm_get_page(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_page *p = driver_page(sys, pfn);
+
+	if (!p || !get_page_unless_zero(p))
+		return -EINVAL;
+	return 0;
+}
+
+void dmm_put_page(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_page *p = driver_page(sys, pfn);
+
+	if (p)
+		put_page(sys, p);
+}
+
+int dmm_lock_page(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_page *p = driver_page(sys, pfn);
+
+	if (!p)
+		return -EINVAL;
+	lock_page(sys, p);
+	return 0;
+}
+
+int dmm_trylock_page(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_page *p = driver_page(sys, pfn);
+
+	if (!p)
+		return -EINVAL;
+	return trylock_page(p) ? 1 : 0;
+}
+
+void dmm_unlock_page(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_page *p = driver_page(sys, pfn);
+
+	if (p)
+		unlock_page(sys, p);
+}
+
+void *dmm_page_address(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_page *p = sys ? pfn_to_page(sys, pfn) : NULL;
+
+	if (!p || page_is_device_private(p))
+		return NULL;
+	return page_address(sys, p);
 }

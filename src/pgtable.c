@@ -11,8 +11,10 @@
  */
 #include "internal.h"
 
-static void *table_alloc(int level)
+static void *table_alloc(struct dmm_system *sys, int level)
 {
+	if (should_fail(sys, DMM_INJECT_PGTABLE))
+		return NULL;
 	if (level == 0) {
 		struct dmm_pte_table *t = calloc(1, sizeof(*t));
 
@@ -31,7 +33,8 @@ static void table_free(void *t, int level)
 }
 
 /* The next level below dir for addr; allocate it with CAS if asked. */
-static void *next_level(struct dmm_pt_dir *dir, uint64_t addr, int level, bool alloc)
+static void *next_level(struct dmm_system *sys, struct dmm_pt_dir *dir, uint64_t addr, int level,
+			bool alloc)
 {
 	_Atomic(void *) *slot = &dir->ent[pt_index(addr, level)];
 	void *next = atomic_load_explicit(slot, memory_order_acquire);
@@ -39,7 +42,7 @@ static void *next_level(struct dmm_pt_dir *dir, uint64_t addr, int level, bool a
 
 	if (next || !alloc)
 		return next;
-	next = table_alloc(level - 1);
+	next = table_alloc(sys, level - 1);
 	if (!next)
 		return NULL;
 	if (!atomic_compare_exchange_strong_explicit(slot, &expected, next, memory_order_acq_rel,
@@ -55,7 +58,7 @@ struct dmm_pte_table *pte_table_lookup(struct dmm_mm *mm, uint64_t addr, bool al
 	struct dmm_pt_dir *dir = mm->pgd;
 
 	for (int level = PT_LEVELS - 1; level >= 1 && dir; level--)
-		dir = next_level(dir, addr, level, alloc);
+		dir = next_level(mm->sys, dir, addr, level, alloc);
 	return (struct dmm_pte_table *)dir;
 }
 

@@ -93,7 +93,12 @@ int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *o
 	out->refcount = page_ref_count(p);
 	out->mapcount = page_mapcount(p);
 	out->pincount = atomic_load(&p->pincount);
-	out->location = DMM_LOC_SYSTEM;
+	if (page_is_device_private(p))
+		out->location = DMM_LOC_DEVICE_PRIVATE;
+	else if (page_is_device_coherent(p))
+		out->location = DMM_LOC_DEVICE_COHERENT;
+	else
+		out->location = DMM_LOC_SYSTEM;
 	return 0;
 }
 

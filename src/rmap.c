@@ -15,7 +15,8 @@ void page_add_new_anon_rmap(struct dmm_page *p, struct dmm_vma *vma, uint64_t ad
 	anon_vma_get(av);
 	p->mapping = av;
 	p->index = linear_page_index(vma, addr);
-	page_set(p, PG_anon | PG_anon_exclusive | PG_swapbacked | PG_uptodate | PG_lru);
+	page_set(p, PG_anon | PG_anon_exclusive | PG_swapbacked | PG_uptodate |
+			    (page_is_zone_device(p) ? 0 : PG_lru));
 	atomic_store_explicit(&p->mapcount, 1, memory_order_release);
 }
 
@@ -50,4 +51,149 @@ enum dmm_rss_type mm_counter(struct dmm_vma *vma, struct dmm_page *p)
 	if (vma->file && vma->file->shmem)
 		return DMM_MM_SHMEMPAGES;
 	return DMM_MM_FILEPAGES;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reverse-map walks (the page is locked by the caller).                     */
+
+typedef void (*rmap_one_fn)(struct dmm_system *sys, struct dmm_vma *vma, uint64_t addr, void *arg);
+
+/* Visit every VMA that may map the page, at the address it would have
+ * there. Anon pages: the VMAs of their anon_vma; file pages: i_mmap. */
+static void rmap_walk(struct dmm_system *sys, struct dmm_page *p, rmap_one_fn fn, void *arg)
+{
+	pthread_rwlock_t *lock;
+	struct dmm_list *head, *pos;
+	bool anon = page_is_anon(p);
+
+	if (!p->mapping)
+		return;
+	if (anon) {
+		struct dmm_anon_vma *av = p->mapping;
+
+		lock = &av->lock;
+		head = &av->vmas;
+	} else {
+		struct dmm_file *f = p->mapping;
+
+		lock = &f->i_mmap_lock;
+		head = &f->i_mmap;
+	}
+	pthread_rwlock_rdlock(lock);
+	list_for_each(pos, head) {
+		struct dmm_vma *v = anon ? container_of(pos, struct dmm_vma, anon_node)
+					 : container_of(pos, struct dmm_vma, file_node);
+
+		if (p->index < v->pgoff || p->index >= v->pgoff + vma_pages(v))
+			continue;
+		fn(sys, v, v->start + ((p->index - v->pgoff) << PAGE_SHIFT), arg);
+	}
+	pthread_rwlock_unlock(lock);
+}
+
+static uint64_t present_to_leaf_bits(pte_t e)
+{
+	return (pte_young(e) ? _LEAF_YOUNG : 0) | (pte_dirty(e) ? _LEAF_DIRTY : 0) |
+	       (pte_soft_dirty(e) ? _LEAF_SOFT_DIRTY : 0) | (pte_uffd_wp(e) ? _LEAF_UFFD_WP : 0);
+}
+
+static uint64_t leaf_to_present_bits(pte_t e)
+{
+	return (leaf_young(e) ? _PTE_YOUNG : 0) | (leaf_dirty(e) ? _PTE_DIRTY : 0) |
+	       (leaf_soft_dirty(e) ? _PTE_SOFT_DIRTY : 0) | (leaf_uffd_wp(e) ? _PTE_UFFD_WP : 0);
+}
+
+pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive)
+{
+	bool writable = pte_present(e) ? pte_write(e)
+				       : is_writable_device_private_entry(e) || is_device_exclusive_entry(e);
+	enum leaf_type t = writable ? LEAF_MIGRATION_WRITE
+			   : anon_exclusive ? LEAF_MIGRATION_READ_EXCLUSIVE : LEAF_MIGRATION_READ;
+	uint64_t bits = pte_present(e) ? present_to_leaf_bits(e) : leaf_flag_bits(e);
+
+	(void)p;
+	return make_migration_entry(t, entry_pfn(e), bits);
+}
+
+/* One mapping of the page: replace it by a migration entry. */
+static void try_to_migrate_one(struct dmm_system *sys, struct dmm_vma *vma, uint64_t addr, void *arg)
+{
+	struct dmm_page *p = arg;
+	uint64_t pfn = page_to_pfn(sys, p);
+	struct dmm_pte_table *t = pte_table_lookup(vma->mm, addr, false);
+	_Atomic pte_t *slot;
+	bool excl;
+	pte_t e;
+
+	if (!t)
+		return;
+	slot = pte_slot(t, addr);
+	ptl_lock(t);
+	e = pte_get(slot);
+	if (!pte_maps_page(e) || entry_pfn(e) != pfn) {
+		ptl_unlock(t);
+		return;
+	}
+	excl = page_is_anon(p) && page_test(p, PG_anon_exclusive);
+	if (excl && page_maybe_dma_pinned(p)) {
+		ptl_unlock(t); /* a pinned exclusive page stays mapped */
+		return;
+	}
+	if (excl)
+		page_clear(p, PG_anon_exclusive);
+	if (pte_present(e) && pte_dirty(e))
+		page_set(p, PG_dirty);
+	pte_set(slot, make_migration_entry_from(p, e, excl));
+	page_remove_rmap(p);
+	ptl_unlock(t);
+	put_page(sys, p); /* the mapping's reference; the migrator holds another */
+}
+
+void try_to_migrate(struct dmm_system *sys, struct dmm_page *p)
+{
+	rmap_walk(sys, p, try_to_migrate_one, p);
+}
+
+struct remove_migration_args {
+	struct dmm_page *src, *dst;
+};
+
+static void remove_migration_pte(struct dmm_system *sys, struct dmm_vma *vma, uint64_t addr, void *arg)
+{
+	struct remove_migration_args *ra = arg;
+	uint64_t spfn = page_to_pfn(sys, ra->src), dpfn = page_to_pfn(sys, ra->dst);
+	struct dmm_pte_table *t = pte_table_lookup(vma->mm, addr, false);
+	_Atomic pte_t *slot;
+	bool w, excl;
+	pte_t e, ne;
+
+	if (!t)
+		return;
+	slot = pte_slot(t, addr);
+	ptl_lock(t);
+	e = pte_get(slot);
+	if (!is_migration_entry(e) || entry_pfn(e) != spfn) {
+		ptl_unlock(t);
+		return;
+	}
+	w = is_writable_migration_entry(e);
+	excl = w || is_readable_exclusive_migration_entry(e);
+	if (page_is_device_private(ra->dst))
+		ne = make_device_private_entry(dpfn, w, leaf_flag_bits(e) & (_LEAF_SOFT_DIRTY | _LEAF_UFFD_WP));
+	else
+		ne = pfn_pte(dpfn, leaf_to_present_bits(e) | (w ? _PTE_WRITE : 0));
+	get_page(ra->dst);
+	if (page_is_anon(ra->dst))
+		page_add_anon_rmap(ra->dst, excl);
+	else
+		page_add_file_rmap(ra->dst);
+	pte_set(slot, ne);
+	ptl_unlock(t);
+}
+
+void remove_migration_ptes(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst)
+{
+	struct remove_migration_args ra = { .src = src, .dst = dst };
+
+	rmap_walk(sys, src, remove_migration_pte, &ra);
 }

@@ -29,6 +29,7 @@ static void publish_ram_sections(struct dmm_system *sys)
 
 		sec->pages = sys->frames + s * PAGES_PER_SECTION;
 		sec->mem = sys->arena + s * PAGES_PER_SECTION * PAGE_SIZE;
+		sec->nr = DMM_MIN(PAGES_PER_SECTION, total - s * PAGES_PER_SECTION);
 		atomic_store_explicit(&sys->sections[s], sec, memory_order_release);
 	}
 }
@@ -77,6 +78,9 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 	sys->next_mm_id = 1;
 	pthread_mutex_init(&sys->file_list_lock, NULL);
 	list_init(&sys->files);
+	pthread_mutex_init(&sys->pgmap_lock, NULL);
+	list_init(&sys->pgmaps);
+	sys->device_pfn_base = (sys->nr_frames + 1 + PAGES_PER_SECTION - 1) & ~(PAGES_PER_SECTION - 1);
 	if (cfg->flags & DMM_SYS_PRETOUCH)
 		dmm_system_prefault(sys, sys->nr_frames);
 	*out = sys;
@@ -131,11 +135,13 @@ void dmm_system_destroy(struct dmm_system *sys)
 		free(f->pages);
 		free(f);
 	}
+	pgmaps_destroy(sys);
 	wait_table_destroy(sys);
 	for (unsigned int i = 0; i < NR_SHARDS; i++)
 		pthread_mutex_destroy(&sys->shards[i].lock);
 	pthread_mutex_destroy(&sys->mm_list_lock);
 	pthread_mutex_destroy(&sys->file_list_lock);
+	pthread_mutex_destroy(&sys->pgmap_lock);
 	munmap(sys->arena, sys->arena_bytes);
 	munmap(sys->frames, sys->meta_bytes);
 	free(sys);
@@ -155,14 +161,21 @@ uint64_t dmm_system_nr_free(const struct dmm_system *sys)
 
 uint64_t page_to_pfn(struct dmm_system *sys, const struct dmm_page *page)
 {
-	if (page >= sys->frames && page <= sys->frames + sys->nr_frames)
+	if (likely(page >= sys->frames && page <= sys->frames + sys->nr_frames))
 		return (uint64_t)(page - sys->frames);
-	dmm_bug(__FILE__, __LINE__, "page_to_pfn of a frame outside RAM");
+	return page->pgmap->pfn_start + (uint64_t)(page - page->pgmap->pages);
 }
 
 void *page_address(struct dmm_system *sys, const struct dmm_page *page)
 {
-	return sys->arena + page_to_pfn(sys, page) * PAGE_SIZE;
+	struct dmm_pgmap *pgmap;
+
+	if (likely(page >= sys->frames && page <= sys->frames + sys->nr_frames))
+		return sys->arena + (uint64_t)(page - sys->frames) * PAGE_SIZE;
+	pgmap = page->pgmap;
+	/* The CPU never touches device-private memory (invariant 4). */
+	DMM_BUG_ON(pgmap->type != DMM_MEMORY_DEVICE_COHERENT);
+	return pgmap->mem + (uint64_t)(page - pgmap->pages) * PAGE_SIZE;
 }
 
 void copy_page_contents(struct dmm_system *sys, struct dmm_page *dst, struct dmm_page *src)

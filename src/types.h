@@ -193,7 +193,32 @@ struct dmm_file {
  * PAGES_PER_SECTION consecutive pfns. Published once, read locklessly. */
 struct dmm_section {
 	struct dmm_page *pages;
-	uint8_t *mem; /* NULL for device-private memory */
+	uint8_t *mem;	/* NULL for device-private memory */
+	uint64_t nr;	/* valid pfns from the section's start */
+};
+
+/*
+ * A range of device memory (dev_pagemap). Occupies whole sections of the
+ * pfn space above RAM. Its pages' metadata is one array; coherent memory
+ * also has contents (reserved lazily like RAM).
+ */
+struct dmm_pgmap {
+	struct dmm_system *sys;
+	enum dmm_memory_type type;
+	uint64_t pfn_start, nr_pages;
+	struct dmm_page *pages;
+	uint8_t *mem;		/* COHERENT only */
+	size_t mem_bytes;
+	struct dmm_pgmap_ops ops;
+	void *owner, *driver_data;
+	_Atomic long ref;	/* allocated pages + transient get_dev_pagemap refs */
+	_Atomic long transient;	/* of which transient (checked by dmm_check) */
+	_Atomic bool dying;	/* memunmap in progress: no new pages or refs */
+	pthread_mutex_t done_lock; /* with done_cond: wait for ref to reach 0 */
+	pthread_cond_t done_cond;
+	struct dmm_list node;	/* in sys->pgmaps, under sys->pgmap_lock */
+	uint64_t check_base;	/* dmm_check's slot of the first page */
+	struct dmm_section sections[]; /* one per section covered */
 };
 
 #define NR_SHARDS 16 /* allocator and statistics shards, picked per thread */
@@ -209,6 +234,14 @@ struct dmm_stat_shard {
 	DMM_STAT_LIST(DMM_STAT_ATOMIC)
 #undef DMM_STAT_ATOMIC
 } __attribute__((aligned(CACHELINE)));
+
+/* Fault injection at one site (inject.c). */
+struct dmm_inject_state {
+	_Atomic long countdown;	 /* > 0: the countdown-th call from now fails */
+	_Atomic uint32_t ppm;	 /* probability of failure, parts per million */
+	_Atomic uint64_t rng;	 /* xorshift state for the probability mode */
+	_Atomic uint64_t calls, injected;
+};
 
 #define WAIT_TABLE_SIZE 256
 
@@ -237,6 +270,12 @@ struct dmm_system {
 	unsigned int next_mm_id;	/* under mm_list_lock */
 	pthread_mutex_t file_list_lock;
 	struct dmm_list files;
+
+	pthread_mutex_t pgmap_lock;	/* protects pgmaps and pfn placement */
+	struct dmm_list pgmaps;
+	uint64_t device_pfn_base;	/* first section above RAM */
+
+	struct dmm_inject_state inject[DMM_NR_INJECT_SITES];
 };
 
 #endif /* DEVMM_TYPES_H */

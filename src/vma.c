@@ -35,7 +35,7 @@ struct dmm_vma *vma_lookup(struct dmm_mm *mm, uint64_t addr)
 struct dmm_vma *vma_alloc(struct dmm_mm *mm, uint64_t start, uint64_t end, unsigned long flags,
 			  struct dmm_file *file, uint64_t pgoff)
 {
-	struct dmm_vma *v = calloc(1, sizeof(*v));
+	struct dmm_vma *v = meta_calloc(mm->sys, 1, sizeof(*v));
 
 	if (!v)
 		return NULL;
@@ -57,6 +57,8 @@ static int vmas_reserve(struct dmm_mm *mm, size_t n)
 
 	if (mm->nr_vmas + n <= mm->cap_vmas)
 		return 0;
+	if (should_fail(mm->sys, DMM_INJECT_META))
+		return -ENOMEM;
 	cap = DMM_MAX(mm->cap_vmas * 2, mm->nr_vmas + n + 8);
 	nv = realloc(mm->vmas, cap * sizeof(*nv));
 	if (!nv)
@@ -237,7 +239,7 @@ int anon_vma_prepare(struct dmm_vma *vma)
 	if (likely(atomic_load_explicit((_Atomic(struct dmm_anon_vma *) *)&vma->anon_vma,
 					memory_order_acquire)))
 		return 0;
-	av = calloc(1, sizeof(*av));
+	av = meta_calloc(vma->mm->sys, 1, sizeof(*av));
 	if (!av)
 		return -ENOMEM;
 	pthread_rwlock_init(&av->lock, NULL);

@@ -111,6 +111,9 @@ int dmm_fork(struct dmm_mm *parent, struct dmm_mm **child);
  */
 void dmm_mm_exit(struct dmm_mm *mm);
 
+/* The system an address space belongs to. */
+struct dmm_system *dmm_mm_system(const struct dmm_mm *mm);
+
 /* An address space's id (unique within its system, 1 for the first). */
 unsigned int dmm_mm_id(const struct dmm_mm *mm);
 
@@ -363,6 +366,256 @@ struct dmm_vma_info {
 int dmm_vma_query(struct dmm_mm *mm, uint64_t addr, struct dmm_vma_info *out);
 
 /* ------------------------------------------------------------------------ */
+/* Locking for drivers                                                       */
+
+/*
+ * The address space's mmap_lock, for drivers: dmm_migrate_vma_* and
+ * dmm_hmm_range_fault must be called with it held for read (a driver's
+ * migrate_to_ram callback already runs with it held). Never call a
+ * mapping system call (mmap, munmap, ...) or dmm_fork while holding it.
+ */
+void dmm_mmap_read_lock(struct dmm_mm *mm);
+void dmm_mmap_read_unlock(struct dmm_mm *mm);
+
+/* ------------------------------------------------------------------------ */
+/* Frames for drivers                                                        */
+
+/*
+ * Drivers name frames by pfn. A system frame comes from dmm_alloc_page
+ * (refcount 1, unlocked, contents undefined); device frames from
+ * dmm_zone_device_page_init. dmm_put_page drops a reference: the last one
+ * frees a system frame, or hands a device frame back to its driver through
+ * folio_free.
+ * Errors: -EINVAL (NULL argument, no such frame), -ENOMEM.
+ */
+int dmm_alloc_page(struct dmm_system *sys, uint64_t *pfn);
+int dmm_get_page(struct dmm_system *sys, uint64_t pfn);
+void dmm_put_page(struct dmm_system *sys, uint64_t pfn);
+/* The folio lock: dmm_lock_page sleeps; dmm_trylock_page returns 1 if it
+ * took the lock, 0 if not, -EINVAL for a bad pfn. */
+int dmm_lock_page(struct dmm_system *sys, uint64_t pfn);
+int dmm_trylock_page(struct dmm_system *sys, uint64_t pfn);
+void dmm_unlock_page(struct dmm_system *sys, uint64_t pfn);
+/* The contents of a CPU-addressable frame (system RAM, device coherent);
+ * NULL for device-private frames, the zero page excepted, and bad pfns.
+ * The zero page's contents must never be written. */
+void *dmm_page_address(struct dmm_system *sys, uint64_t pfn);
+
+/* ------------------------------------------------------------------------ */
+/* Device memory (ZONE_DEVICE)                                               */
+
+struct dmm_pgmap;
+
+enum dmm_memory_type {
+	DMM_MEMORY_DEVICE_PRIVATE = 1,  /* the CPU can never address it */
+	DMM_MEMORY_DEVICE_COHERENT = 2, /* CPU-addressable, cache coherent */
+};
+
+/* What a device-private fault hands to the owner's migrate_to_ram. */
+struct dmm_vm_fault {
+	struct dmm_mm *mm;     /* the faulting address space; its mmap_lock is held for read */
+	uint64_t address;      /* page-aligned faulting address */
+	uint64_t page;         /* pfn of the device page: locked, with a reference */
+	struct dmm_pgmap *pgmap; /* the page's pgmap (how a driver finds its device) */
+	unsigned int flags;    /* DMM_FAULT_FLAG_* */
+};
+#define DMM_FAULT_FLAG_WRITE 0x1
+
+/* Results of migrate_to_ram (a CPU access sees -EFAULT for SIGBUS and
+ * -ENOMEM for OOM; so do GUP and hmm_range_fault). */
+#define DMM_VM_FAULT_OOM 0x0001
+#define DMM_VM_FAULT_SIGBUS 0x0002
+
+struct dmm_pgmap_ops {
+	/* The device page's refcount went from 1 to 0: give it back to the
+	 * driver's free list. Called exactly once per such transition, from
+	 * any thread, possibly with core locks held: it must not call back
+	 * into devmm other than dmm_pgmap_* getters. */
+	void (*folio_free)(struct dmm_pgmap *pgmap, uint64_t pfn);
+	/* PRIVATE only: a CPU fault (or GUP, or an hmm fault) hit one of the
+	 * device's pages: migrate at least vmf->page back to system memory
+	 * with dmm_migrate_vma_* (fault_page = vmf->page). Returns 0,
+	 * DMM_VM_FAULT_SIGBUS or DMM_VM_FAULT_OOM. */
+	unsigned int (*migrate_to_ram)(struct dmm_vm_fault *vmf);
+};
+
+struct dmm_pgmap_desc {
+	enum dmm_memory_type type;
+	uint64_t nr_pages;       /* size of the range */
+	uint64_t pfn_start;      /* 0: devmm places the range; else a fixed start,
+				    aligned to DMM_PGMAP_ALIGN pages */
+	const struct dmm_pgmap_ops *ops;
+	void *owner;             /* "who manages this memory" (semantics §1.3) */
+	void *driver_data;       /* returned by dmm_pgmap_driver_data() */
+};
+#define DMM_PGMAP_ALIGN (1UL << 15)
+#define DMM_PGMAP_MAX_PAGES (1UL << 24)
+
+/*
+ * dmm_memremap_pages - register a range of device memory. Its pages start
+ * free (refcount 0) and belong to the driver.
+ * Errors: -EINVAL (nr_pages 0 or above DMM_PGMAP_MAX_PAGES, unknown type,
+ *         ops NULL, folio_free NULL, migrate_to_ram NULL for PRIVATE,
+ *         owner NULL, unaligned pfn_start), -ENXIO (the fixed range
+ *         intersects system RAM), -ENOMEM (the fixed range conflicts with
+ *         another pgmap — "conflicting mapping" — or no memory), -ERANGE
+ *         (the device pfn space is exhausted).
+ */
+int dmm_memremap_pages(struct dmm_system *sys, const struct dmm_pgmap_desc *desc,
+		       struct dmm_pgmap **out);
+
+/*
+ * dmm_memunmap_pages - unregister: waits until every page of the pgmap has
+ * been freed (the driver must evict its live pages first, or this blocks
+ * forever, as in Linux), then frees the pgmap.
+ * dmm_memunmap_pages_timeout waits at most @timeout_ms and returns -EBUSY
+ * if pages are still in use; the pgmap then stays registered and usable.
+ */
+void dmm_memunmap_pages(struct dmm_pgmap *pgmap);
+int dmm_memunmap_pages_timeout(struct dmm_pgmap *pgmap, unsigned int timeout_ms);
+
+/* Getters: the pgmap's system, range, type, owner and driver data. */
+struct dmm_system *dmm_pgmap_system(const struct dmm_pgmap *pgmap);
+uint64_t dmm_pgmap_pfn_first(const struct dmm_pgmap *pgmap);
+uint64_t dmm_pgmap_nr_pages(const struct dmm_pgmap *pgmap);
+enum dmm_memory_type dmm_pgmap_type(const struct dmm_pgmap *pgmap);
+void *dmm_pgmap_owner(const struct dmm_pgmap *pgmap);
+void *dmm_pgmap_driver_data(const struct dmm_pgmap *pgmap);
+/* Pages of the pgmap allocated now (refcount > 0). */
+uint64_t dmm_pgmap_nr_allocated(const struct dmm_pgmap *pgmap);
+
+/*
+ * dmm_get_dev_pagemap - the pgmap of a device pfn with a reference, or
+ * NULL (not a device pfn, or the pgmap is being torn down).
+ * Drop the reference with dmm_put_dev_pagemap.
+ */
+struct dmm_pgmap *dmm_get_dev_pagemap(struct dmm_system *sys, uint64_t pfn);
+void dmm_put_dev_pagemap(struct dmm_pgmap *pgmap);
+
+/*
+ * dmm_zone_device_page_init - hand out a free device page: it comes back
+ * locked, with refcount 1 and a pgmap reference — exactly what a migration
+ * destination must be.
+ * Errors: -EINVAL (pfn not in a pgmap), -EBUSY (the page is not free),
+ *         -ENODEV (the pgmap is being torn down).
+ */
+int dmm_zone_device_page_init(struct dmm_system *sys, uint64_t pfn);
+
+/* A device-private page's driver pointer (backing storage). */
+int dmm_page_set_zone_device_data(struct dmm_system *sys, uint64_t pfn, void *data);
+void *dmm_page_zone_device_data(struct dmm_system *sys, uint64_t pfn);
+/* The pgmap of a device pfn (no reference; NULL for other pfns). */
+struct dmm_pgmap *dmm_page_pgmap(struct dmm_system *sys, uint64_t pfn);
+
+/* ------------------------------------------------------------------------ */
+/* Migration between system and device memory (migrate_vma)                 */
+
+/* Migrate-pfn words (src[] / dst[]). */
+#define DMM_MIGRATE_PFN_VALID 0x01UL
+#define DMM_MIGRATE_PFN_MIGRATE 0x02UL
+#define DMM_MIGRATE_PFN_WRITE 0x08UL
+#define DMM_MIGRATE_PFN_COMPOUND 0x10UL
+#define DMM_MIGRATE_PFN_SHIFT 6
+static inline uint64_t dmm_migrate_pfn(uint64_t pfn)
+{
+	return (pfn << DMM_MIGRATE_PFN_SHIFT) | DMM_MIGRATE_PFN_VALID;
+}
+static inline uint64_t dmm_migrate_pfn_to_pfn(uint64_t mpfn)
+{
+	return mpfn >> DMM_MIGRATE_PFN_SHIFT;
+}
+
+#define DMM_MIGRATE_VMA_SELECT_SYSTEM 0x1
+#define DMM_MIGRATE_VMA_SELECT_DEVICE_PRIVATE 0x2
+#define DMM_MIGRATE_VMA_SELECT_DEVICE_COHERENT 0x4
+#define DMM_MIGRATE_VMA_SELECT_COMPOUND 0x8
+
+struct dmm_migrate_vma {
+	struct dmm_mm *mm;	/* the address space (the VMA is the one holding start) */
+	uint64_t start, end;	/* rounded down to pages; setup may shorten end */
+	uint64_t *src, *dst;	/* npages words each, sized by the caller */
+	unsigned long npages;	/* out: entries of src/dst */
+	unsigned long cpages;	/* out: entries collected for migration */
+	void *pgmap_owner;	/* select device pages of this owner */
+	unsigned long flags;	/* DMM_MIGRATE_VMA_SELECT_* */
+	uint64_t fault_page;	/* pfn of the locked device-private fault page, or 0 */
+};
+
+/*
+ * dmm_migrate_vma_setup - collect and unmap (semantics.md §3.8). The
+ * caller holds the mm's mmap_lock for read from setup to finalize.
+ * Best effort: pages that are locked, pinned or busy are left out silently;
+ * the call still returns 0 ("cpages" says how many were taken).
+ * After it, each src[] entry with VALID|MIGRATE is locked, unmapped
+ * everywhere (migration entries) and stable; entries without MIGRATE are
+ * untouched. The caller then allocates and locks destinations, copies the
+ * data (zero for holes, src without VALID) and fills dst[] with
+ * dmm_migrate_pfn(pfn); 0 skips an entry (not allowed for the fault page).
+ * Errors: -EINVAL (args, mm, src or dst NULL; no pages; no VMA at start;
+ *         a VM_IO/VM_PFNMAP VMA; start/end outside the VMA; a fault_page
+ *         that is not a locked device-private page).
+ */
+int dmm_migrate_vma_setup(struct dmm_migrate_vma *args);
+
+/* dmm_migrate_vma_pages - move the metadata (§3.9): afterwards src[i] has
+ * MIGRATE iff that page will be replaced by dst[i]. */
+void dmm_migrate_vma_pages(struct dmm_migrate_vma *args);
+
+/* dmm_migrate_vma_finalize - install the destinations, or restore the
+ * sources, unlock and release everything (§3.10). */
+void dmm_migrate_vma_finalize(struct dmm_migrate_vma *args);
+
+/*
+ * Driver-side eviction (§3.12): collect the live pages of a pfn range
+ * (dmm_migrate_device_range) or of a list of pfns (dmm_migrate_device_pfns:
+ * src_pfns holds pfns on input), unmapping them from every process. Free
+ * and locked pages are skipped (src 0): callers loop until the range is
+ * empty. Then allocate locked system pages, copy, and call
+ * dmm_migrate_device_pages and dmm_migrate_device_finalize.
+ * Return 0 (-EINVAL for NULL arguments).
+ */
+int dmm_migrate_device_range(struct dmm_system *sys, uint64_t *src_pfns, uint64_t start_pfn,
+			     unsigned long npages);
+int dmm_migrate_device_pfns(struct dmm_system *sys, uint64_t *src_pfns, unsigned long npages);
+void dmm_migrate_device_pages(struct dmm_system *sys, uint64_t *src_pfns, uint64_t *dst_pfns,
+			      unsigned long npages);
+void dmm_migrate_device_finalize(struct dmm_system *sys, uint64_t *src_pfns, uint64_t *dst_pfns,
+				 unsigned long npages);
+
+/* ------------------------------------------------------------------------ */
+/* Fault injection                                                           */
+
+/* Allocation sites that can be made to fail. */
+#define DMM_INJECT_SITES(X)                                                  \
+	X(FRAME, "frame", "system frame allocation")                        \
+	X(PGTABLE, "pgtable", "page-table page allocation")                 \
+	X(META, "meta", "metadata allocation (VMA, anon_vma, mm, file)")
+
+enum dmm_inject_site {
+#define DMM_INJECT_ENUM(id, name, desc) DMM_INJECT_##id,
+	DMM_INJECT_SITES(DMM_INJECT_ENUM)
+#undef DMM_INJECT_ENUM
+	DMM_NR_INJECT_SITES
+};
+
+struct dmm_inject_config {
+	unsigned long countdown;  /* N > 0: the Nth call from now fails (once); 0: off */
+	unsigned int probability; /* each call fails with this chance in 10^6; 0: off */
+	uint64_t seed;            /* for the probability mode */
+};
+
+/*
+ * dmm_inject_set - arm (or, with a zeroed config, disarm) failures at
+ * @site. dmm_inject_site_by_name maps "frame", "pgtable", "meta" to sites.
+ * Errors: -EINVAL (NULL, unknown site, probability above 10^6).
+ */
+int dmm_inject_set(struct dmm_system *sys, enum dmm_inject_site site,
+		   const struct dmm_inject_config *cfg);
+int dmm_inject_site_by_name(const char *name);
+/* Failures injected at @site so far. */
+uint64_t dmm_inject_count(struct dmm_system *sys, enum dmm_inject_site site);
+
+/* ------------------------------------------------------------------------ */
 /* Invariant checker                                                         */
 
 /*
@@ -412,7 +665,15 @@ int dmm_check(struct dmm_system *sys, char *report, size_t size);
 	X(pagecache_alloc, "page-cache pages allocated")                          \
 	X(gup_pages, "pages referenced by get_user_pages")                        \
 	X(pin_pages, "pages pinned (FOLL_PIN)")                                   \
-	X(unpin_pages, "pages unpinned")
+	X(unpin_pages, "pages unpinned")                                          \
+	X(dev_page_alloc, "device pages handed out (zone_device_page_init)")      \
+	X(dev_page_free, "device pages given back (folio_free)")                  \
+	X(fault_device_private, "faults that called migrate_to_ram")             \
+	X(fault_device_wait, "faults that waited for a locked device page")       \
+	X(migrate_collected, "pages collected for migration")                     \
+	X(migrate_restored, "collected pages restored unmigrated")                \
+	X(migrate_moved, "pages migrated to their destination")                   \
+	X(migrate_holes, "holes populated by migration")
 
 struct dmm_stats {
 #define DMM_STAT_FIELD(name, desc) uint64_t name;
