@@ -1,0 +1,116 @@
+# devmm: the front door.
+#
+#   make          install missing build dependencies (Debian), configure build/
+#                 and build everything
+#   make check    the default build and its tests, the quick benchmark, a clang
+#                 build, the tests under ASan+UBSan, the concurrency tests
+#                 under TSan; fails on the first failure
+#   make demo     build and run the fork/copy-on-write demo
+#   make bench    build and run the benchmarks (results in build/bench.json)
+#   make clean    remove every build directory
+#
+# Set DEPS_PKGS= (empty) to skip the package check, e.g. on a non-Debian system.
+
+MESON ?= meson
+NINJA ?= ninja
+NUM_PROCESSES ?= 2
+
+BUILD := build
+BUILD_ASAN := build-asan
+BUILD_TSAN := build-tsan
+BUILD_CLANG := build-clang
+
+# Debian packages the build and `make check` need (gcc's sanitizer runtimes
+# come with gcc; clang's with libclang-rt-14-dev).
+DEPS_PKGS ?= meson ninja-build libcmocka-dev pkg-config gcc clang libclang-rt-14-dev
+
+comma := ,
+SETUP_OPTS := -Dtests=enabled
+TEST := $(MESON) test --print-errorlogs --num-processes $(NUM_PROCESSES)
+SAN_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+# $(call setup,DIR,OPTIONS[,ENV]): configure DIR unless it is configured.
+setup = @if [ ! -f $(1)/build.ninja ]; then \
+	echo "$(strip $(3) $(MESON) setup $(1) $(SETUP_OPTS) $(2))"; \
+	$(3) $(MESON) setup $(1) $(SETUP_OPTS) $(2); fi
+
+.NOTPARALLEL:
+.PHONY: all deps check check-testlist check-default check-clang check-asan check-tsan \
+	demo bench clean
+
+all: deps
+	$(call setup,$(BUILD))
+	$(NINJA) -C $(BUILD)
+
+# Install what is missing, with sudo unless we are root.
+deps:
+	@if [ -z "$(strip $(DEPS_PKGS))" ]; then exit 0; fi; \
+	if ! command -v dpkg-query >/dev/null 2>&1; then \
+		echo "deps: no dpkg-query; make sure these are installed: $(DEPS_PKGS)"; exit 0; \
+	fi; \
+	missing=; \
+	for p in $(DEPS_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | \
+			grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "deps: installing$$missing"; \
+		$$sudo apt-get update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+check: check-testlist check-default check-clang check-asan check-tsan
+	@skipped=$$(cat $(BUILD_ASAN)/sanitizer-skipped $(BUILD_TSAN)/sanitizer-skipped 2>/dev/null); \
+	if [ -n "$$skipped" ]; then \
+		echo "make check: passed, but SKIPPED on this machine:"; echo "$$skipped"; \
+	else \
+		echo "make check: all passed"; \
+	fi
+
+# Every tests/test_*.c must be listed in tests/meson.build, or it never runs.
+check-testlist:
+	@fail=0; \
+	for f in tests/test_*.c; do \
+		[ -e "$$f" ] || continue; \
+		n=$$(basename "$$f" .c); \
+		if ! grep -q "'$$n'" tests/meson.build; then \
+			echo "$$f is not listed in test_names in tests/meson.build"; fail=1; \
+		fi; \
+	done; \
+	exit $$fail
+
+check-default: all
+	$(TEST) -C $(BUILD)
+	./$(BUILD)/devmm-bench --quick
+
+check-clang: deps
+	$(call setup,$(BUILD_CLANG),,CC=clang)
+	$(NINJA) -C $(BUILD_CLANG)
+	$(TEST) -C $(BUILD_CLANG)
+
+# tests/run-sanitized runs the tests with ASLR off where this kernel's
+# address-space layout defeats the sanitizer runtimes (see the script).
+check-asan: deps
+	$(call setup,$(BUILD_ASAN),-Db_sanitize=address$(comma)undefined -Db_lundef=false)
+	$(NINJA) -C $(BUILD_ASAN)
+	$(SAN_ENV) tests/run-sanitized $(BUILD_ASAN) address,undefined \
+		$(TEST) -C $(BUILD_ASAN) --timeout-multiplier 3
+
+check-tsan: deps
+	$(call setup,$(BUILD_TSAN),-Db_sanitize=thread)
+	$(NINJA) -C $(BUILD_TSAN)
+	$(TSAN_ENV) tests/run-sanitized $(BUILD_TSAN) thread \
+		$(TEST) -C $(BUILD_TSAN) --suite concurrency --timeout-multiplier 5
+
+demo: all
+	./$(BUILD)/examples/fork_cow
+
+bench: all
+	./$(BUILD)/devmm-bench --json $(BUILD)/bench.json
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG)
