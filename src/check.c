@@ -45,6 +45,7 @@ struct checker {
 	uint64_t nslots; /* RAM pfns, then each pgmap's pages */
 	long rss[DMM_NR_MM_COUNTERS];
 	struct dmm_mm *mm;
+	uint64_t pins; /* FOLL_PIN pins held on all frames */
 };
 
 __attribute__((format(printf, 2, 3))) static void report(struct checker *ck, const char *fmt, ...)
@@ -202,11 +203,37 @@ static int check_pte_table(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t 
 	return 0;
 }
 
+/* Invariant 10: seq even and no invalidation active while quiescent;
+ * every subscription's seq odd. */
+static void check_notifiers(struct checker *ck, struct dmm_mm *mm)
+{
+	struct dmm_notifier_state *st = &mm->notif;
+	struct dmm_list *pos;
+
+	pthread_mutex_lock(&st->lock);
+	if ((atomic_load(&st->seq) & 1) || st->active || !list_empty(&st->deferred))
+		report(ck, "mm %u: notifier seq %lu, %lu invalidations active while quiescent", mm->id,
+		       (unsigned long)atomic_load(&st->seq), st->active);
+	list_for_each(pos, &st->subs) {
+		struct dmm_mmu_interval_notifier *sub =
+			container_of((void **)pos, struct dmm_mmu_interval_notifier, _link[0]);
+
+		if (!(__atomic_load_n(&sub->invalidate_seq, __ATOMIC_ACQUIRE) & 1) || sub->mm != mm)
+			report(ck, "mm %u: subscription [%#lx, %#lx] has an even seq", mm->id,
+			       (unsigned long)sub->start, (unsigned long)sub->last);
+	}
+	if (atomic_load(&st->starts) != atomic_load(&st->ends))
+		report(ck, "mm %u: %lu invalidation starts but %lu ends", mm->id,
+		       (unsigned long)atomic_load(&st->starts), (unsigned long)atomic_load(&st->ends));
+	pthread_mutex_unlock(&st->lock);
+}
+
 static void check_mm(struct checker *ck, struct dmm_mm *mm)
 {
 	ck->mm = mm;
 	memset(ck->rss, 0, sizeof(ck->rss));
 	check_vmas(ck, mm);
+	check_notifiers(ck, mm);
 	walk_pte_tables(mm, 0, DMM_TASK_SIZE, check_pte_table, ck);
 	for (int t = 0; t < DMM_NR_MM_COUNTERS; t++)
 		if (ck->rss[t] != atomic_load(&mm->rss[t]))
@@ -221,6 +248,7 @@ static void check_frame(struct checker *ck, uint64_t pfn)
 	int32_t map = page_mapcount(p);
 	uint64_t need = (uint64_t)map + (uint64_t)pins * GUP_PIN_COUNTING_BIAS + !!(fl & PG_pagecache);
 
+	ck->pins += pins;
 	if (ck->listed[pfn] > 1)
 		report(ck, "pfn %#lx: on the free lists %u times", (unsigned long)pfn, ck->listed[pfn]);
 	if (ck->listed[pfn]) {
@@ -252,6 +280,7 @@ static void check_device_frame(struct checker *ck, struct dmm_pgmap *pg, uint64_
 	uint32_t ref = page_ref_count(p), pins = atomic_load(&p->pincount), fl = page_flags(p);
 	int32_t map = page_mapcount(p);
 
+	ck->pins += pins;
 	if (!(fl & PG_zone_device) || p->pgmap != pg)
 		report(ck, "device pfn %#lx: lost its pgmap", (unsigned long)pfn);
 	if (ref == 0) {
@@ -392,6 +421,14 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 	pthread_mutex_unlock(&sys->file_list_lock);
 	check_frames(&ck);
 	check_pgmaps(&ck);
+	{
+		struct dmm_stats st;
+
+		dmm_stats_get(sys, &st);
+		if (st.pin_pages - st.unpin_pages != ck.pins)
+			report(&ck, "pins: %lu taken, %lu released, but %lu held", (unsigned long)st.pin_pages,
+			       (unsigned long)st.unpin_pages, (unsigned long)ck.pins);
+	}
 	pthread_mutex_unlock(&sys->pgmap_lock);
 	pthread_mutex_unlock(&sys->mm_list_lock);
 	if (ck.errors > MAX_REPORTS) {

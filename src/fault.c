@@ -146,6 +146,7 @@ static vm_fault_t wp_page_copy(struct vm_fault *vmf, struct dmm_page *old)
 {
 	struct dmm_system *sys = vmf->sys;
 	uint64_t bits = fault_unshare(vmf) ? 0 : _PTE_DIRTY | vma_write_bit(vmf->vma);
+	struct dmm_mmu_notifier_range r;
 	struct dmm_page *p;
 
 	if (anon_vma_prepare(vmf->vma))
@@ -155,9 +156,11 @@ static vm_fault_t wp_page_copy(struct vm_fault *vmf, struct dmm_page *old)
 		goto oom;
 	if (old)
 		copy_page_contents(sys, p, old);
+	mmu_notify(DMM_MMU_NOTIFY_CLEAR, vmf->mm, vmf->addr, vmf->addr + PAGE_SIZE, NULL, &r);
 	ptl_lock(vmf->tbl);
 	if (pte_get(vmf->pte) != vmf->orig) {
 		ptl_unlock(vmf->tbl);
+		mmu_notifier_invalidate_range_end(&r);
 		put_page(sys, p);
 		if (old)
 			put_page(sys, old);
@@ -171,6 +174,7 @@ static vm_fault_t wp_page_copy(struct vm_fault *vmf, struct dmm_page *old)
 	add_mm_counter(vmf->mm, DMM_MM_ANONPAGES, 1);
 	pte_set(vmf->pte, pfn_pte(page_to_pfn(sys, p), bits | _PTE_YOUNG));
 	ptl_unlock(vmf->tbl);
+	mmu_notifier_invalidate_range_end(&r);
 	if (old) {
 		put_page(sys, old); /* the old mapping's reference */
 		put_page(sys, old); /* ours */
@@ -306,15 +310,56 @@ static vm_fault_t do_device_private_fault(struct vm_fault *vmf)
 	return 0;
 }
 
+/*
+ * Turn a device-exclusive entry back into a present one (PTL held, page
+ * locked): same page, the VMA's protections, old, dirty only if the page
+ * is, writable if the VMA allows (the page is exclusive anon).
+ */
+void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, _Atomic pte_t *slot, pte_t e)
+{
+	uint64_t bits = 0;
+
+	if ((vma->flags & VM_WRITE) && page_test(p, PG_anon_exclusive))
+		bits |= _PTE_WRITE;
+	if (page_test(p, PG_dirty))
+		bits |= _PTE_DIRTY;
+	if (leaf_soft_dirty(e))
+		bits |= _PTE_SOFT_DIRTY;
+	if (leaf_uffd_wp(e))
+		bits |= _PTE_UFFD_WP;
+	pte_set(slot, pfn_pte(entry_pfn(e), bits));
+}
+
+/* A CPU access (or GUP, or an hmm fault) revokes device-exclusive access. */
+static vm_fault_t do_device_exclusive_fault(struct vm_fault *vmf)
+{
+	struct dmm_page *p = pfn_to_page(vmf->sys, entry_pfn(vmf->orig));
+	struct dmm_mmu_notifier_range r;
+
+	if (!get_page_unless_zero(p))
+		return 0; /* already gone */
+	lock_page(vmf->sys, p);
+	mmu_notify(DMM_MMU_NOTIFY_CLEAR, vmf->mm, vmf->addr, vmf->addr + PAGE_SIZE, NULL, &r);
+	ptl_lock(vmf->tbl);
+	if (pte_get(vmf->pte) == vmf->orig)
+		restore_exclusive_pte(vmf->vma, p, vmf->pte, vmf->orig);
+	ptl_unlock(vmf->tbl);
+	mmu_notifier_invalidate_range_end(&r);
+	unlock_page(vmf->sys, p);
+	put_page(vmf->sys, p);
+	dmm_stat_inc(vmf->sys, exclusive_restored);
+	return 0;
+}
+
 static vm_fault_t handle_nonpresent(struct vm_fault *vmf)
 {
 	if (is_migration_entry(vmf->orig))
 		return migration_entry_wait(vmf);
 	if (is_device_private_entry(vmf->orig))
 		return do_device_private_fault(vmf);
-	/* Device-exclusive entries are restored on access once device atomics
-	 * exist (make_device_exclusive); nothing else non-present is installed. */
-	dmm_bug(__FILE__, __LINE__, "fault on an entry kind without a handler");
+	if (is_device_exclusive_entry(vmf->orig))
+		return do_device_exclusive_fault(vmf);
+	dmm_bug(__FILE__, __LINE__, "fault on an unknown entry kind");
 }
 
 vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flags)

@@ -69,6 +69,29 @@ static int copy_present_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic pte
 	return 0;
 }
 
+/*
+ * A device-exclusive entry: fork restores it (trylock only: the driver may
+ * hold the page while it programs the device) and copies the result as a
+ * present entry. A busy page fails the whole fork with -ENOMEM, as Linux
+ * does (pitfall 1).
+ */
+static int copy_exclusive_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic pte_t *dst, uint64_t addr,
+			      pte_t e)
+{
+	struct dmm_system *sys = fc->child->sys;
+	struct dmm_page *p = pfn_to_page(sys, entry_pfn(e));
+	int r;
+
+	DMM_BUG_ON(!is_cow_mapping(fc->src_vma->flags));
+	if (!trylock_page(p))
+		return -ENOMEM;
+	restore_exclusive_pte(fc->src_vma, p, src, e);
+	r = copy_present_pte(fc, src, dst, addr, pte_get(src));
+	unlock_page(sys, p);
+	dmm_stat_inc(sys, exclusive_restored);
+	return r;
+}
+
 /* Non-present entries: device-private and migration. */
 static void copy_nonpresent_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic pte_t *dst, pte_t e)
 {
@@ -91,9 +114,7 @@ static void copy_nonpresent_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic
 			pte_set(src, e);
 		}
 	} else {
-		/* Device-exclusive entries are restored before they are copied;
-		 * that path arrives with device-exclusive support. */
-		dmm_bug(__FILE__, __LINE__, "fork of an entry kind without a copy rule");
+		dmm_bug(__FILE__, __LINE__, "fork of an unknown entry kind");
 	}
 	pte_set(dst, e);
 	add_mm_counter(fc->child, mm_counter(fc->dst_vma, p), 1);
@@ -120,6 +141,8 @@ static int copy_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t a
 			continue;
 		if (pte_present(e))
 			r = copy_present_pte(fc, src, pte_slot(dt, addr), addr, e);
+		else if (is_device_exclusive_entry(e))
+			r = copy_exclusive_pte(fc, src, pte_slot(dt, addr), addr, e);
 		else
 			copy_nonpresent_pte(fc, src, pte_slot(dt, addr), e);
 	}
@@ -144,7 +167,15 @@ static int dup_vma(struct dmm_mm *parent, struct dmm_mm *child, struct dmm_vma *
 	if (!v->anon_vma)
 		return 0; /* nothing private: the child refaults from the object */
 	fc.dst_vma = nv;
-	r = walk_pte_tables(parent, v->start, v->end, copy_pte_range, &fc);
+	if (is_cow_mapping(v->flags)) {
+		struct dmm_mmu_notifier_range nr;
+
+		mmu_notify(DMM_MMU_NOTIFY_PROTECTION_PAGE, parent, v->start, v->end, NULL, &nr);
+		r = walk_pte_tables(parent, v->start, v->end, copy_pte_range, &fc);
+		mmu_notifier_invalidate_range_end(&nr);
+	} else {
+		r = walk_pte_tables(parent, v->start, v->end, copy_pte_range, &fc);
+	}
 	dmm_stat_add(parent->sys, fork_pte_shared, fc.shared);
 	dmm_stat_add(parent->sys, fork_page_copied, fc.copied);
 	return r;

@@ -1,15 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * get_user_pages / pin_user_pages (semantics.md §3.7): walk each page,
- * and where the entry does not satisfy the request, fault (a write fault
- * for FOLL_WRITE, an unshare fault for a read-only pin of a shared
- * anonymous page) and look again. FOLL_GET takes one reference; FOLL_PIN
+ * get_user_pages / pin_user_pages (semantics.md §3.7).
+ *
+ * The slow path walks each page under mmap_lock (read) and the PTL, and
+ * where the entry does not satisfy the request it faults (a write fault for
+ * FOLL_WRITE, an unshare fault for a read-only pin of a shared anonymous
+ * page, a plain fault for non-present entries: device-private pages
+ * migrate back, device-exclusive entries are restored, migration entries
+ * are waited for) and looks again. FOLL_GET takes one reference; FOLL_PIN
  * takes GUP_PIN_COUNTING_BIAS references and one exact pin. The zero page
  * is returned without a reference: it is never counted.
+ *
+ * FOLL_LONGTERM then makes sure no device-coherent page stays pinned:
+ * mainline migrates it to system memory and pins again; the v6 option
+ * fails the pin instead.
+ *
+ * The fast path reads entries without any lock and takes references
+ * speculatively, re-checking the entry afterwards; whatever it can't do it
+ * leaves to the slow path.
  */
 #include "internal.h"
 
 #define FOLL_KNOWN (DMM_FOLL_WRITE | DMM_FOLL_GET | DMM_FOLL_FORCE | DMM_FOLL_LONGTERM | DMM_FOLL_PIN)
+#define LONGTERM_RETRIES 100
 
 static int check_gup_flags(unsigned int f)
 {
@@ -29,6 +42,9 @@ static int check_vma_flags(struct dmm_vma *vma, unsigned int f)
 	if (f & DMM_FOLL_WRITE) {
 		if (!(vma->flags & VM_WRITE) && !((f & DMM_FOLL_FORCE) && is_cow_mapping(vma->flags)))
 			return -EFAULT;
+		/* A writable long-term pin would defeat the file's dirty tracking. */
+		if ((f & DMM_FOLL_LONGTERM) && (vma->flags & VM_SHARED) && vma->file && !vma->file->shmem)
+			return -EFAULT;
 	} else if (!(vma->flags & VM_READ) && !(f & DMM_FOLL_FORCE)) {
 		return -EFAULT;
 	}
@@ -47,6 +63,23 @@ static void grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f
 	}
 }
 
+static void ungrab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
+{
+	if (f & DMM_FOLL_PIN) {
+		DMM_BUG_ON(atomic_fetch_sub(&p->pincount, 1) == 0);
+		dmm_stat_inc(sys, unpin_pages);
+		put_page_refs(sys, p, GUP_PIN_COUNTING_BIAS);
+	} else {
+		put_page(sys, p);
+	}
+}
+
+/* A pin that must be unshared first: a read-only pin of a shared anon page. */
+static bool must_unshare(struct dmm_page *p, unsigned int f)
+{
+	return (f & DMM_FOLL_PIN) && p && page_is_anon(p) && !page_test(p, PG_anon_exclusive);
+}
+
 /* What the entry needs before it can be returned: 0 (nothing), or the
  * fault flags to resolve it. */
 static unsigned int gup_needs(struct dmm_vma *vma, pte_t e, struct dmm_page *p, unsigned int f)
@@ -60,13 +93,10 @@ static unsigned int gup_needs(struct dmm_vma *vma, pte_t e, struct dmm_page *p, 
 			      page_is_anon(p) && page_test(p, PG_anon_exclusive);
 		return forced ? 0 : FAULT_FLAG_WRITE;
 	}
-	if ((f & DMM_FOLL_PIN) && p && page_is_anon(p) && !page_test(p, PG_anon_exclusive))
-		return FAULT_FLAG_UNSHARE;
-	return 0;
+	return must_unshare(p, f) ? FAULT_FLAG_UNSHARE : 0;
 }
 
-/* One page, mmap_lock held for read. Returns 0 and the pfn, or -errno. */
-static int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
+int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 {
 	struct dmm_vma *vma = vma_lookup(mm, addr);
 	int r;
@@ -78,12 +108,12 @@ static int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *p
 		return r;
 	for (;;) {
 		struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
-		unsigned int need = FAULT_FLAG_REMOTE | ((f & DMM_FOLL_WRITE) ? FAULT_FLAG_WRITE : 0);
+		unsigned int need = (f & DMM_FOLL_WRITE) ? FAULT_FLAG_WRITE : 0;
 		vm_fault_t fr;
 
 		if (t) {
-			pte_t e;
 			struct dmm_page *p = NULL;
+			pte_t e;
 
 			ptl_lock(t);
 			e = pte_get(pte_slot(t, addr));
@@ -105,32 +135,190 @@ static int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *p
 	}
 }
 
-long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
-			unsigned int gup_flags, uint64_t *pfns)
+static long gup_range_locked(struct dmm_mm *mm, uint64_t start, unsigned long nr, unsigned int f,
+			     uint64_t *pfns)
 {
 	unsigned long done = 0;
 	int r = 0;
+
+	for (; done < nr; done++) {
+		r = gup_one(mm, start + (done << PAGE_SHIFT), f, &pfns[done]);
+		if (r)
+			break;
+	}
+	return done ? (long)done : r;
+}
+
+static struct dmm_page *pinned_page(struct dmm_system *sys, uint64_t pfn)
+{
+	struct dmm_page *p = pfn_to_page(sys, pfn);
+
+	return p && !page_is_zero(sys, p) ? p : NULL;
+}
+
+/*
+ * FOLL_LONGTERM: if a pinned page is device-coherent, release every pin
+ * and migrate the coherent ones (mmap_lock held). Returns 0 when nothing
+ * needed doing, 1 to pin again, or -errno (all pins released).
+ */
+static int check_and_migrate_longterm(struct dmm_system *sys, uint64_t *pfns, long n)
+{
+	bool any = false;
+	int r = 0;
+
+	for (long i = 0; i < n && !any; i++) {
+		struct dmm_page *p = pinned_page(sys, pfns[i]);
+
+		any = p && page_is_device_coherent(p);
+	}
+	if (!any)
+		return 0;
+	if (atomic_load(&sys->longterm_coherent) == DMM_LONGTERM_COHERENT_FAIL) {
+		dmm_unpin_user_pages(sys, pfns, (unsigned long)n);
+		return -EFAULT;
+	}
+	for (long i = 0; i < n; i++) {
+		struct dmm_page *p = pinned_page(sys, pfns[i]);
+
+		if (!p || !page_is_device_coherent(p)) {
+			dmm_unpin_user_pages(sys, &pfns[i], 1);
+			continue;
+		}
+		/* Convert the pin to a plain reference, which the migration consumes. */
+		get_page(p);
+		ungrab_page(sys, p, DMM_FOLL_PIN);
+		if (r) {
+			put_page(sys, p);
+			continue;
+		}
+		r = migrate_device_coherent_page(sys, p);
+		if (!r)
+			dmm_stat_inc(sys, longterm_migrated);
+	}
+	return r ? -EBUSY : 1;
+}
+
+long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
+			unsigned int gup_flags, uint64_t *pfns)
+{
+	long n;
 
 	if (!mm || !pfns || nr == 0 || check_gup_flags(gup_flags) || !PAGE_ALIGNED(start))
 		return -EINVAL;
 	if (nr > (DMM_TASK_SIZE >> PAGE_SHIFT) || !user_range_len(start, nr << PAGE_SHIFT))
 		return -EINVAL;
-	mmap_read_lock(mm);
-	for (; done < nr; done++) {
-		r = gup_one(mm, start + (done << PAGE_SHIFT), gup_flags, &pfns[done]);
-		if (r)
-			break;
+	for (int tries = 0;; tries++) {
+		int r = 0;
+
+		mmap_read_lock(mm);
+		n = gup_range_locked(mm, start, nr, gup_flags, pfns);
+		if (n > 0 && (gup_flags & DMM_FOLL_LONGTERM))
+			r = check_and_migrate_longterm(mm->sys, pfns, n);
+		mmap_read_unlock(mm);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return n;
+		if (tries == LONGTERM_RETRIES)
+			return -EBUSY;
 	}
-	mmap_read_unlock(mm);
-	return done ? (long)done : r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The lockless fast path                                                    */
+
+/* Take the reference speculatively: only if the frame is in use. */
+static bool try_grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
+{
+	uint32_t add = (f & DMM_FOLL_PIN) ? GUP_PIN_COUNTING_BIAS : 1;
+	uint32_t old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
+
+	do {
+		if (old == 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&p->refcount, &old, old + add, memory_order_acquire,
+							memory_order_relaxed));
+	if (f & DMM_FOLL_PIN) {
+		atomic_fetch_add(&p->pincount, 1);
+		dmm_stat_inc(sys, pin_pages);
+	} else {
+		dmm_stat_inc(sys, gup_pages);
+	}
+	return true;
+}
+
+/* Can the fast path return this entry as it is? */
+static bool fast_ok(pte_t e, unsigned int f)
+{
+	if (!pte_present(e) || pte_special(e) || pte_protnone(e))
+		return false;
+	return !(f & DMM_FOLL_WRITE) || pte_write(e);
+}
+
+static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr, unsigned int f,
+			      uint64_t *pfns)
+{
+	struct dmm_system *sys = mm->sys;
+	uint32_t seq = atomic_load(&mm->write_protect_seq);
+	unsigned long n = 0;
+
+	if ((f & DMM_FOLL_PIN) && (seq & 1))
+		return 0; /* a fork is write-protecting: pins go the slow way */
+	for (; n < nr; n++) {
+		uint64_t addr = start + (n << PAGE_SHIFT);
+		struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
+		struct dmm_page *p;
+		pte_t e;
+
+		if (!t)
+			break;
+		e = pte_get(pte_slot(t, addr));
+		if (!fast_ok(e, f))
+			break;
+		p = pfn_to_page(sys, pte_pfn(e));
+		if (!p || !try_grab_page(sys, p, f))
+			break;
+		if (pte_get(pte_slot(t, addr)) != e || must_unshare(p, f) ||
+		    ((f & DMM_FOLL_LONGTERM) && page_is_device_coherent(p))) {
+			ungrab_page(sys, p, f);
+			break;
+		}
+		pfns[n] = pte_pfn(e);
+	}
+	if ((f & DMM_FOLL_PIN) && n && atomic_load(&mm->write_protect_seq) != seq) {
+		for (unsigned long i = 0; i < n; i++)
+			ungrab_page(sys, pfn_to_page(sys, pfns[i]), f);
+		n = 0;
+	}
+	return n;
+}
+
+long dmm_get_user_pages_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr,
+			     unsigned int gup_flags, uint64_t *pfns)
+{
+	unsigned long n;
+	long r;
+
+	if (!mm || !pfns || nr == 0 || check_gup_flags(gup_flags) || !PAGE_ALIGNED(start))
+		return -EINVAL;
+	if (nr > (DMM_TASK_SIZE >> PAGE_SHIFT) || !user_range_len(start, nr << PAGE_SHIFT))
+		return -EINVAL;
+	n = gup_fast(mm, start, nr, gup_flags, pfns);
+	if (n == nr)
+		return (long)n;
+	dmm_stat_inc(mm->sys, gup_fast_fallback);
+	r = dmm_get_user_pages(mm, start + (n << PAGE_SHIFT), nr - n, gup_flags, pfns + n);
+	if (r < 0)
+		return n ? (long)n : r;
+	return (long)n + r;
 }
 
 void dmm_put_user_pages(struct dmm_system *sys, const uint64_t *pfns, unsigned long nr)
 {
 	for (unsigned long i = 0; sys && pfns && i < nr; i++) {
-		struct dmm_page *p = pfn_to_page(sys, pfns[i]);
+		struct dmm_page *p = pinned_page(sys, pfns[i]);
 
-		if (p && !page_is_zero(sys, p))
+		if (p)
 			put_page(sys, p);
 	}
 }
@@ -138,12 +326,9 @@ void dmm_put_user_pages(struct dmm_system *sys, const uint64_t *pfns, unsigned l
 void dmm_unpin_user_pages(struct dmm_system *sys, const uint64_t *pfns, unsigned long nr)
 {
 	for (unsigned long i = 0; sys && pfns && i < nr; i++) {
-		struct dmm_page *p = pfn_to_page(sys, pfns[i]);
+		struct dmm_page *p = pinned_page(sys, pfns[i]);
 
-		if (!p || page_is_zero(sys, p))
-			continue;
-		DMM_BUG_ON(atomic_fetch_sub(&p->pincount, 1) == 0);
-		dmm_stat_inc(sys, unpin_pages);
-		put_page_refs(sys, p, GUP_PIN_COUNTING_BIAS);
+		if (p)
+			ungrab_page(sys, p, DMM_FOLL_PIN);
 	}
 }

@@ -293,6 +293,12 @@ typedef unsigned int vm_fault_t;
 /* Resolve one fault at addr in vma (mmap_lock held for read). The caller
  * checked the VMA's permissions. 0 means "retry the access". */
 vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flags);
+/* Restore a device-exclusive entry (PTL held, page locked). */
+void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, _Atomic pte_t *slot, pte_t e);
+/* One page of get_user_pages (mmap_lock held for read): 0 and the pfn
+ * with a GET or PIN reference taken, or -errno. */
+int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int gup_flags, uint64_t *pfn);
+
 /* Errno for a fault result. */
 int vm_fault_to_errno(vm_fault_t r);
 
@@ -313,6 +319,21 @@ static inline void mmap_read_lock(struct dmm_mm *mm) { pthread_rwlock_rdlock(&mm
 static inline void mmap_read_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(&mm->mmap_lock); }
 static inline void mmap_write_lock(struct dmm_mm *mm) { pthread_rwlock_wrlock(&mm->mmap_lock); }
 static inline void mmap_write_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(&mm->mmap_lock); }
+
+/* MMU notifiers (notifier.c). start returns 0, or -EAGAIN when a
+ * non-blockable range was refused (then end must not be called). */
+void notifier_state_init(struct dmm_notifier_state *st);
+void notifier_state_destroy(struct dmm_notifier_state *st);
+int mmu_notifier_invalidate_range_start(const struct dmm_mmu_notifier_range *r);
+void mmu_notifier_invalidate_range_end(const struct dmm_mmu_notifier_range *r);
+void mmu_notifier_range_init(struct dmm_mmu_notifier_range *r, enum dmm_mmu_notifier_event ev,
+			     struct dmm_mm *mm, uint64_t start, uint64_t end, void *owner);
+/* init + blockable start, in one call; pair with ..._range_end(r). */
+void mmu_notify(enum dmm_mmu_notifier_event ev, struct dmm_mm *mm, uint64_t start, uint64_t end,
+		void *owner, struct dmm_mmu_notifier_range *r);
+void mmu_notifier_release(struct dmm_mm *mm);
+void mmgrab(struct dmm_mm *mm);
+void mmdrop(struct dmm_mm *mm);
 
 /* Validate a user range: page aligned start, non-zero length, no overflow,
  * inside user space. Returns the page-aligned length or 0 if invalid. */

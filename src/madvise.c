@@ -32,9 +32,13 @@ static void dontneed_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
 
 	/* MADV_FREE: only private anonymous memory is lazily freeable; devmm
 	 * frees it at once, as reclaim would the moment it ran. */
+	struct dmm_mmu_notifier_range r;
+
 	if (free_only && !(vma_is_anonymous(v) && !(v->flags & VM_SHARED)))
 		return;
+	mmu_notify(DMM_MMU_NOTIFY_CLEAR, v->mm, s, e, NULL, &r);
 	zap_page_range(v, s, e);
+	mmu_notifier_invalidate_range_end(&r);
 }
 
 static void set_flags_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)

@@ -76,6 +76,8 @@ struct dmm_mm *mm_alloc(struct dmm_system *sys)
 		return NULL;
 	}
 	mm->sys = sys;
+	atomic_store(&mm->mm_count, 1);
+	notifier_state_init(&mm->notif);
 	pthread_rwlock_init(&mm->mmap_lock, NULL);
 	pthread_mutex_init(&mm->anon_lock, NULL);
 	list_init(&mm->node);
@@ -93,8 +95,20 @@ void mm_register(struct dmm_mm *mm)
 	pthread_mutex_unlock(&sys->mm_list_lock);
 }
 
+void mmgrab(struct dmm_mm *mm)
+{
+	atomic_fetch_add(&mm->mm_count, 1);
+}
+
+void mmdrop(struct dmm_mm *mm)
+{
+	if (atomic_fetch_sub(&mm->mm_count, 1) == 1)
+		mm_free(mm);
+}
+
 void mm_free(struct dmm_mm *mm)
 {
+	notifier_state_destroy(&mm->notif);
 	pgtable_free_all(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
 	pthread_mutex_destroy(&mm->anon_lock);
@@ -116,11 +130,19 @@ int dmm_mm_create(struct dmm_system *sys, struct dmm_mm **out)
 	return 0;
 }
 
-/* Zap and free every VMA (mmap_lock held for write, or mm private). */
+/* Zap and free every VMA (mmap_lock held for write, or mm private).
+ * Subscribers see UNMAP per VMA (after the RELEASE of dmm_mm_exit:
+ * repeated invalidations, as in Linux, pitfall 12). */
 void exit_mmap(struct dmm_mm *mm)
 {
-	for (size_t i = 0; i < mm->nr_vmas; i++)
-		zap_page_range(mm->vmas[i], mm->vmas[i]->start, mm->vmas[i]->end);
+	for (size_t i = 0; i < mm->nr_vmas; i++) {
+		struct dmm_vma *v = mm->vmas[i];
+		struct dmm_mmu_notifier_range r;
+
+		mmu_notify(DMM_MMU_NOTIFY_UNMAP, mm, v->start, v->end, NULL, &r);
+		zap_page_range(v, v->start, v->end);
+		mmu_notifier_invalidate_range_end(&r);
+	}
 	while (mm->nr_vmas)
 		vma_unlink_free(mm, mm->vmas[mm->nr_vmas - 1]);
 }
@@ -135,10 +157,12 @@ void dmm_mm_exit(struct dmm_mm *mm)
 	pthread_mutex_lock(&sys->mm_list_lock);
 	list_del(&mm->node);
 	pthread_mutex_unlock(&sys->mm_list_lock);
+	atomic_store(&mm->dead, true);
+	mmu_notifier_release(mm);
 	mmap_write_lock(mm);
 	exit_mmap(mm);
 	mmap_write_unlock(mm);
-	mm_free(mm);
+	mmdrop(mm);
 }
 
 struct dmm_system *dmm_mm_system(const struct dmm_mm *mm)
@@ -156,6 +180,37 @@ long dmm_mm_rss(const struct dmm_mm *mm, enum dmm_rss_type type)
 	if (!mm || (unsigned int)type >= DMM_NR_MM_COUNTERS)
 		return 0;
 	return atomic_load(&((struct dmm_mm *)mm)->rss[type]);
+}
+
+/*
+ * The OOM reaper: zap private anonymous memory under non-blockable CLEAR
+ * invalidations; a subscriber that would have to sleep refuses, and that
+ * VMA is skipped.
+ */
+int dmm_oom_reap(struct dmm_mm *mm)
+{
+	int r = 0;
+
+	if (!mm)
+		return -EINVAL;
+	mmap_read_lock(mm);
+	for (size_t i = 0; i < mm->nr_vmas; i++) {
+		struct dmm_vma *v = mm->vmas[i];
+		struct dmm_mmu_notifier_range nr;
+
+		if (!vma_is_anonymous(v) || (v->flags & VM_SHARED))
+			continue;
+		mmu_notifier_range_init(&nr, DMM_MMU_NOTIFY_CLEAR, mm, v->start, v->end, NULL);
+		nr.flags = 0; /* not blockable */
+		if (mmu_notifier_invalidate_range_start(&nr)) {
+			r = -EBUSY;
+			continue;
+		}
+		zap_page_range(v, v->start, v->end);
+		mmu_notifier_invalidate_range_end(&nr);
+	}
+	mmap_read_unlock(mm);
+	return r;
 }
 
 void dmm_mmap_read_lock(struct dmm_mm *mm)

@@ -99,7 +99,9 @@ static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot)
 static void migrate_vma_collect(struct collect *c)
 {
 	struct dmm_migrate_vma *a = c->args;
+	struct dmm_mmu_notifier_range r;
 
+	mmu_notify(DMM_MMU_NOTIFY_MIGRATE, a->mm, a->start, a->end, a->pgmap_owner, &r);
 	for (uint64_t addr = a->start; addr < a->end;) {
 		uint64_t next = pte_table_end(addr, a->end);
 		struct dmm_pte_table *t = pte_table_lookup(a->mm, addr, false);
@@ -117,6 +119,7 @@ static void migrate_vma_collect(struct collect *c)
 		if (t)
 			ptl_unlock(t);
 	}
+	mmu_notifier_invalidate_range_end(&r);
 	a->end = a->start + (a->npages << PAGE_SHIFT);
 }
 
@@ -295,6 +298,9 @@ static bool migrate_page_meta(struct dmm_page *s, struct dmm_page *d, struct dmm
 static void migrate_pages_common(struct dmm_system *sys, struct dmm_migrate_vma *a, uint64_t *src,
 				 uint64_t *dst, unsigned long n, struct dmm_page *fault_page)
 {
+	struct dmm_mmu_notifier_range r;
+	bool notified = false;
+
 	for (unsigned long i = 0; i < n; i++) {
 		struct dmm_page *d = mpfn_page(sys, dst[i]), *s;
 
@@ -306,15 +312,24 @@ static void migrate_pages_common(struct dmm_system *sys, struct dmm_migrate_vma 
 		}
 		s = mpfn_page(sys, src[i]);
 		if (!s) {
-			if (a)
-				migrate_vma_insert_page(a, a->start + (i << PAGE_SHIFT), d, &src[i]);
-			else
+			if (!a) {
 				src[i] &= ~MPFN_MIGRATE;
+				continue;
+			}
+			/* One MIGRATE invalidation from the first populated hole on. */
+			if (!notified) {
+				mmu_notify(DMM_MMU_NOTIFY_MIGRATE, a->mm, a->start + (i << PAGE_SHIFT), a->end,
+					   a->pgmap_owner, &r);
+				notified = true;
+			}
+			migrate_vma_insert_page(a, a->start + (i << PAGE_SHIFT), d, &src[i]);
 			continue;
 		}
 		if (!migrate_page_meta(s, d, fault_page))
 			src[i] &= ~MPFN_MIGRATE;
 	}
+	if (notified)
+		mmu_notifier_invalidate_range_end(&r);
 }
 
 void dmm_migrate_vma_pages(struct dmm_migrate_vma *a)

@@ -52,11 +52,15 @@ int do_munmap(struct dmm_mm *mm, uint64_t start, uint64_t len)
 
 	if (!range_has_vma(mm, start, end))
 		return 0;
+	struct dmm_mmu_notifier_range r;
+
 	if (vma_split_range(mm, start, end))
 		return -ENOMEM;
 	find_vma(mm, start, &i);
+	mmu_notify(DMM_MMU_NOTIFY_UNMAP, mm, start, end, NULL, &r);
 	for (size_t j = i; j < mm->nr_vmas && mm->vmas[j]->start < end; j++)
 		zap_page_range(mm->vmas[j], start, end);
+	mmu_notifier_invalidate_range_end(&r);
 	while (i < mm->nr_vmas && (v = mm->vmas[i])->start < end)
 		vma_unlink_free(mm, v);
 	return 0;

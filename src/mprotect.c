@@ -31,6 +31,7 @@ static bool can_change_pte_writable(struct dmm_system *sys, struct dmm_vma *vma,
 static pte_t change_one(struct dmm_system *sys, struct change_prot *cp, pte_t e)
 {
 	if (pte_present(e)) {
+		e = (cp->newflags & VM_ACCESS_FLAGS) ? e & ~_PTE_PROTNONE : e | _PTE_PROTNONE;
 		if (!(cp->newflags & VM_WRITE))
 			return pte_wrprotect(e);
 		if (!pte_write(e) && can_change_pte_writable(sys, cp->vma, e))
@@ -139,8 +140,12 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot)
 
 		if (cp.newflags == v->flags)
 			continue;
+		struct dmm_mmu_notifier_range r;
+
 		v->flags = cp.newflags;
+		mmu_notify(DMM_MMU_NOTIFY_PROTECTION_VMA, mm, v->start, v->end, NULL, &r);
 		walk_pte_tables(mm, v->start, v->end, change_pte_range, &cp);
+		mmu_notifier_invalidate_range_end(&r);
 		dmm_stat_add(mm->sys, mprotect_pte, cp.changed);
 	}
 	vma_merge_range(mm, addr, end);

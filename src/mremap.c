@@ -90,7 +90,13 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 		free(nv);
 		return -ENOMEM;
 	}
-	walk_pte_tables(mm, old, old + len, move_pte_range, &mc);
+	{
+		struct dmm_mmu_notifier_range r;
+
+		mmu_notify(DMM_MMU_NOTIFY_UNMAP, mm, old, old + len, NULL, &r);
+		walk_pte_tables(mm, old, old + len, move_pte_range, &mc);
+		mmu_notifier_invalidate_range_end(&r);
+	}
 	dmm_stat_add(mm->sys, mremap_pte, mc.moved);
 	if (!dontunmap)
 		vma_unlink_free(mm, vma);

@@ -30,6 +30,7 @@
 #define _PTE_SOFT_DIRTY (1ULL << 4)
 #define _PTE_UFFD_WP (1ULL << 5)
 #define _PTE_SPECIAL (1ULL << 6)
+#define _PTE_PROTNONE (1ULL << 7) /* present but PROT_NONE: no access at all */
 /* non-present entries: type in bits 1..5, flags in 6..9 */
 #define _LEAF_TYPE_SHIFT 1
 #define _LEAF_TYPE_MASK (0x1fULL << _LEAF_TYPE_SHIFT)
@@ -61,6 +62,7 @@ static inline bool pte_young(pte_t e) { return e & _PTE_YOUNG; }
 static inline bool pte_special(pte_t e) { return e & _PTE_SPECIAL; }
 static inline bool pte_soft_dirty(pte_t e) { return e & _PTE_SOFT_DIRTY; }
 static inline bool pte_uffd_wp(pte_t e) { return e & _PTE_UFFD_WP; }
+static inline bool pte_protnone(pte_t e) { return e & _PTE_PROTNONE; }
 static inline pte_t pte_mkwrite(pte_t e) { return e | _PTE_WRITE; }
 static inline pte_t pte_wrprotect(pte_t e) { return e & ~_PTE_WRITE; }
 static inline pte_t pte_mkdirty(pte_t e) { return e | _PTE_DIRTY; }

@@ -121,32 +121,44 @@ static void try_to_migrate_one(struct dmm_system *sys, struct dmm_vma *vma, uint
 	struct dmm_page *p = arg;
 	uint64_t pfn = page_to_pfn(sys, p);
 	struct dmm_pte_table *t = pte_table_lookup(vma->mm, addr, false);
+	struct dmm_mmu_notifier_range r;
 	_Atomic pte_t *slot;
-	bool excl;
-	pte_t e;
+	bool excl, put = false;
+	pte_t e, ne;
 
 	if (!t)
 		return;
 	slot = pte_slot(t, addr);
+	/* Only VMAs that really map the page hear about it (the shared
+	 * anon_vma of a fork family lists VMAs of other processes too). */
+	e = pte_get(slot);
+	if (!pte_maps_page(e) || entry_pfn(e) != pfn)
+		return;
+	mmu_notify(DMM_MMU_NOTIFY_CLEAR, vma->mm, addr, addr + PAGE_SIZE, NULL, &r);
 	ptl_lock(t);
 	e = pte_get(slot);
-	if (!pte_maps_page(e) || entry_pfn(e) != pfn) {
-		ptl_unlock(t);
-		return;
-	}
+	if (!pte_maps_page(e) || entry_pfn(e) != pfn)
+		goto out;
 	excl = page_is_anon(p) && page_test(p, PG_anon_exclusive);
-	if (excl && page_maybe_dma_pinned(p)) {
-		ptl_unlock(t); /* a pinned exclusive page stays mapped */
-		return;
-	}
+	if (excl && page_maybe_dma_pinned(p))
+		goto out; /* a pinned exclusive page stays mapped */
 	if (excl)
 		page_clear(p, PG_anon_exclusive);
 	if (pte_present(e) && pte_dirty(e))
 		page_set(p, PG_dirty);
-	pte_set(slot, make_migration_entry_from(p, e, excl));
+	/* A device-exclusive entry is writable only as far as the VMA is. */
+	if (is_device_exclusive_entry(e) && !(vma->flags & VM_WRITE))
+		ne = make_migration_entry(LEAF_MIGRATION_READ_EXCLUSIVE, pfn, leaf_flag_bits(e));
+	else
+		ne = make_migration_entry_from(p, e, excl);
+	pte_set(slot, ne);
 	page_remove_rmap(p);
+	put = true;
+out:
 	ptl_unlock(t);
-	put_page(sys, p); /* the mapping's reference; the migrator holds another */
+	mmu_notifier_invalidate_range_end(&r);
+	if (put)
+		put_page(sys, p); /* the mapping's reference; the migrator holds another */
 }
 
 void try_to_migrate(struct dmm_system *sys, struct dmm_page *p)

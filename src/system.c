@@ -147,6 +147,14 @@ void dmm_system_destroy(struct dmm_system *sys)
 	free(sys);
 }
 
+int dmm_system_set_longterm_coherent(struct dmm_system *sys, enum dmm_longterm_coherent mode)
+{
+	if (!sys || (mode != DMM_LONGTERM_COHERENT_MIGRATE && mode != DMM_LONGTERM_COHERENT_FAIL))
+		return -EINVAL;
+	atomic_store(&sys->longterm_coherent, mode);
+	return 0;
+}
+
 uint64_t dmm_system_nr_frames(const struct dmm_system *sys)
 {
 	return sys ? sys->nr_frames : 0;

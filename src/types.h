@@ -151,6 +151,23 @@ struct dmm_vma {
 	struct dmm_list file_node; /* in file->i_mmap, under file->i_mmap_lock */
 };
 
+/*
+ * Interval-notifier state of an address space (semantics.md §3.14).
+ * invalidate_seq starts at 2 and is odd while an invalidation that overlaps
+ * some subscription runs. While active > 0 and seq is odd, inserts and
+ * removes are deferred, so invalidations walk subs without the lock.
+ */
+struct dmm_notifier_state {
+	pthread_mutex_t lock;	/* protects everything below but the atomics */
+	pthread_cond_t wq;	/* woken when seq becomes even */
+	_Atomic unsigned long seq;
+	unsigned long active;
+	struct dmm_list subs;	  /* subscriptions in effect */
+	struct dmm_list deferred; /* pending adds and removes */
+	_Atomic bool has_subs;	  /* ever had a subscription (set under mmap_lock write) */
+	_Atomic unsigned long starts, ends, refused;
+};
+
 /* An address space. */
 struct dmm_mm {
 	struct dmm_system *sys;
@@ -164,6 +181,9 @@ struct dmm_mm {
 	_Atomic uint32_t write_protect_seq; /* odd while fork write-protects */
 	struct dmm_list node;	/* in sys->mms, under sys->mm_list_lock */
 	uint64_t mmap_base;	/* where bottom-up placement searches from */
+	_Atomic long mm_count;	/* structure references: the process + subscriptions */
+	_Atomic bool dead;	/* exited: no mappings any more */
+	struct dmm_notifier_state notif;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -276,6 +296,7 @@ struct dmm_system {
 	uint64_t device_pfn_base;	/* first section above RAM */
 
 	struct dmm_inject_state inject[DMM_NR_INJECT_SITES];
+	_Atomic int longterm_coherent;	/* enum dmm_longterm_coherent */
 };
 
 #endif /* DEVMM_TYPES_H */

@@ -81,6 +81,14 @@ void dmm_system_destroy(struct dmm_system *sys);
  * benchmarks run warm. Returns 0. */
 int dmm_system_prefault(struct dmm_system *sys, uint64_t n);
 
+/* What a FOLL_LONGTERM pin does to a device-coherent page (semantics §5.2). */
+enum dmm_longterm_coherent {
+	DMM_LONGTERM_COHERENT_MIGRATE = 0, /* mainline since 6.0: migrate, then pin (default) */
+	DMM_LONGTERM_COHERENT_FAIL = 1,    /* the 2022 v6 series: the pin fails */
+};
+/* Errors: -EINVAL (NULL or unknown mode). */
+int dmm_system_set_longterm_coherent(struct dmm_system *sys, enum dmm_longterm_coherent mode);
+
 /* Frame accounting: total allocatable frames and frames free now. */
 uint64_t dmm_system_nr_frames(const struct dmm_system *sys);
 uint64_t dmm_system_nr_free(const struct dmm_system *sys);
@@ -105,9 +113,10 @@ int dmm_mm_create(struct dmm_system *sys, struct dmm_mm **out);
 int dmm_fork(struct dmm_mm *parent, struct dmm_mm **child);
 
 /*
- * dmm_mm_exit - tear the address space down (the process exits): every
- * mapping is zapped and every page reference dropped; @mm is freed and
- * must not be used again.
+ * dmm_mm_exit - tear the address space down (the process exits): interval
+ * subscribers get a RELEASE invalidation, then every mapping is zapped and
+ * every page reference dropped. The caller must not use @mm again; the
+ * structure itself lives on while interval subscriptions hold it.
  */
 void dmm_mm_exit(struct dmm_mm *mm);
 
@@ -268,12 +277,31 @@ int dmm_fetch_add32(struct dmm_mm *mm, uint64_t addr, uint32_t delta, uint32_t *
  * from @start, faulting them in as needed; their pfns go to @pfns.
  * Returns the number of pages taken (partial success returns the count);
  * 0 pages taken returns the error.
- * Errors: -EINVAL (GET and PIN together or neither, unaligned start,
- *         nr 0, NULL pfns), -EFAULT (no VMA, no permission), -ENOMEM.
+ * FOLL_WRITE needs a writable VMA, or FOLL_FORCE on a private one.
+ * FOLL_LONGTERM (with FOLL_PIN) never leaves a device-coherent page pinned:
+ * mainline migrates it to system memory and pins that (-EBUSY if the
+ * migration fails); with dmm_system_set_longterm_coherent(sys,
+ * DMM_LONGTERM_COHERENT_FAIL), the 2022 v6 series' rule, the pin fails with
+ * -EFAULT instead. Device-private pages are migrated back by the fault
+ * (GUP never returns one); device-exclusive entries are restored.
+ * Errors: -EINVAL (GET and PIN together or neither, LONGTERM without PIN,
+ *         unknown flags, unaligned start, nr 0, NULL pfns), -EFAULT (no
+ *         VMA, no permission, a writable long-term pin of a file that needs
+ *         dirty tracking), -ENOMEM, -EBUSY (long-term migration failed).
  * Release with dmm_put_user_pages (GET) or dmm_unpin_user_pages (PIN).
  */
 long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
 			unsigned int gup_flags, uint64_t *pfns);
+/*
+ * dmm_get_user_pages_fast - the lockless variant: no mmap_lock, no PTL;
+ * it falls back to the slow path, for the rest of the range, where Linux
+ * does (non-present or special entries, permission mismatches, an entry
+ * that changed under it, a page that must be unshared, a FOLL_LONGTERM
+ * pin of a page that is not long-term pinnable, a FOLL_PIN during a fork's
+ * write-protect). Same flags, results and errors as dmm_get_user_pages.
+ */
+long dmm_get_user_pages_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr,
+			     unsigned int gup_flags, uint64_t *pfns);
 void dmm_put_user_pages(struct dmm_system *sys, const uint64_t *pfns, unsigned long nr);
 void dmm_unpin_user_pages(struct dmm_system *sys, const uint64_t *pfns, unsigned long nr);
 
@@ -583,6 +611,162 @@ void dmm_migrate_device_finalize(struct dmm_system *sys, uint64_t *src_pfns, uin
 				 unsigned long npages);
 
 /* ------------------------------------------------------------------------ */
+/* MMU notifiers (interval notifiers)                                        */
+
+enum dmm_mmu_notifier_event {
+	DMM_MMU_NOTIFY_UNMAP = 0,	  /* munmap, mremap's old range, exit's unmap */
+	DMM_MMU_NOTIFY_CLEAR,		  /* zap, try_to_migrate, CoW replacement, exclusive restore, reap */
+	DMM_MMU_NOTIFY_PROTECTION_VMA,	  /* mprotect */
+	DMM_MMU_NOTIFY_PROTECTION_PAGE,	  /* fork's copy-on-write write-protect */
+	DMM_MMU_NOTIFY_SOFT_DIRTY,
+	DMM_MMU_NOTIFY_RELEASE,		  /* address-space teardown, [0, ULONG_MAX) */
+	DMM_MMU_NOTIFY_MIGRATE,		  /* migrate_vma collect and hole insertion (owner = pgmap_owner) */
+	DMM_MMU_NOTIFY_EXCLUSIVE,	  /* make_device_exclusive (owner = the caller's) */
+};
+
+#define DMM_MMU_NOTIFIER_RANGE_BLOCKABLE 0x1
+
+struct dmm_mmu_notifier_range {
+	struct dmm_mm *mm;
+	uint64_t start, end;		/* [start, end) */
+	unsigned int flags;		/* DMM_MMU_NOTIFIER_RANGE_* */
+	enum dmm_mmu_notifier_event event;
+	void *owner;			/* MIGRATE and EXCLUSIVE: who does it */
+};
+
+struct dmm_mmu_interval_notifier;
+
+struct dmm_mmu_interval_notifier_ops {
+	/*
+	 * The range [start, last] of the subscription overlaps an
+	 * invalidation: stop using device mappings in the range before
+	 * returning, and call dmm_mmu_interval_set_seq(sub, cur_seq) under
+	 * the same driver lock that guards dmm_mmu_interval_read_retry. May
+	 * return false only when the range is not blockable (the driver would
+	 * have to sleep); the operation then backs off.
+	 */
+	bool (*invalidate)(struct dmm_mmu_interval_notifier *sub, const struct dmm_mmu_notifier_range *range,
+			   unsigned long cur_seq);
+};
+
+/* A subscription; embed it in the driver's own structure. Its fields are
+ * devmm's: read none of them directly. */
+struct dmm_mmu_interval_notifier {
+	uint64_t start, last;		/* inclusive */
+	const struct dmm_mmu_interval_notifier_ops *ops;
+	struct dmm_mm *mm;
+	unsigned long invalidate_seq;	/* always odd */
+	void *_link[4];			/* devmm's list linkage */
+	bool _deferred, _in_tree;
+};
+
+/*
+ * dmm_mmu_interval_notifier_insert - subscribe to invalidations of
+ * [start, start + length) of @mm. The subscription holds a reference on the
+ * mm structure (not on its mappings). It may not be in effect yet on
+ * return if an invalidation is running: always use read_begin/read_retry.
+ * Errors: -EINVAL (NULL argument, or the mm has exited), -EOVERFLOW
+ *         (length 0 or start + length overflowing).
+ */
+int dmm_mmu_interval_notifier_insert(struct dmm_mmu_interval_notifier *sub, struct dmm_mm *mm,
+				     uint64_t start, uint64_t length,
+				     const struct dmm_mmu_interval_notifier_ops *ops);
+/* Unsubscribe; waits for a running invalidation to end, after which no
+ * callback runs. Must not be called from a callback. */
+void dmm_mmu_interval_notifier_remove(struct dmm_mmu_interval_notifier *sub);
+/* Begin a read side critical section: sleeps while an invalidation that
+ * touches @sub is running; returns the sequence to pass to read_retry. */
+unsigned long dmm_mmu_interval_read_begin(struct dmm_mmu_interval_notifier *sub);
+/* Under the driver lock: true if an invalidation touched @sub since
+ * read_begin returned @seq (the caller must retry). */
+bool dmm_mmu_interval_read_retry(struct dmm_mmu_interval_notifier *sub, unsigned long seq);
+/* Lockless early hint of read_retry. */
+bool dmm_mmu_interval_check_retry(struct dmm_mmu_interval_notifier *sub, unsigned long seq);
+/* From the invalidate callback, under the driver lock. */
+void dmm_mmu_interval_set_seq(struct dmm_mmu_interval_notifier *sub, unsigned long cur_seq);
+
+/* The address space's invalidation counters (for tests of the protocol). */
+struct dmm_notifier_stats {
+	unsigned long invalidate_seq;	/* even when idle */
+	unsigned long starts, ends;	/* invalidations begun and ended */
+	unsigned long refused;		/* non-blockable invalidations a callback refused */
+};
+int dmm_mm_notifier_stats(struct dmm_mm *mm, struct dmm_notifier_stats *out);
+
+/*
+ * dmm_oom_reap - what the OOM reaper does to a victim: zap its private
+ * anonymous memory with non-blockable CLEAR invalidations; a VMA whose
+ * subscriber refuses is skipped. Returns 0, or -EBUSY if some VMA was
+ * skipped, -EINVAL for NULL.
+ */
+int dmm_oom_reap(struct dmm_mm *mm);
+
+/* ------------------------------------------------------------------------ */
+/* hmm_range_fault                                                           */
+
+#define DMM_HMM_PFN_VALID (1ULL << 63)
+#define DMM_HMM_PFN_WRITE (1ULL << 62)
+#define DMM_HMM_PFN_ERROR (1ULL << 61)
+#define DMM_HMM_PFN_DMA_MAPPED (1ULL << 60)
+#define DMM_HMM_PFN_P2PDMA (1ULL << 59)
+#define DMM_HMM_PFN_P2PDMA_BUS (1ULL << 58)
+#define DMM_HMM_PFN_ORDER_SHIFT 53
+#define DMM_HMM_PFN_ORDER_MASK (0x1fULL << DMM_HMM_PFN_ORDER_SHIFT)
+#define DMM_HMM_PFN_INOUT_FLAGS (DMM_HMM_PFN_DMA_MAPPED | DMM_HMM_PFN_P2PDMA | DMM_HMM_PFN_P2PDMA_BUS)
+#define DMM_HMM_PFN_FLAGS (0x7ffULL << DMM_HMM_PFN_ORDER_SHIFT)
+/* Input aliases. */
+#define DMM_HMM_PFN_REQ_FAULT DMM_HMM_PFN_VALID
+#define DMM_HMM_PFN_REQ_WRITE DMM_HMM_PFN_WRITE
+
+static inline uint64_t dmm_hmm_pfn_to_pfn(uint64_t w)
+{
+	return w & ~DMM_HMM_PFN_FLAGS;
+}
+static inline unsigned int dmm_hmm_pfn_to_map_order(uint64_t w)
+{
+	return (unsigned int)((w & DMM_HMM_PFN_ORDER_MASK) >> DMM_HMM_PFN_ORDER_SHIFT);
+}
+
+struct dmm_hmm_range {
+	struct dmm_mmu_interval_notifier *notifier; /* covering the range, of the mm */
+	unsigned long notifier_seq;	/* from dmm_mmu_interval_read_begin */
+	uint64_t start, end;		/* page aligned */
+	uint64_t *hmm_pfns;		/* one word per page: input requests, output pfn | flags */
+	uint64_t default_flags;
+	uint64_t pfn_flags_mask;
+	void *dev_private_owner;	/* device-private pages of this owner are reported, not faulted */
+};
+
+/*
+ * dmm_hmm_range_fault - snapshot and/or fault a range for a device mirror
+ * (semantics.md §3.13). The caller holds the mm's mmap_lock for read
+ * (dmm_mmap_read_lock) and follows the read_begin / read_retry protocol.
+ * Per page, req = (input & pfn_flags_mask) | default_flags; REQ_FAULT asks
+ * for a valid entry, REQ_WRITE (with REQ_FAULT) a writable one.
+ * Errors: -EINVAL (NULL or unaligned range), -EBUSY (the range was
+ *         invalidated: retry), -EFAULT (a requested page can not be made
+ *         valid: no VMA, no access, SIGBUS), -EPERM (write requested on a
+ *         read-only VMA), -ENOMEM.
+ */
+int dmm_hmm_range_fault(struct dmm_hmm_range *range);
+
+/* ------------------------------------------------------------------------ */
+/* Device-exclusive access                                                   */
+
+/*
+ * dmm_make_device_exclusive - make the anonymous page at @addr (faulted in
+ * writable first) exclusively the device's, for device atomics
+ * (semantics.md §3.15). Any CPU access, GUP, hmm fault, fork or
+ * migration afterwards restores it and fires an invalidation. The caller
+ * holds the mm's mmap_lock for read. On success *pfn is the page, locked
+ * and with a reference: program the device mapping, then
+ * dmm_unlock_page and dmm_put_page it.
+ * Errors: those of get_user_pages (-EFAULT no VMA or not writable,
+ *         -ENOMEM, ...), -EOPNOTSUPP (not anonymous memory), -EINVAL.
+ */
+int dmm_make_device_exclusive(struct dmm_mm *mm, uint64_t addr, void *owner, uint64_t *pfn);
+
+/* ------------------------------------------------------------------------ */
 /* Fault injection                                                           */
 
 /* Allocation sites that can be made to fail. */
@@ -673,7 +857,12 @@ int dmm_check(struct dmm_system *sys, char *report, size_t size);
 	X(migrate_collected, "pages collected for migration")                     \
 	X(migrate_restored, "collected pages restored unmigrated")                \
 	X(migrate_moved, "pages migrated to their destination")                   \
-	X(migrate_holes, "holes populated by migration")
+	X(migrate_holes, "holes populated by migration")                          \
+	X(exclusive_made, "pages made device-exclusive")                          \
+	X(exclusive_restored, "device-exclusive entries restored")                \
+	X(gup_fast_fallback, "GUP-fast calls that fell back to the slow path")    \
+	X(longterm_migrated, "coherent pages migrated for a long-term pin")       \
+	X(hmm_faults, "pages faulted by hmm_range_fault")
 
 struct dmm_stats {
 #define DMM_STAT_FIELD(name, desc) uint64_t name;
