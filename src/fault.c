@@ -138,6 +138,30 @@ static vm_fault_t do_file_fault(struct vm_fault *vmf)
 }
 
 /*
+ * The page to receive a copy-on-write copy of @old: system memory, as in
+ * Linux, unless @old is device-coherent memory whose driver places the copy
+ * on the device (the cow_alloc extension). Device pages come back locked;
+ * *locked says so.
+ */
+static struct dmm_page *cow_dest(struct dmm_system *sys, struct dmm_page *old, bool *locked)
+{
+	*locked = false;
+	if (old && page_is_device_coherent(old) && old->pgmap->ops.cow_alloc) {
+		uint64_t pfn;
+		struct dmm_page *p;
+
+		if (!old->pgmap->ops.cow_alloc(old->pgmap, page_to_pfn(sys, old), &pfn)) {
+			p = pfn_to_page(sys, pfn);
+			DMM_BUG_ON(!p || !page_is_device_coherent(p) || page_ref_count(p) != 1);
+			*locked = true;
+			dmm_stat_inc(sys, cow_device);
+			return p;
+		}
+	}
+	return frame_alloc(sys, old ? 0 : GFP_ZERO);
+}
+
+/*
  * Copy-on-write: replace the read-only entry by a new exclusive anonymous
  * page holding a copy of @old (NULL: the zero page). @old carries a
  * reference of ours.
@@ -148,14 +172,17 @@ static vm_fault_t wp_page_copy(struct vm_fault *vmf, struct dmm_page *old)
 	uint64_t bits = fault_unshare(vmf) ? 0 : _PTE_DIRTY | vma_write_bit(vmf->vma);
 	struct dmm_mmu_notifier_range r;
 	struct dmm_page *p;
+	bool locked;
 
 	if (anon_vma_prepare(vmf->vma))
 		goto oom;
-	p = frame_alloc(sys, old ? 0 : GFP_ZERO);
+	p = cow_dest(sys, old, &locked);
 	if (!p)
 		goto oom;
 	if (old)
 		copy_page_contents(sys, p, old);
+	if (locked)
+		unlock_page(sys, p);
 	mmu_notify(DMM_MMU_NOTIFY_CLEAR, vmf->mm, vmf->addr, vmf->addr + PAGE_SIZE, NULL, &r);
 	ptl_lock(vmf->tbl);
 	if (pte_get(vmf->pte) != vmf->orig) {

@@ -32,7 +32,7 @@ static int validate_desc(const struct dmm_pgmap_desc *d)
 	 * devmm refuses a NULL ops for both types. */
 	if (!d->ops || !d->ops->folio_free || !d->owner)
 		return -EINVAL;
-	if (d->type == DMM_MEMORY_DEVICE_PRIVATE && !d->ops->migrate_to_ram)
+	if (d->type == DMM_MEMORY_DEVICE_PRIVATE && (!d->ops->migrate_to_ram || d->ops->cow_alloc))
 		return -EINVAL;
 	if (d->pfn_start & (PAGES_PER_SECTION - 1))
 		return -EINVAL;

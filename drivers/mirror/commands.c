@@ -30,14 +30,18 @@ static uint64_t now_ms(void)
 }
 
 /* Enter the frames hmm returned (m->lock held). Returns the address of the
- * first page that came back without the WRITE it needed, or 0. */
+ * first page that came back without the WRITE it needed, or 0. The
+ * fork-friendly policy (cow=device) maps what a read fault brought in
+ * read-only, so that a fork's write-protect costs the device nothing; a
+ * later device write upgrades through a write fault. */
 static uint64_t program_window(struct mirror *m, struct dmm_hmm_range *range, bool write)
 {
+	bool read_only = !write && m->dev->cow == MIRROR_COW_DEVICE;
 	uint64_t bad = 0;
 
 	for (uint64_t a = range->start; a < range->end; a += PAGE) {
 		uint64_t w = range->hmm_pfns[(a - range->start) / PAGE];
-		bool writable = w & DMM_HMM_PFN_WRITE;
+		bool writable = (w & DMM_HMM_PFN_WRITE) && !read_only;
 
 		if (!(w & DMM_HMM_PFN_VALID))
 			continue;

@@ -42,6 +42,35 @@ static const struct dmm_pgmap_ops coherent_ops = {
 	.folio_free = mirror_folio_free,
 };
 
+/*
+ * cow=device: copy-on-write of one of our pages places the copy in our own
+ * memory while there is room; -ENOMEM lets devmm fall back to system
+ * memory, which is what Linux always does.
+ */
+static int mirror_cow_alloc(struct dmm_pgmap *pgmap, uint64_t src_pfn, uint64_t *dst_pfn)
+{
+	struct mirror_chunk *c = dmm_pgmap_driver_data(pgmap);
+	uint64_t pfn = device_alloc(c->dev);
+
+	(void)src_pfn;
+	if (!pfn)
+		return -ENOMEM;
+	*dst_pfn = pfn;
+	return 0;
+}
+
+static const struct dmm_pgmap_ops coherent_cow_device_ops = {
+	.folio_free = mirror_folio_free,
+	.cow_alloc = mirror_cow_alloc,
+};
+
+static const struct dmm_pgmap_ops *device_ops(struct mirror_device *dev)
+{
+	if (dev->type == DMM_MEMORY_DEVICE_PRIVATE)
+		return &private_ops;
+	return dev->cow == MIRROR_COW_DEVICE ? &coherent_cow_device_ops : &coherent_ops;
+}
+
 int mirror_device_create(struct dmm_system *sys, const char *name, const struct mirror_device_config *cfg,
 			 struct mirror_device **out)
 {
@@ -101,7 +130,7 @@ static bool add_chunk(struct mirror_device *dev)
 	}
 	desc.type = dev->type;
 	desc.nr_pages = n;
-	desc.ops = dev->type == DMM_MEMORY_DEVICE_PRIVATE ? &private_ops : &coherent_ops;
+	desc.ops = device_ops(dev);
 	desc.owner = dev;
 	desc.driver_data = c;
 	if (dmm_memremap_pages(dev->sys, &desc, &c->pgmap)) {
@@ -209,7 +238,12 @@ static bool mirror_invalidate(struct dmm_mmu_interval_notifier *sub, const struc
 	else if (pthread_mutex_trylock(&m->lock))
 		return false;
 	dmm_mmu_interval_set_seq(sub, cur_seq);
-	ptab_clear_range(m->pt, r->start, r->end);
+	/* A fork's write-protect keeps every page where it is, read-only: the
+	 * fork-friendly policy keeps read access instead of dropping it. */
+	if (r->event == DMM_MMU_NOTIFY_PROTECTION_PAGE && m->dev->cow == MIRROR_COW_DEVICE)
+		ptab_downgrade_range(m->pt, r->start, r->end);
+	else
+		ptab_clear_range(m->pt, r->start, r->end);
 	pthread_mutex_unlock(&m->lock);
 	return true;
 }

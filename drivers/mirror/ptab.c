@@ -87,9 +87,20 @@ void ptab_clear(struct mirror_ptab *pt, uint64_t addr)
 		*s = 0;
 }
 
-/* Visit populated leaves over [start, end) and clear entries matching pfn
- * (or all, with match = 0). */
-static void clear_range(struct mirror_ptab *pt, uint64_t start, uint64_t end, uint64_t pfn, int match)
+enum range_op { CLEAR_ALL, CLEAR_PFN, DOWNGRADE };
+
+static void apply(uint64_t *s, enum range_op op, uint64_t pfn)
+{
+	if (!*s)
+		return;
+	if (op == CLEAR_ALL || (op == CLEAR_PFN && (*s >> 2) == pfn))
+		*s = 0;
+	else if (op == DOWNGRADE)
+		*s = (*s & ~3ULL) | MIRROR_READ;
+}
+
+/* Visit populated leaves over [start, end) and apply op to the entries. */
+static void range_apply(struct mirror_ptab *pt, uint64_t start, uint64_t end, uint64_t pfn, enum range_op op)
 {
 	uint64_t v = vpn(start), ve = vpn(end - 1) + 1;
 
@@ -109,10 +120,7 @@ static void clear_range(struct mirror_ptab *pt, uint64_t start, uint64_t end, ui
 		leaf_end = (v | (LEAF_SPAN - 1)) + 1;
 		if (pt->top[t][m]) {
 			for (uint64_t i = v; i < leaf_end && i < ve; i++) {
-				uint64_t *s = &pt->top[t][m][i & (LEAF_SPAN - 1)];
-
-				if (!match || (*s >> 2) == pfn)
-					*s = 0;
+				apply(&pt->top[t][m][i & (LEAF_SPAN - 1)], op, pfn);
 			}
 		}
 		v = leaf_end;
@@ -121,10 +129,15 @@ static void clear_range(struct mirror_ptab *pt, uint64_t start, uint64_t end, ui
 
 void ptab_clear_range(struct mirror_ptab *pt, uint64_t start, uint64_t end)
 {
-	clear_range(pt, start, end, 0, 0);
+	range_apply(pt, start, end, 0, CLEAR_ALL);
 }
 
 void ptab_clear_pfn(struct mirror_ptab *pt, uint64_t start, uint64_t end, uint64_t pfn)
 {
-	clear_range(pt, start, end, pfn, 1);
+	range_apply(pt, start, end, pfn, CLEAR_PFN);
+}
+
+void ptab_downgrade_range(struct mirror_ptab *pt, uint64_t start, uint64_t end)
+{
+	range_apply(pt, start, end, 0, DOWNGRADE);
 }

@@ -17,6 +17,8 @@ int ptab_set(struct mirror_ptab *pt, uint64_t addr, uint64_t pfn, enum mirror_ta
 void ptab_clear(struct mirror_ptab *pt, uint64_t addr);
 /* Erase every entry in [start, end), visiting only populated nodes. */
 void ptab_clear_range(struct mirror_ptab *pt, uint64_t start, uint64_t end);
+/* Make every WRITE or ATOMIC entry in [start, end) READ. */
+void ptab_downgrade_range(struct mirror_ptab *pt, uint64_t start, uint64_t end);
 /* Erase every entry whose frame is pfn in [start, end). */
 void ptab_clear_pfn(struct mirror_ptab *pt, uint64_t start, uint64_t end, uint64_t pfn);
 

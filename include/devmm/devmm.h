@@ -465,6 +465,14 @@ struct dmm_pgmap_ops {
 	 * with dmm_migrate_vma_* (fault_page = vmf->page). Returns 0,
 	 * DMM_VM_FAULT_SIGBUS or DMM_VM_FAULT_OOM. */
 	unsigned int (*migrate_to_ram)(struct dmm_vm_fault *vmf);
+	/* COHERENT only, optional (a devmm extension; Linux always copies to
+	 * system memory): copy-on-write of the device page @src_pfn is
+	 * breaking; return 0 with *dst_pfn a page from
+	 * dmm_zone_device_page_init (locked, refcount 1) of a COHERENT pgmap
+	 * to receive the copy, or -ENOMEM to let the copy go to system memory
+	 * as in Linux. Called with the faulting mm's mmap_lock held for read
+	 * and no other devmm lock. */
+	int (*cow_alloc)(struct dmm_pgmap *pgmap, uint64_t src_pfn, uint64_t *dst_pfn);
 };
 
 struct dmm_pgmap_desc {
@@ -484,6 +492,7 @@ struct dmm_pgmap_desc {
  * free (refcount 0) and belong to the driver.
  * Errors: -EINVAL (nr_pages 0 or above DMM_PGMAP_MAX_PAGES, unknown type,
  *         ops NULL, folio_free NULL, migrate_to_ram NULL for PRIVATE,
+ *         cow_alloc given for PRIVATE (the CPU cannot copy into it),
  *         owner NULL, unaligned pfn_start), -ENXIO (the fixed range
  *         intersects system RAM), -ENOMEM (the fixed range conflicts with
  *         another pgmap — "conflicting mapping" — or no memory), -ERANGE
@@ -862,7 +871,8 @@ int dmm_check(struct dmm_system *sys, char *report, size_t size);
 	X(exclusive_restored, "device-exclusive entries restored")                \
 	X(gup_fast_fallback, "GUP-fast calls that fell back to the slow path")    \
 	X(longterm_migrated, "coherent pages migrated for a long-term pin")       \
-	X(hmm_faults, "pages faulted by hmm_range_fault")
+	X(hmm_faults, "pages faulted by hmm_range_fault")                         \
+	X(cow_device, "copy-on-write copies placed in device memory by cow_alloc")
 
 struct dmm_stats {
 #define DMM_STAT_FIELD(name, desc) uint64_t name;
