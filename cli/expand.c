@@ -115,8 +115,20 @@ static void bind(struct script_iter *it, const char *name, char *val)
 	it->env.loop_val[it->env.nloops++] = val;
 }
 
+/*
+ * Counting saturates at SCRIPT_MAX_STEPS + 1, and the error names the
+ * top-level repeat that crossed the limit: the block the user has to
+ * shrink, whichever inner loop happened to add the last step.
+ */
+#define COUNT_CAP (SCRIPT_MAX_STEPS + 1)
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a + b > COUNT_CAP ? COUNT_CAP : a + b; /* a, b <= COUNT_CAP */
+}
+
 static int count_block(struct script_iter *it, const struct node *nodes, size_t n,
-		       uint64_t *acc, unsigned int *system_line);
+		       uint64_t *acc, unsigned int *system_line, bool top);
 
 /* Add the steps and iterations of repeat nd to *acc. */
 static int count_repeat(struct script_iter *it, const struct node *nd, uint64_t *acc,
@@ -124,7 +136,7 @@ static int count_repeat(struct script_iter *it, const struct node *nd, uint64_t 
 {
 	uint64_t count, body = 0;
 	char val[24] = "0";
-	int rc;
+	int rc = 0;
 
 	if (eval_count(it, nd, &count) || !count)
 		return it->p.err;
@@ -132,26 +144,21 @@ static int count_repeat(struct script_iter *it, const struct node *nd, uint64_t 
 		bind(it, nd->loop_var, val);
 	if (!nd->count_uses_outer) {
 		/* Every iteration is the same size: count one. */
-		rc = count_block(it, nd->body, nd->nbody, &body, system_line);
-		*acc += count * (body + 1);
-	} else {
-		rc = 0;
-		for (uint64_t k = 0; k < count && !rc && *acc <= SCRIPT_MAX_STEPS; k++) {
-			snprintf(val, sizeof(val), "%llu", (unsigned long long)k);
-			*acc += 1;
-			rc = count_block(it, nd->body, nd->nbody, acc, system_line);
-		}
+		rc = count_block(it, nd->body, nd->nbody, &body, system_line, false);
+		body = count * (body + 1); /* <= 10^7 * (10^7 + 2) */
+		*acc = sat_add(*acc, body > COUNT_CAP ? COUNT_CAP : body);
+	}
+	for (uint64_t k = 0; nd->count_uses_outer && k < count && !rc && *acc < COUNT_CAP; k++) {
+		snprintf(val, sizeof(val), "%llu", (unsigned long long)k);
+		*acc = sat_add(*acc, 1);
+		rc = count_block(it, nd->body, nd->nbody, acc, system_line, false);
 	}
 	it->env.nloops -= nd->loop_var ? 1 : 0;
-	if (!rc && *acc > SCRIPT_MAX_STEPS)
-		return perr_at(&it->p, nd->line, nd->tok[0].col,
-			       "too many steps: the script expands to more than %llu steps and "
-			       "repeat iterations", SCRIPT_MAX_STEPS);
 	return rc;
 }
 
 static int count_block(struct script_iter *it, const struct node *nodes, size_t n,
-		       uint64_t *acc, unsigned int *system_line)
+		       uint64_t *acc, unsigned int *system_line, bool top)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct node *nd = &nodes[i];
@@ -159,11 +166,15 @@ static int count_block(struct script_iter *it, const struct node *nodes, size_t 
 		if (nd->kind == NODE_REPEAT) {
 			if (count_repeat(it, nd, acc, system_line))
 				return it->p.err;
+			if (top && *acc > SCRIPT_MAX_STEPS)
+				return perr_at(&it->p, nd->line, nd->tok[0].col,
+					       "too many steps: the script expands to more than %llu "
+					       "steps and repeat iterations", SCRIPT_MAX_STEPS);
 			continue;
 		}
 		if (!conds_hold(&it->env, nd))
 			continue;
-		(*acc)++;
+		*acc = sat_add(*acc, 1);
 		if (!tok_is(&nd->tok[nd->first], "system"))
 			continue;
 		if (*system_line)
@@ -230,7 +241,7 @@ int script_iter_start(const struct script *s, size_t combo, struct script_iter *
 		return rc;
 	}
 	iter_ctx(*out, diag);
-	rc = count_block(*out, s->nodes, s->nnodes, &steps, &system_line);
+	rc = count_block(*out, s->nodes, s->nnodes, &steps, &system_line, true);
 	if (rc) {
 		script_iter_free(*out);
 		*out = NULL;
@@ -367,7 +378,9 @@ int script_check(const struct script *s, struct diag *diag)
 		const struct step *st;
 		int rc = script_iter_start(s, c, &it, diag);
 
-		while (!rc && (rc = script_iter_next(it, &st, diag)) > 0)
+		if (rc)
+			return rc;
+		while ((rc = script_iter_next(it, &st, diag)) > 0)
 			;
 		script_iter_free(it);
 		if (rc)

@@ -507,7 +507,6 @@ static const struct command *lookup(struct parse_ctx *p, const struct token *t, 
 	if (n > 1 && (cmd = find(device_verbs, ARRAY_SIZE(device_verbs), &t[1])))
 		return arg_name(p, &t[0], "a device name", &st->dev) ? NULL : cmd;
 	if (script_knows_device(p->script, t[0].s, t[0].len)) {
-		c->pos = 1;
 		if (n > 1)
 			perr(p, t[1].col, "expected a device command (" DEVICE_VERBS
 			     ") after %s, found %s", Q(t[0].s, t[0].len), Q(t[1].s, t[1].len));

@@ -118,9 +118,9 @@ static const char *const key_words[] = {
 };
 
 static const char *const bare_words[] = {
-	[EXP_PATTERN] = "a pattern",
-	[EXP_VALUE] = "a value",
-	[EXP_WHERE] = "a location list",
+	[EXP_PATTERN] = "pattern",
+	[EXP_VALUE] = "value",
+	[EXP_WHERE] = "location list",
 };
 
 /* "ok, any, an error name, cpages=N, data=P or a pattern". */
@@ -132,8 +132,15 @@ static void expect_list(const struct expect_rules *r, char *buf, size_t size)
 		if (r->keys & (1u << k))
 			o += (size_t)snprintf(buf + o, size - o, ", %s=", key_words[k]);
 	if (r->bare >= 0 && o < size)
-		snprintf(buf + o, size - o, " or %s", bare_words[r->bare]);
+		snprintf(buf + o, size - o, " or a %s", bare_words[r->bare]);
 }
+
+/* The items parsed so far. */
+struct expect_state {
+	struct expect *e;
+	struct expect_item *items;
+	unsigned int seen; /* 1u << kind: an item of that kind (data: data=) */
+};
 
 static int expect_status(struct cursor *c, const struct token *t, struct expect *e)
 {
@@ -186,21 +193,16 @@ static int key_value(struct cursor *c, const struct token *t, const char *key, s
 	}
 }
 
-/* Whether an item of kind k is there (for data: whole = a data= one;
- * data[...] items may repeat, data= may not). */
-static bool has_item(const struct expect *e, int k, bool whole)
+/* Whether an item of kind k is there already (for data: whole asks about
+ * data=; data[...] items may repeat). A bit mask: O(1) per item, however
+ * long the line. */
+static bool has_item(const struct expect_state *x, int k, bool whole)
 {
-	for (size_t i = 0; i < e->nitems; i++) {
-		if ((int)e->items[i].kind != k)
-			continue;
-		if (k != EXP_DATA || (whole && e->items[i].u.data.span.kind == SPAN_WHOLE))
-			return true;
-	}
-	return false;
+	return (x->seen & (1u << k)) && (k != EXP_DATA || whole);
 }
 
 static int expect_key(struct cursor *c, const struct token *t, const struct expect_rules *r,
-		      const char *cmd, struct expect *e, struct expect_item *it)
+		      const char *cmd, struct expect_state *x, struct expect_item *it)
 {
 	const char *eq = memchr(t->s, '=', t->len);
 	size_t klen = (size_t)(eq - t->s);
@@ -212,14 +214,14 @@ static int expect_key(struct cursor *c, const struct token *t, const struct expe
 		return perr(c->p, t->col, "unknown expectation key %s for '%s' (expected %s)",
 			    Q(t->s, klen), cmd, list);
 	}
-	if (has_item(e, k, klen == strlen(key_words[k])))
+	if (has_item(x, k, klen == strlen(key_words[k])))
 		return perr(c->p, t->col, "duplicate expectation %s", Q(t->s, klen));
 	it->kind = (enum expect_kind)k;
 	return key_value(c, t, t->s, klen, it);
 }
 
 static int expect_bare(struct cursor *c, const struct token *t, const struct expect_rules *r,
-		       const char *cmd, struct expect *e, struct expect_item *it)
+		       const char *cmd, struct expect_state *x, struct expect_item *it)
 {
 	char list[256];
 
@@ -228,8 +230,8 @@ static int expect_bare(struct cursor *c, const struct token *t, const struct exp
 		return perr(c->p, t->col, "unexpected %s after '->' of '%s' (expected %s)",
 			    Q(t->s, t->len), cmd, list);
 	}
-	if (has_item(e, r->bare, true))
-		return perr(c->p, t->col, "more than one %s expected: %s", bare_words[r->bare],
+	if (has_item(x, r->bare, true))
+		return perr(c->p, t->col, "a second %s after '->': %s", bare_words[r->bare],
 			    Q(t->s, t->len));
 	it->kind = (enum expect_kind)r->bare;
 	if (r->bare == EXP_WHERE)
@@ -240,9 +242,10 @@ static int expect_bare(struct cursor *c, const struct token *t, const struct exp
 }
 
 static int expect_item(struct cursor *c, const struct token *t, const struct expect_rules *r,
-		       const char *cmd, struct expect *e, struct expect_item *items)
+		       const char *cmd, struct expect_state *x)
 {
-	struct expect_item *it = &items[e->nitems];
+	struct expect *e = x->e;
+	struct expect_item *it = &x->items[e->nitems];
 	int rc;
 
 	if (tok_is(t, "->"))
@@ -252,34 +255,37 @@ static int expect_item(struct cursor *c, const struct token *t, const struct exp
 	it->col = t->col;
 	it->text = t->s;
 	if (memchr(t->s, '=', t->len))
-		rc = expect_key(c, t, r, cmd, e, it);
+		rc = expect_key(c, t, r, cmd, x, it);
 	else
-		rc = expect_bare(c, t, r, cmd, e, it);
-	if (!rc)
-		e->nitems++;
-	return rc;
+		rc = expect_bare(c, t, r, cmd, x, it);
+	if (rc)
+		return rc;
+	e->nitems++;
+	if (it->kind != EXP_DATA || it->u.data.span.kind == SPAN_WHOLE)
+		x->seen |= 1u << it->kind;
+	return 0;
 }
 
 int expect_parse(struct cursor *c, const struct token *arrow, const struct expect_rules *r,
 		 const char *cmd, struct expect *e)
 {
-	struct expect_item *items = NULL;
+	struct expect_state x = { e, NULL, 0 };
 	char what[64];
 
 	memset(e, 0, sizeof(*e));
 	if (arrow && c->pos == c->n)
 		return cur_missing(c, "an expectation after '->'");
 	if (c->n > c->pos) {
-		items = arena_alloc(c->p->arena, (c->n - c->pos) * sizeof(*items));
-		if (!items)
+		x.items = arena_alloc(c->p->arena, (c->n - c->pos) * sizeof(*x.items));
+		if (!x.items)
 			return poom(c->p);
 	}
-	e->items = items;
+	e->items = x.items;
 	while (c->pos < c->n)
-		if (expect_item(c, &c->t[c->pos++], r, cmd, e, items))
+		if (expect_item(c, &c->t[c->pos++], r, cmd, &x))
 			return c->p->err;
-	if (r->bare_required && !has_item(e, r->bare, true)) {
-		snprintf(what, sizeof(what), "%s%s", arrow ? "" : "'->' and ", bare_words[r->bare]);
+	if (r->bare_required && !has_item(&x, r->bare, true)) {
+		snprintf(what, sizeof(what), "%sa %s", arrow ? "" : "'->' and ", bare_words[r->bare]);
 		return cur_missing(c, what);
 	}
 	return 0;

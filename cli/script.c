@@ -19,7 +19,7 @@
 
 #include "script_int.h"
 
-#define VALIDATE_BUDGET (1ul << 20)
+#define VALIDATE_BUDGET (64ul << 20) /* bytes of extra validation parses */
 
 struct block {
 	struct vec nodes; /* struct node */
@@ -67,11 +67,18 @@ bool cond_holds(const struct env *e, const struct cond *c)
 /* ------------------------------------------------------------------------ */
 /* variant                                                                   */
 
+/* The values of a variant line. Its limits keep the duplicate check
+ * (quadratic, on at most SCRIPT_MAX_VALUES values) and the substituted
+ * lines small. */
 static int variant_values(struct builder *b, const struct rawline *l, struct variant *v)
 {
 	const struct token *t = l->tok;
 
 	v->nvalues = l->ntok - 2;
+	if (v->nvalues > SCRIPT_MAX_VALUES)
+		return perr(b->p, t[2 + SCRIPT_MAX_VALUES].col,
+			    "too many values of variant '%s' (more than %u)", v->name,
+			    SCRIPT_MAX_VALUES);
 	v->values = arena_alloc(&b->s->arena, v->nvalues * sizeof(*v->values));
 	if (!v->values)
 		return poom(b->p);
@@ -79,6 +86,9 @@ static int variant_values(struct builder *b, const struct rawline *l, struct var
 		if (t[i].var)
 			return perr(b->p, t[i].col, "a variant value cannot use a variable, found %s",
 				    Q(t[i].s, t[i].len));
+		if (t[i].len > SCRIPT_MAX_VALUE_LEN)
+			return perr(b->p, t[i].col, "variant value too long (more than %u bytes)",
+				    SCRIPT_MAX_VALUE_LEN);
 		for (size_t j = 2; j < i; j++)
 			if (!strcmp(t[j].s, t[i].s))
 				return perr(b->p, t[i].col, "duplicate value %s of variant '%s'",
@@ -96,6 +106,9 @@ static int line_variant(struct builder *b, const struct rawline *l)
 
 	if (b->depth)
 		return perr(b->p, t[0].col, "'variant' must be at the top level, not inside 'repeat'");
+	if (b->s->variants.n == SCRIPT_MAX_VARIANTS)
+		return perr(b->p, t[0].col, "too many variant lines (more than %u)",
+			    SCRIPT_MAX_VARIANTS);
 	if (l->ntok < 2)
 		return perr(b->p, l->eol_col, "expected a variant name, found end of line");
 	if (t[1].var || !is_ident(t[1].s, t[1].len))
@@ -109,11 +122,11 @@ static int line_variant(struct builder *b, const struct rawline *l)
 		return perr(b->p, l->eol_col, "expected a value of variant '%s', found end of line",
 			    t[1].s);
 	v.name = t[1].s;
-	if (variant_values(b, l, &v))
-		return b->p->err;
-	if (b->s->ncombos > SCRIPT_MAX_COMBOS / v.nvalues)
+	if (b->s->ncombos > SCRIPT_MAX_COMBOS / (l->ntok - 2))
 		return perr(b->p, t[0].col, "too many variant combinations (more than %u)",
 			    SCRIPT_MAX_COMBOS);
+	if (variant_values(b, l, &v))
+		return b->p->err;
 	b->s->ncombos *= v.nvalues;
 	return vec_push(&b->s->variants, &v) ? poom(b->p) : 0;
 }
@@ -155,11 +168,12 @@ static int loop_var(struct builder *b, const struct rawline *l, const char **out
 static int line_repeat(struct builder *b, const struct rawline *l)
 {
 	const struct token *t = l->tok;
-	struct node *head = &b->stack[b->depth + 1].head;
+	struct node *head;
 
 	if (b->depth == SCRIPT_MAX_DEPTH)
 		return perr(b->p, t[0].col, "repeat blocks nested too deeply (more than %d levels)",
 			    SCRIPT_MAX_DEPTH);
+	head = &b->stack[b->depth + 1].head;
 	if (l->ntok < 2)
 		return perr(b->p, l->eol_col, "expected a repeat count, found end of line");
 	memset(head, 0, sizeof(*head));
@@ -481,7 +495,7 @@ static int read_all(FILE *f, char **text, size_t *len)
 	} while (got && n <= SCRIPT_MAX_FILE_SIZE);
 	if (ferror(f)) {
 		free(buf);
-		return -EIO;
+		return errno ? -errno : -EIO;
 	}
 	*text = buf;
 	*len = n;

@@ -49,6 +49,10 @@
 #define SCRIPT_MAX_FILE_SIZE (16u << 20) /* bytes in one script */
 #define SCRIPT_MAX_DEPTH 64 /* nested repeat blocks */
 #define SCRIPT_MAX_COMBOS 65536 /* variant combinations of one file */
+#define SCRIPT_MAX_VARIANTS 256 /* variant lines of one file */
+#define SCRIPT_MAX_VALUES 1024 /* values of one variant */
+#define SCRIPT_MAX_VALUE_LEN 256 /* bytes of one variant value */
+#define SCRIPT_MAX_GROWTH (1u << 20) /* bytes substitution may add to a line */
 #define SCRIPT_MAX_STEPS 10000000ull /* steps + repeat iterations of one combination */
 /* Page numbers and counts: page * 4096 still fits in 64 bits. */
 #define SCRIPT_MAX_PAGE ((1ull << 52) - 1)

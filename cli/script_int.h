@@ -66,7 +66,8 @@ struct parse_ctx {
 	const struct script *script; /* device names, for messages; may be NULL */
 	unsigned int line; /* the line being parsed */
 	char with[160]; /* " (with n=1, c=0)" after substitution, else "" */
-	unsigned long budget; /* validate.c: line parses left beyond the first */
+	size_t subst_len; /* bytes of the last subst_tokens() result */
+	unsigned long budget; /* validate.c: bytes of extra parses left */
 	int err; /* 0, -EINVAL or -ENOMEM: the first error wins */
 };
 
@@ -82,7 +83,7 @@ int poom(struct parse_ctx *p);
 void diag_set(struct diag *d, const char *path, unsigned int line, unsigned int col,
 	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Quote s[0..len) for a message: 'text', escaped, cut after 40 bytes. */
+/* Quote s[0..len) for a message: 'text', escaped, cut short with "...". */
 struct quoted {
 	char s[64];
 };

@@ -71,7 +71,8 @@ static void note_with(struct parse_ctx *p, const char *name, size_t len, const c
 	char item[96];
 	size_t used = strlen(p->with);
 
-	snprintf(item, sizeof(item), "%.*s=%s", (int)(len > 40 ? 40 : len), name, val);
+	snprintf(item, sizeof(item), "%.*s=%.40s%s", (int)(len > 40 ? 40 : len), name, val,
+		 strlen(val) > 40 ? "..." : "");
 	if (used && strstr(p->with, item))
 		return;
 	if (used + strlen(item) + 10 >= sizeof(p->with))
@@ -137,6 +138,7 @@ int subst_tokens(struct parse_ctx *p, const struct env *e, const struct token *i
 		 struct token **out)
 {
 	struct token *t = arena_alloc(p->arena, n * sizeof(*t));
+	size_t raw = 0, len = 0;
 
 	if (!t)
 		return poom(p);
@@ -146,7 +148,15 @@ int subst_tokens(struct parse_ctx *p, const struct env *e, const struct token *i
 			t[i] = in[i];
 		else if (subst_one(p, e, &in[i], &t[i]))
 			return p->err;
+		raw += in[i].len;
+		len += t[i].len;
+		/* Values are short, but a line may repeat one a million times. */
+		if (len > raw + SCRIPT_MAX_GROWTH)
+			return perr(p, in[i].col,
+				    "line too long after substitution (it grows by more than %u bytes)",
+				    SCRIPT_MAX_GROWTH);
 	}
+	p->subst_len = len;
 	*out = t;
 	return 0;
 }

@@ -9,10 +9,11 @@
  * errors of other loop values (and none at all for most scripts).
  *
  * A line that uses no variable is parsed once, into the script's arena,
- * and the iterator hands out that parse. Hostile files (thousands of lines
- * each using many variants) are bounded by a budget of extra parses per
- * file; lines past it are checked in their first combination only, and the
- * iterator still checks every one it produces.
+ * and the iterator hands out that parse. Hostile files (thousands of long
+ * lines each using many variants) are bounded by a budget of bytes parsed
+ * beyond each line's first combination; past it lines are checked in their
+ * first combination only, and the iterator still checks every step it
+ * produces.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -187,11 +188,10 @@ static int walk_all(struct walk *w, const struct node *node, walk_fn fn)
 			continue;
 		if (!first && !w->p->budget)
 			break;
-		if (!first)
-			w->p->budget--;
 		first = false;
 		if (fn(w, node))
 			return w->p->err;
+		w->p->budget -= w->p->budget < w->p->subst_len ? w->p->budget : w->p->subst_len;
 	} while (walk_next(w));
 	return 0;
 }

@@ -65,6 +65,11 @@ static uint64_t drv_alloc(struct testdrv *drv)
 	return pfn;
 }
 
+uint64_t testdrv_alloc_page(struct testdrv *drv)
+{
+	return drv_alloc(drv);
+}
+
 /* A locked system page with a reference; 0 when none. */
 static uint64_t sys_alloc(struct testdrv *drv)
 {
@@ -116,6 +121,7 @@ static unsigned int drv_migrate_to_ram(struct dmm_vm_fault *vmf)
 		return DMM_VM_FAULT_SIGBUS;
 	if (!(src & DMM_MIGRATE_PFN_MIGRATE)) {
 		dmm_migrate_vma_finalize(&args);
+		atomic_fetch_add(&drv->fault_noops, 1);
 		return 0; /* someone else moved it: the access retries */
 	}
 	dpfn = sys_alloc(drv);
@@ -126,6 +132,7 @@ static unsigned int drv_migrate_to_ram(struct dmm_vm_fault *vmf)
 	copy_page(drv, dpfn, dmm_migrate_pfn_to_pfn(src));
 	dst = dmm_migrate_pfn(dpfn);
 	dmm_migrate_vma_pages(&args);
+	atomic_fetch_add(src & DMM_MIGRATE_PFN_MIGRATE ? &drv->fault_migrations : &drv->fault_noops, 1);
 	dmm_migrate_vma_finalize(&args);
 	return 0;
 }
@@ -307,8 +314,17 @@ void testdrv_destroy(struct testdrv *drv)
 {
 	if (!drv)
 		return;
-	testdrv_evict_all(drv);
-	dmm_memunmap_pages(drv->pgmap);
+	if (drv->pgmap) {
+		testdrv_evict_all(drv);
+		dmm_memunmap_pages(drv->pgmap);
+	}
+	testdrv_free(drv);
+}
+
+void testdrv_free(struct testdrv *drv)
+{
+	if (!drv)
+		return;
 	pthread_mutex_destroy(&drv->lock);
 	free(drv->free_list);
 	free(drv->backing);

@@ -23,6 +23,11 @@ struct testdrv {
 	uint64_t *free_list;
 	uint64_t nfree;
 	_Atomic unsigned long folio_frees, faults;
+	/* Of the faults: those whose migrate_to_ram moved the page to system
+	 * memory, and those that found it already gone (someone else moved
+	 * it, or it was not collected) and let the access retry. Forced
+	 * results (fault_result) and allocation failures count in neither. */
+	_Atomic unsigned long fault_migrations, fault_noops;
 	/* > 0: the Nth device-page allocation from now fails (once). */
 	_Atomic long fail_dev_alloc;
 	/* > 0: the Nth system-page allocation of a migration back fails. */
@@ -33,8 +38,18 @@ struct testdrv {
 
 int testdrv_create(struct dmm_system *sys, enum dmm_memory_type type, uint64_t npages,
 		   struct testdrv **out);
-/* Evict every live page to system memory, unregister, free. */
+/* Evict every live page to system memory, unregister, free. A test that
+ * unregistered the pgmap itself sets drv->pgmap = NULL first: then only
+ * the driver's memory is freed. */
 void testdrv_destroy(struct testdrv *drv);
+/* Free the driver's memory only, after dmm_system_destroy (which frees
+ * the pgmap and hands every live page back through folio_free). */
+void testdrv_free(struct testdrv *drv);
+
+/* A device page from the free list, as a migration destination is made:
+ * locked, refcount 1 (dmm_zone_device_page_init). 0 when none is free or
+ * fail_dev_alloc fired. Give it back with dmm_unlock_page + dmm_put_page. */
+uint64_t testdrv_alloc_page(struct testdrv *drv);
 
 /* Device pages in use (refcount > 0) according to the driver. */
 uint64_t testdrv_used(struct testdrv *drv);

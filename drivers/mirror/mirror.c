@@ -290,10 +290,21 @@ int mirror_open(struct mirror_device *dev, struct dmm_mm *mm, struct mirror **ou
 		return r;
 	}
 	pthread_mutex_lock(&dev->lock);
-	m->next = dev->mirrors;
-	dev->mirrors = m;
+	for (*out = dev->mirrors; *out && (*out)->mm != mm; *out = (*out)->next)
+		;
+	if (!*out) { /* no one opened it meanwhile */
+		m->next = dev->mirrors;
+		dev->mirrors = m;
+		*out = m;
+		m = NULL;
+	}
 	pthread_mutex_unlock(&dev->lock);
-	*out = m;
+	if (m) {
+		dmm_mmu_interval_notifier_remove(&m->notifier);
+		ptab_destroy(m->pt);
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+	}
 	return 0;
 }
 
