@@ -5,7 +5,7 @@
 #   make check    the default build and its tests, the quick benchmark, a clang
 #                 build, the tests under ASan+UBSan, the concurrency tests
 #                 under TSan; fails on the first failure
-#   make demo     build and run the fork/copy-on-write demo
+#   make demo     build and run the guided walkthrough (build/devmm demo)
 #   make bench    build and run the benchmarks (results in build/bench.json)
 #   make clean    remove every build directory
 #
@@ -38,7 +38,7 @@ setup = @if [ ! -f $(1)/build.ninja ]; then \
 
 .NOTPARALLEL:
 .PHONY: all deps check check-testlist check-default check-clang check-asan check-tsan \
-	demo bench clean
+	demo bench clean fuzz
 
 all: deps
 	$(call setup,$(BUILD))
@@ -63,7 +63,7 @@ deps:
 			apt-get install -y --no-install-recommends $$missing; \
 	fi
 
-check: check-testlist check-default check-clang check-asan check-tsan
+check: check-testlist check-default check-clang check-asan check-tsan fuzz
 	@skipped=$$(cat $(BUILD_ASAN)/sanitizer-skipped $(BUILD_TSAN)/sanitizer-skipped 2>/dev/null); \
 	if [ -n "$$skipped" ]; then \
 		echo "make check: passed, but SKIPPED on this machine:"; echo "$$skipped"; \
@@ -107,10 +107,27 @@ check-tsan: deps
 		$(TEST) -C $(BUILD_TSAN) --suite concurrency --timeout-multiplier 5
 
 demo: all
-	./$(BUILD)/examples/fork_cow
+	./$(BUILD)/devmm demo
+
+# libFuzzer on the scenario-language parser (clang), for a bounded time,
+# seeded with every script of the tree. FUZZ_SECONDS=N to fuzz longer.
+FUZZ_SECONDS ?= 30
+BUILD_FUZZ := build-fuzz
+fuzz: deps
+	@mkdir -p $(BUILD_FUZZ)/corpus
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Icli cli/alloc.c cli/diag.c cli/errname.c cli/expand.c cli/lex.c cli/parse.c \
+		cli/parse_arg.c cli/parse_opt.c cli/script.c cli/subst.c cli/validate.c \
+		tests/fuzz/fuzz_parse.c -o $(BUILD_FUZZ)/fuzz_parse
+	@cp tests/cli/dmm/*.dmm tests/scenarios/*.dmm $(BUILD_FUZZ)/corpus/ 2>/dev/null || true
+	@./$(BUILD_FUZZ)/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 $(BUILD_FUZZ)/corpus > $(BUILD_FUZZ)/fuzz.log 2>&1; \
+		rc=$$?; tail -n 12 $(BUILD_FUZZ)/fuzz.log; \
+		[ $$rc -eq 0 ] && echo "fuzz: no crash in $(FUZZ_SECONDS) s" || echo "fuzz: FAILED (see $(BUILD_FUZZ)/fuzz.log)"; \
+		exit $$rc
 
 bench: all
 	./$(BUILD)/devmm-bench --json $(BUILD)/bench.json
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_FUZZ)
