@@ -146,7 +146,8 @@ static vm_fault_t do_file_fault(struct vm_fault *vmf)
 static struct dmm_page *cow_dest(struct dmm_system *sys, struct dmm_page *old, bool *locked)
 {
 	*locked = false;
-	if (old && page_is_device_coherent(old) && old->pgmap->ops.cow_alloc) {
+	if (old && page_is_device_coherent(old) && old->pgmap->ops.cow_alloc &&
+	    !should_fail(sys, DMM_INJECT_COW_ALLOC)) {
 		uint64_t pfn;
 		struct dmm_page *p;
 
@@ -319,7 +320,10 @@ static vm_fault_t do_device_private_fault(struct vm_fault *vmf)
 
 		get_page(p);
 		ptl_unlock(vmf->tbl);
-		r = pg->ops.migrate_to_ram(&f);
+		if (should_fail(vmf->sys, DMM_INJECT_MIGRATE_TO_RAM))
+			r = DMM_VM_FAULT_OOM;
+		else
+			r = pg->ops.migrate_to_ram(&f);
 		unlock_page(vmf->sys, p);
 		put_page(vmf->sys, p);
 		dmm_stat_inc(vmf->sys, fault_device_private);

@@ -80,7 +80,7 @@ struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp)
 	atomic_store_explicit(&p->flags, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->refcount, 1, memory_order_release);
 	if ((gfp & GFP_ZERO) && !fresh)
-		memset(page_address(sys, p), 0, PAGE_SIZE);
+		clear_page_mem(page_address(sys, p));
 	return p;
 }
 

@@ -5,6 +5,9 @@
  * a fixed probability (seeded xorshift, reproducible for one thread).
  * Tests sweep N = 1, 2, ... to exercise every failure path.
  */
+#include <errno.h>
+#include <stdlib.h>
+
 #include "internal.h"
 
 static const char *const site_names[] = {
@@ -75,6 +78,70 @@ bool should_fail_slow(struct dmm_system *sys, enum dmm_inject_site site)
 fail:
 	atomic_fetch_add(&st->injected, 1);
 	return true;
+}
+
+/* One "SITE:key=value[:key=value]" item. */
+static int parse_item(const char *item, size_t len, int *site, struct dmm_inject_config *cfg)
+{
+	char buf[128], *save = NULL, *tok;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, item, len);
+	buf[len] = '\0';
+	memset(cfg, 0, sizeof(*cfg));
+	tok = strtok_r(buf, ":", &save);
+	*site = dmm_inject_site_by_name(tok);
+	if (*site < 0)
+		return -EINVAL;
+	while ((tok = strtok_r(NULL, ":", &save))) {
+		char *eq = strchr(tok, '='), *end;
+		unsigned long long v;
+
+		if (!eq || !eq[1])
+			return -EINVAL;
+		*eq = '\0';
+		errno = 0;
+		v = strtoull(eq + 1, &end, 0);
+		if (*end || errno)
+			return -EINVAL;
+		if (!strcmp(tok, "countdown"))
+			cfg->countdown = v;
+		else if (!strcmp(tok, "probability") && v <= 1000000)
+			cfg->probability = (unsigned int)v;
+		else if (!strcmp(tok, "seed"))
+			cfg->seed = v;
+		else
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int dmm_inject_parse(struct dmm_system *sys, const char *spec)
+{
+	struct dmm_inject_config cfgs[DMM_NR_INJECT_SITES];
+	bool set[DMM_NR_INJECT_SITES] = { false };
+	const char *p = spec;
+
+	if (!sys || !spec)
+		return -EINVAL;
+	while (*p) {
+		size_t len = strcspn(p, ";,");
+		struct dmm_inject_config cfg;
+		int site;
+
+		if (len && parse_item(p, len, &site, &cfg))
+			return -EINVAL;
+		if (len) {
+			cfgs[site] = cfg;
+			set[site] = true;
+		}
+		p += len + (p[len] != '\0');
+	}
+	for (int i = 0; i < DMM_NR_INJECT_SITES; i++)
+		if (set[i])
+			dmm_inject_set(sys, i, &cfgs[i]);
+	return 0;
 }
 
 void *meta_calloc(struct dmm_system *sys, size_t n, size_t size)

@@ -171,6 +171,9 @@ static inline bool page_is_device_coherent(const struct dmm_page *p)
 void pgmap_ref_get(struct dmm_pgmap *pgmap);
 void pgmap_ref_put(struct dmm_pgmap *pgmap);
 
+/* Copy or clear a page of memory (page aligned), streaming where possible. */
+void copy_page_mem(void *dst, const void *src);
+void clear_page_mem(void *dst);
 /* Copy a frame's contents (both must be CPU-addressable). */
 void copy_page_contents(struct dmm_system *sys, struct dmm_page *dst, struct dmm_page *src);
 

@@ -782,7 +782,9 @@ int dmm_make_device_exclusive(struct dmm_mm *mm, uint64_t addr, void *owner, uin
 #define DMM_INJECT_SITES(X)                                                  \
 	X(FRAME, "frame", "system frame allocation")                        \
 	X(PGTABLE, "pgtable", "page-table page allocation")                 \
-	X(META, "meta", "metadata allocation (VMA, anon_vma, mm, file)")
+	X(META, "meta", "metadata allocation (VMA, anon_vma, mm, file, pgmap)") \
+	X(MIGRATE_TO_RAM, "migrate_to_ram", "a driver's migrate_to_ram fails with OOM") \
+	X(COW_ALLOC, "cow_alloc", "a driver's cow_alloc finds no device page")
 
 enum dmm_inject_site {
 #define DMM_INJECT_ENUM(id, name, desc) DMM_INJECT_##id,
@@ -799,9 +801,16 @@ struct dmm_inject_config {
 
 /*
  * dmm_inject_set - arm (or, with a zeroed config, disarm) failures at
- * @site. dmm_inject_site_by_name maps "frame", "pgtable", "meta" to sites.
+ * @site. dmm_inject_site_by_name maps the names of DMM_INJECT_SITES
+ * ("frame", "pgtable", ...) to sites.
  * Errors: -EINVAL (NULL, unknown site, probability above 10^6).
+ *
+ * The environment arms sites of every system at creation:
+ *   DEVMM_INJECT="SITE:countdown=N;SITE:probability=PPM[:seed=S];..."
+ * dmm_inject_parse applies such a string to a system (-EINVAL if it does
+ * not parse; nothing is armed then).
  */
+int dmm_inject_parse(struct dmm_system *sys, const char *spec);
 int dmm_inject_set(struct dmm_system *sys, enum dmm_inject_site site,
 		   const struct dmm_inject_config *cfg);
 int dmm_inject_site_by_name(const char *name);
