@@ -55,8 +55,9 @@ static int hmm_error_range(struct hmm_walk *w, uint64_t end)
 	return 0;
 }
 
-/* The CPU's state of one entry as hmm output (0 = not valid). */
-static uint64_t cpu_state(struct hmm_walk *w, pte_t e)
+/* The CPU's state of one entry as hmm output (0 = not valid); *owned says
+ * it is a device-private page of dev_private_owner. PTL held. */
+static uint64_t cpu_state(struct hmm_walk *w, pte_t e, bool *owned)
 {
 	struct dmm_page *p;
 
@@ -70,6 +71,7 @@ static uint64_t cpu_state(struct hmm_walk *w, pte_t e)
 	p = pfn_to_page(w->mm->sys, entry_pfn(e));
 	if (p->pgmap->owner != w->range->dev_private_owner)
 		return 0;
+	*owned = true;
 	return entry_pfn(e) | DMM_HMM_PFN_VALID | (is_writable_device_private_entry(e) ? DMM_HMM_PFN_WRITE : 0);
 }
 
@@ -94,16 +96,17 @@ static int hmm_walk_vma(struct hmm_walk *w, struct dmm_vma *vma, uint64_t end)
 		return hmm_error_range(w, end);
 	while (w->addr < end) {
 		struct dmm_pte_table *t = pte_table_lookup(w->mm, w->addr, false);
-		pte_t e = 0;
-		uint64_t req = requested(w, w->addr), cpu;
+		uint64_t req = requested(w, w->addr), cpu = 0;
+		bool owned = false;
 
 		if (t) {
 			ptl_lock(t);
-			e = pte_get(pte_slot(t, w->addr));
+			cpu = cpu_state(w, pte_get(pte_slot(t, w->addr)), &owned);
 			ptl_unlock(t);
 		}
-		cpu = cpu_state(w, e);
-		if (need_fault(req, cpu))
+		/* An owned device-private page is reported, never faulted, even
+		 * for a write to a read-only entry (the §5.3 gap Linux has). */
+		if (!owned && need_fault(req, cpu))
 			return hmm_do_fault(w, vma, req);
 		set_word(w, w->addr, cpu);
 		w->addr += PAGE_SIZE;

@@ -236,6 +236,10 @@ struct dmm_vma *vma_alloc(struct dmm_mm *mm, uint64_t start, uint64_t end, unsig
 int vma_link(struct dmm_mm *mm, struct dmm_vma *vma);
 /* Unlink from mm, anon_vma and file, and free. */
 void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma);
+/* Hold the rmap locks (anon_vma, i_mmap) of a VMA for writing: bounds and
+ * entries that rmap walkers look at change atomically for them. */
+void rmap_lock_vma(struct dmm_vma *v);
+void rmap_unlock_vma(struct dmm_vma *v);
 /* Split vma at addr; vma keeps [start, addr), the returned one [addr, end). */
 struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr);
 /* Split so that VMAs begin at start and end at end (when inside them). */
@@ -327,7 +331,7 @@ static inline void mmap_write_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(
  * non-blockable range was refused (then end must not be called). */
 void notifier_state_init(struct dmm_notifier_state *st);
 void notifier_state_destroy(struct dmm_notifier_state *st);
-int mmu_notifier_invalidate_range_start(const struct dmm_mmu_notifier_range *r);
+int mmu_notifier_invalidate_range_start(struct dmm_mmu_notifier_range *r);
 void mmu_notifier_invalidate_range_end(const struct dmm_mmu_notifier_range *r);
 void mmu_notifier_range_init(struct dmm_mmu_notifier_range *r, enum dmm_mmu_notifier_event ev,
 			     struct dmm_mm *mm, uint64_t start, uint64_t end, void *owner);

@@ -94,7 +94,11 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 		struct dmm_mmu_notifier_range r;
 
 		mmu_notify(DMM_MMU_NOTIFY_UNMAP, mm, old, old + len, NULL, &r);
+		/* Under the rmap locks: a walker must find every entry either at
+		 * its old or at its new address (take_rmap_locks). */
+		rmap_lock_vma(vma);
 		walk_pte_tables(mm, old, old + len, move_pte_range, &mc);
+		rmap_unlock_vma(vma);
 		mmu_notifier_invalidate_range_end(&r);
 	}
 	dmm_stat_add(mm->sys, mremap_pte, mc.moved);

@@ -12,6 +12,9 @@
  */
 #include "internal.h"
 
+/* devmm's own bit in range->flags: the start found no subscriber. */
+#define RANGE_SKIPPED 0x80000000u
+
 #define sub_node(sub) ((struct dmm_list *)&(sub)->_link[0])
 #define sub_deferred_node(sub) ((struct dmm_list *)&(sub)->_link[2])
 #define node_sub(n) container_of((void **)(n), struct dmm_mmu_interval_notifier, _link[0])
@@ -24,6 +27,11 @@ void notifier_state_init(struct dmm_notifier_state *st)
 	atomic_store(&st->seq, 2);
 	list_init(&st->subs);
 	list_init(&st->deferred);
+	/* Every invalidation does the accounting, subscribers or not: a
+	 * subscription inserted while an rmap walk of another process is
+	 * changing this mm's entries must not miss its end (the kernel takes
+	 * every rmap lock on registration for the same reason). */
+	atomic_store(&st->has_subs, true);
 }
 
 void notifier_state_destroy(struct dmm_notifier_state *st)
@@ -73,15 +81,20 @@ static void inv_end(struct dmm_notifier_state *st)
 	atomic_fetch_add_explicit(&st->ends, 1, memory_order_relaxed);
 }
 
-int mmu_notifier_invalidate_range_start(const struct dmm_mmu_notifier_range *r)
+int mmu_notifier_invalidate_range_start(struct dmm_mmu_notifier_range *r)
 {
 	struct dmm_notifier_state *st = &r->mm->notif;
 	unsigned long cur = 0;
 	bool any = false;
 	struct dmm_list *pos;
 
-	if (!atomic_load_explicit(&st->has_subs, memory_order_acquire))
+	/* Nobody ever subscribed: skip, and tell the matching end to skip
+	 * too (has_subs may turn true in between). */
+	if (!atomic_load_explicit(&st->has_subs, memory_order_acquire)) {
+		r->flags |= RANGE_SKIPPED;
 		return 0;
+	}
+	r->flags &= ~RANGE_SKIPPED;
 	pthread_mutex_lock(&st->lock);
 	st->active++;
 	list_for_each(pos, &st->subs) {
@@ -115,11 +128,8 @@ int mmu_notifier_invalidate_range_start(const struct dmm_mmu_notifier_range *r)
 
 void mmu_notifier_invalidate_range_end(const struct dmm_mmu_notifier_range *r)
 {
-	struct dmm_notifier_state *st = &r->mm->notif;
-
-	if (!atomic_load_explicit(&st->has_subs, memory_order_acquire))
-		return;
-	inv_end(st);
+	if (!(r->flags & RANGE_SKIPPED))
+		inv_end(&r->mm->notif);
 }
 
 void mmu_notifier_range_init(struct dmm_mmu_notifier_range *r, enum dmm_mmu_notifier_event ev,
@@ -159,13 +169,6 @@ int dmm_mmu_interval_notifier_insert(struct dmm_mmu_interval_notifier *sub, stru
 	if (length == 0 || start + length < start)
 		return -EOVERFLOW;
 	st = &mm->notif;
-	if (!atomic_load(&st->has_subs)) {
-		/* First subscription: wait out operations that skipped the
-		 * notifier machinery, as mmu_notifier_register does. */
-		mmap_write_lock(mm);
-		atomic_store_explicit(&st->has_subs, true, memory_order_release);
-		mmap_write_unlock(mm);
-	}
 	sub->start = start;
 	sub->last = start + length - 1;
 	sub->ops = ops;

@@ -157,6 +157,33 @@ void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma)
  * bounds change under the anon_vma and i_mmap write locks, which rmap
  * walkers hold for read while they look at vma bounds.
  */
+void rmap_lock_vma(struct dmm_vma *v)
+{
+	if (v->anon_vma)
+		pthread_rwlock_wrlock(&v->anon_vma->lock);
+	if (v->file)
+		pthread_rwlock_wrlock(&v->file->i_mmap_lock);
+}
+
+void rmap_unlock_vma(struct dmm_vma *v)
+{
+	if (v->file)
+		pthread_rwlock_unlock(&v->file->i_mmap_lock);
+	if (v->anon_vma)
+		pthread_rwlock_unlock(&v->anon_vma->lock);
+}
+
+/* Insert into mm's array only (the rmap links are the caller's). */
+static void vma_insert_array(struct dmm_mm *mm, struct dmm_vma *vma)
+{
+	size_t idx;
+
+	find_vma(mm, vma->start, &idx);
+	memmove(&mm->vmas[idx + 1], &mm->vmas[idx], (mm->nr_vmas - idx) * sizeof(*mm->vmas));
+	mm->vmas[idx] = vma;
+	mm->nr_vmas++;
+}
+
 struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr)
 {
 	struct dmm_vma *nv;
@@ -168,12 +195,20 @@ struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr)
 	if (!nv)
 		return NULL;
 	nv->anon_vma = vma->anon_vma;
-	if (vma->anon_vma)
-		pthread_rwlock_wrlock(&vma->anon_vma->lock);
+	if (nv->anon_vma)
+		anon_vma_get(nv->anon_vma);
+	if (nv->file)
+		file_get(nv->file);
+	/* One critical section: an rmap walker sees the old bounds or the
+	 * new pair, never a range that belongs to neither. */
+	rmap_lock_vma(vma);
 	vma->end = addr;
-	if (vma->anon_vma)
-		pthread_rwlock_unlock(&vma->anon_vma->lock);
-	vma_link(mm, nv); /* cannot fail: reserved above */
+	if (nv->anon_vma)
+		list_add_tail(&nv->anon_node, &nv->anon_vma->vmas);
+	if (nv->file)
+		list_add_tail(&nv->file_node, &nv->file->i_mmap);
+	rmap_unlock_vma(vma);
+	vma_insert_array(mm, nv);
 	dmm_stat_inc(mm->sys, vma_split);
 	return nv;
 }
@@ -209,12 +244,10 @@ static void merge_pair(struct dmm_mm *mm, struct dmm_vma *a, struct dmm_vma *b)
 		a->anon_vma = av;
 		anon_vma_link(a);
 	}
-	if (av)
-		pthread_rwlock_wrlock(&av->lock);
+	rmap_lock_vma(a);
 	a->end = b->end;
 	b->end = b->start; /* b is now empty: rmap walkers skip it */
-	if (av)
-		pthread_rwlock_unlock(&av->lock);
+	rmap_unlock_vma(a);
 	vma_unlink_free(mm, b);
 	dmm_stat_inc(mm->sys, vma_merge);
 }

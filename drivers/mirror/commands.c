@@ -52,7 +52,10 @@ static uint64_t program_window(struct mirror *m, struct dmm_hmm_range *range, bo
 	return bad;
 }
 
-/* One window of at most MIRROR_FAULT_WINDOW pages. */
+/* One window of at most MIRROR_FAULT_WINDOW pages. Returns 0, -errno, or
+ * MIGRATED_OWN: a write found one of our own read-only device pages, which
+ * was migrated to system memory (itself a fault pass); fault again. */
+#define MIGRATED_OWN 1
 static int fault_window(struct mirror *m, uint64_t start, uint64_t end, bool write)
 {
 	uint64_t pfns[MIRROR_FAULT_WINDOW];
@@ -87,11 +90,11 @@ static int fault_window(struct mirror *m, uint64_t start, uint64_t end, bool wri
 		pthread_mutex_unlock(&m->lock);
 		if (!bad)
 			return 0;
-		/* Writing to our own read-only device page: move it to system
-		 * memory (hmm will not fault it) and fault the window again. */
+		/* Writing to our own read-only device page: hmm will not fault
+		 * it (§5.3 item 3), so move it to system memory and let the
+		 * caller fault again instead of failing. */
 		r = migrate_range_to_sys(m, bad, bad + PAGE, NULL);
-		if (r)
-			return r;
+		return r ? r : MIGRATED_OWN;
 	}
 }
 
@@ -102,7 +105,7 @@ int mirror_fault_range(struct mirror *m, uint64_t start, uint64_t end, bool writ
 		int r = fault_window(m, a, e, write);
 
 		if (r)
-			return r;
+			return r; /* an error, or MIGRATED_OWN: the pass ends here */
 	}
 	return 0;
 }
@@ -143,7 +146,9 @@ static int device_access(struct mirror *m, uint64_t start, uint64_t npages, uint
 			break;
 		res->faults++;
 		r = mirror_fault_range(m, addr, end, write);
-		if (r)
+		if (r == MIGRATED_OWN)
+			res->faults++; /* the migration of our own page counts too */
+		else if (r)
 			return r;
 	}
 	res->cpages = npages;
@@ -387,7 +392,9 @@ int mirror_atomic_add(struct mirror *m, uint64_t addr, uint64_t npages, uint32_t
 				r = mirror_fault_range(m, a, a + PAGE, true);
 			else
 				r = take_exclusive(m, a);
-			if (r)
+			if (r == MIGRATED_OWN)
+				res->faults++;
+			else if (r)
 				return r;
 		}
 		res->cpages++;

@@ -36,7 +36,9 @@ bool take_fail_next(struct mirror_device *dev);
 
 /* commands.c */
 /* One fault pass over [start, end): hmm_range_fault windows with the
- * collision-retry protocol, entering frames in the table. */
+ * collision-retry protocol, entering frames in the table. Returns 0,
+ * -errno, or 1 when a write had to migrate one of our own read-only pages
+ * first (the pass ends there: count it and fault again). */
 int mirror_fault_range(struct mirror *m, uint64_t start, uint64_t end, bool write);
 bool range_ok(uint64_t addr, uint64_t npages);
 
