@@ -6,7 +6,8 @@
 #                 build, the tests under ASan+UBSan, the concurrency tests
 #                 under TSan; fails on the first failure
 #   make demo     build and run the guided walkthrough (build/devmm demo)
-#   make bench    build and run the benchmarks (results in build/bench.json)
+#   make bench    build and run the benchmarks: build/bench.json and the plot
+#                 build/bench.png (see docs/performance.md)
 #   make clean    remove every build directory
 #
 # Set DEPS_PKGS= (empty) to skip the package check, e.g. on a non-Debian system.
@@ -23,6 +24,8 @@ BUILD_CLANG := build-clang
 # Debian packages the build and `make check` need (gcc's sanitizer runtimes
 # come with gcc; clang's with libclang-rt-14-dev).
 DEPS_PKGS ?= meson ninja-build libcmocka-dev pkg-config gcc clang libclang-rt-14-dev
+# ... and what `make bench` needs on top, to draw its plot from the JSON.
+BENCH_PKGS := gnuplot-nox jq
 
 comma := ,
 SETUP_OPTS := -Dtests=enabled
@@ -85,7 +88,7 @@ check-testlist:
 
 check-default: all
 	$(TEST) -C $(BUILD)
-	./$(BUILD)/devmm-bench --quick
+	./$(BUILD)/devmm bench --quick
 
 check-clang: deps
 	$(call setup,$(BUILD_CLANG),,CC=clang)
@@ -126,8 +129,12 @@ fuzz: deps
 		[ $$rc -eq 0 ] && echo "fuzz: no crash in $(FUZZ_SECONDS) s" || echo "fuzz: FAILED (see $(BUILD_FUZZ)/fuzz.log)"; \
 		exit $$rc
 
+# The full run takes about a minute; docs/performance.md shows one (refresh
+# its picture with: cp build/bench.png docs/performance.png).
+bench: DEPS_PKGS += $(BENCH_PKGS)
 bench: all
-	./$(BUILD)/devmm-bench --json $(BUILD)/bench.json
+	./$(BUILD)/devmm bench --json $(BUILD)/bench.json
+	bench/plot.sh $(BUILD)/bench.json $(BUILD)/bench.png
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_FUZZ)

@@ -4,6 +4,7 @@
  *
  *   devmm run [-v] [--check-each] FILE...   run scenario scripts
  *   devmm demo                              the guided walkthrough
+ *   devmm bench [--quick] [--json FILE] ... the benchmarks (bench/bench.c)
  *   devmm version
  *
  * Exit status of run: 0 if every test passed, 1 if any failed, 2 for usage
@@ -16,11 +17,15 @@
 #include "runner.h"
 
 int devmm_demo(int argc, char **argv);
+int devmm_stress(int argc, char **argv);
+int devmm_bench_main(int argc, char **argv);
 
 static int usage(FILE *f)
 {
 	fprintf(f, "usage: devmm run [-v] [--check-each] FILE...\n"
 		   "       devmm demo\n"
+		   "       devmm stress [--seconds N] [--ops N] [--seed S] [--threads N]\n"
+		   "       devmm bench [--quick] [--json FILE] [--pages N] [--rounds N] [--only LIST] [--wall]\n"
 		   "       devmm version\n");
 	return 2;
 }
@@ -97,6 +102,11 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "demo"))
 		return devmm_demo(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "stress"))
+		return devmm_stress(argc - 2, argv + 2);
+	/* Its option parser starts at argv[1], as a program's does. */
+	if (!strcmp(argv[1], "bench"))
+		return devmm_bench_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version")) {
 		printf("devmm %s\n", dmm_version());
 		return 0;

@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devmm beside the kernel: each benchmark times one operation over a range
+ * of pages, once through the public devmm API and once through the kernel
+ * (mmap, page faults, fork, munmap, mprotect) in this process, in ns per
+ * page. The kernel side runs first, while no devmm system exists, so that
+ * its forks copy only the benchmark's own memory; its mappings are
+ * MADV_NOHUGEPAGE, as devmm maps only 4 KiB pages. The devmm side runs in
+ * one pre-touched system kept for all of its rounds, each round in a fresh
+ * address space; the system must pass dmm_check() afterwards.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* ---------------------------------------------------------------------- */
+/* devmm side                                                              */
+
+static void dmm_touch(struct dmm_mm *mm, uint64_t base, uint64_t npages, bool write)
+{
+	unsigned char byte = 1;
+
+	for (uint64_t i = 0; i < npages; i++) {
+		if (write)
+			bench_must(dmm_write(mm, base + i * PAGE, &byte, 1), "dmm_write");
+		else
+			bench_must(dmm_read(mm, base + i * PAGE, &byte, 1), "dmm_read");
+	}
+}
+
+static double dmm_fault_first_touch(struct dmm_system *sys, uint64_t npages)
+{
+	struct dmm_mm *mm = bench_mm(sys);
+	uint64_t base = bench_map_anon(mm, npages, false);
+	double t0 = bench_now_ns();
+
+	dmm_touch(mm, base, npages, true);
+	double t = bench_now_ns() - t0;
+	dmm_mm_exit(mm);
+	return t;
+}
+
+static double dmm_fault_zero_read(struct dmm_system *sys, uint64_t npages)
+{
+	struct dmm_mm *mm = bench_mm(sys);
+	uint64_t base = bench_map_anon(mm, npages, false);
+	double t0 = bench_now_ns();
+
+	dmm_touch(mm, base, npages, false);
+	double t = bench_now_ns() - t0;
+	dmm_mm_exit(mm);
+	return t;
+}
+
+static double dmm_cow_fault(struct dmm_system *sys, uint64_t npages)
+{
+	struct dmm_mm *mm = bench_mm(sys), *child;
+	uint64_t base = bench_map_anon(mm, npages, true);
+
+	bench_must(dmm_fork(mm, &child), "dmm_fork");
+	double t0 = bench_now_ns();
+	dmm_touch(mm, base, npages, true);
+	double t = bench_now_ns() - t0;
+	dmm_mm_exit(child);
+	dmm_mm_exit(mm);
+	return t;
+}
+
+static double dmm_fork_pages(struct dmm_system *sys, uint64_t npages)
+{
+	struct dmm_mm *mm = bench_mm(sys), *child;
+
+	bench_map_anon(mm, npages, true);
+	double t0 = bench_now_ns();
+	bench_must(dmm_fork(mm, &child), "dmm_fork");
+	double t = bench_now_ns() - t0;
+	dmm_mm_exit(child);
+	dmm_mm_exit(mm);
+	return t;
+}
+
+static double dmm_munmap_pages(struct dmm_system *sys, uint64_t npages)
+{
+	struct dmm_mm *mm = bench_mm(sys);
+	uint64_t base = bench_map_anon(mm, npages, true);
+	double t0 = bench_now_ns();
+
+	bench_must(dmm_munmap(mm, base, npages * PAGE), "dmm_munmap");
+	double t = bench_now_ns() - t0;
+	dmm_mm_exit(mm);
+	return t;
+}
+
+static double dmm_mprotect_pages(struct dmm_system *sys, uint64_t npages)
+{
+	struct dmm_mm *mm = bench_mm(sys);
+	uint64_t base = bench_map_anon(mm, npages, true);
+	double t0 = bench_now_ns();
+
+	bench_must(dmm_mprotect(mm, base, npages * PAGE, DMM_PROT_READ), "dmm_mprotect");
+	double t = bench_now_ns() - t0;
+	dmm_mm_exit(mm);
+	return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Kernel side: the same operations on real memory                         */
+
+static volatile unsigned char *k_map_anon(uint64_t npages, bool populate)
+{
+	void *p = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	if (p == MAP_FAILED)
+		bench_die("mmap", errno);
+	/* devmm maps 4 KiB pages only: keep transparent huge pages out. */
+	madvise(p, npages * PAGE, MADV_NOHUGEPAGE);
+	volatile unsigned char *m = p;
+	for (uint64_t i = 0; populate && i < npages; i++)
+		m[i * PAGE] = (unsigned char)i;
+	return m;
+}
+
+static void k_unmap(volatile unsigned char *m, uint64_t npages)
+{
+	bench_must_sys(munmap((void *)m, npages * PAGE), "munmap");
+}
+
+static void k_touch(volatile unsigned char *m, uint64_t npages, bool write)
+{
+	for (uint64_t i = 0; i < npages; i++) {
+		if (write)
+			m[i * PAGE] = 1;
+		else
+			(void)m[i * PAGE]; /* a volatile load: the compiler keeps it */
+	}
+}
+
+static void k_wait(pid_t pid)
+{
+	int status;
+
+	bench_must_sys(waitpid(pid, &status, 0), "waitpid");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "devmm bench: child process failed\n");
+		exit(1);
+	}
+}
+
+static double k_fault_first_touch(uint64_t npages)
+{
+	volatile unsigned char *m = k_map_anon(npages, false);
+	double t0 = bench_now_ns();
+
+	k_touch(m, npages, true);
+	double t = bench_now_ns() - t0;
+	k_unmap(m, npages);
+	return t;
+}
+
+static double k_fault_zero_read(uint64_t npages)
+{
+	volatile unsigned char *m = k_map_anon(npages, false);
+	double t0 = bench_now_ns();
+
+	k_touch(m, npages, false);
+	double t = bench_now_ns() - t0;
+	k_unmap(m, npages);
+	return t;
+}
+
+/* The child shares the pages and waits on a pipe until the parent is done. */
+static double k_cow_fault(uint64_t npages)
+{
+	volatile unsigned char *m = k_map_anon(npages, true);
+	int fds[2];
+	char c;
+
+	bench_must_sys(pipe(fds), "pipe");
+	pid_t pid = fork();
+	bench_must_sys(pid, "fork");
+	if (pid == 0) {
+		close(fds[1]);
+		while (read(fds[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(fds[0]);
+	double t0 = bench_now_ns();
+	k_touch(m, npages, true);
+	double t = bench_now_ns() - t0;
+	close(fds[1]);
+	k_wait(pid);
+	k_unmap(m, npages);
+	return t;
+}
+
+static double k_fork_pages(uint64_t npages)
+{
+	volatile unsigned char *m = k_map_anon(npages, true);
+	double t0 = bench_now_ns();
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	double t = bench_now_ns() - t0;
+	bench_must_sys(pid, "fork");
+	k_wait(pid);
+	k_unmap(m, npages);
+	return t;
+}
+
+static double k_munmap_pages(uint64_t npages)
+{
+	volatile unsigned char *m = k_map_anon(npages, true);
+	double t0 = bench_now_ns();
+
+	k_unmap(m, npages);
+	return bench_now_ns() - t0;
+}
+
+static double k_mprotect_pages(uint64_t npages)
+{
+	volatile unsigned char *m = k_map_anon(npages, true);
+	double t0 = bench_now_ns();
+
+	bench_must_sys(mprotect((void *)m, npages * PAGE, PROT_READ), "mprotect");
+	double t = bench_now_ns() - t0;
+	k_unmap(m, npages);
+	return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The pairs                                                               */
+
+struct vm_ctx {
+	double (*devmm)(struct dmm_system *sys, uint64_t npages);
+	double (*kernel)(uint64_t npages);
+	struct dmm_system *sys;
+	uint64_t npages;
+};
+
+static double kernel_round(void *p)
+{
+	struct vm_ctx *c = p;
+
+	return c->kernel(c->npages) / (double)c->npages;
+}
+
+static double devmm_round(void *p)
+{
+	struct vm_ctx *c = p;
+
+	return c->devmm(c->sys, c->npages) / (double)c->npages;
+}
+
+/* Frames for one round's worst case (a CoW copy of every page). */
+static uint64_t frames_needed(uint64_t npages)
+{
+	return 2 * npages + npages / 8 + 1024;
+}
+
+static void run_pair(const struct bench_opts *o, struct bench_result *r,
+		     double (*devmm)(struct dmm_system *, uint64_t), double (*kernel)(uint64_t))
+{
+	struct vm_ctx c = { .devmm = devmm, .kernel = kernel, .npages = o->npages };
+
+	/* Kernel first: no devmm system is alive while it forks. */
+	r->baseline = bench_rounds(kernel_round, &c, o);
+	c.sys = bench_system(frames_needed(o->npages));
+	r->devmm = bench_rounds(devmm_round, &c, o);
+	bench_system_done(c.sys, r->name);
+	r->ratio = r->devmm / r->baseline;
+}
+
+void bench_fault_first_touch(const struct bench_opts *o, struct bench_result *r)
+{
+	run_pair(o, r, dmm_fault_first_touch, k_fault_first_touch);
+}
+
+void bench_fault_zero_read(const struct bench_opts *o, struct bench_result *r)
+{
+	run_pair(o, r, dmm_fault_zero_read, k_fault_zero_read);
+}
+
+void bench_cow_fault(const struct bench_opts *o, struct bench_result *r)
+{
+	run_pair(o, r, dmm_cow_fault, k_cow_fault);
+}
+
+void bench_fork(const struct bench_opts *o, struct bench_result *r)
+{
+	run_pair(o, r, dmm_fork_pages, k_fork_pages);
+}
+
+void bench_munmap(const struct bench_opts *o, struct bench_result *r)
+{
+	run_pair(o, r, dmm_munmap_pages, k_munmap_pages);
+}
+
+void bench_mprotect(const struct bench_opts *o, struct bench_result *r)
+{
+	run_pair(o, r, dmm_mprotect_pages, k_mprotect_pages);
+}
