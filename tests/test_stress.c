@@ -236,8 +236,12 @@ static bool op_dontneed(struct worker *w)
 	return true;
 }
 
-/* Pin a page for writing, write through the CPU, check that the CPU wrote
- * the pinned frame (a concurrent fork must not have moved it), unpin. */
+static bool op_fork(struct worker *w);
+
+/* Pin a page for writing, sometimes fork, write through the CPU, check that
+ * the CPU wrote the pinned frame (no fork, ours or another thread's, may
+ * have moved it: a pinned exclusive page is copied for the child instead),
+ * unpin. */
 static bool op_pin(struct worker *w)
 {
 	size_t page = rnd(w) % RANGE, k = page * WORDS_PER_PAGE + rnd(w) % WORDS_PER_PAGE;
@@ -247,6 +251,10 @@ static bool op_pin(struct worker *w)
 
 	WCALL(w, 1, dmm_get_user_pages(w->mm, waddr(w, page * WORDS_PER_PAGE), 1,
 				       DMM_FOLL_PIN | DMM_FOLL_WRITE, &pfn));
+	if ((rnd(w) & 3) == 0 && !op_fork(w)) {
+		dmm_unpin_user_pages(w->sys, &pfn, 1);
+		return false;
+	}
 	WCALL(w, 0, dmm_store32(w->mm, waddr(w, k), v));
 	w->shadow[k] = v;
 	WCALL(w, 0, dmm_pte_query(w->mm, waddr(w, k), &pte));
@@ -343,14 +351,14 @@ static long stress_ops(void)
 	if (s && *s)
 		return atol(s);
 #if defined(__SANITIZE_THREAD__)
-	return 8000;
-#elif defined(__SANITIZE_ADDRESS__)
 	return 20000;
+#elif defined(__SANITIZE_ADDRESS__)
+	return 50000;
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-	return 8000;
-#elif __has_feature(address_sanitizer)
 	return 20000;
+#elif __has_feature(address_sanitizer)
+	return 50000;
 #endif
 #endif
 	return 100000;

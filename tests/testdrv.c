@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static bool countdown_hit(_Atomic long *c)
 {
@@ -114,11 +115,18 @@ static unsigned int drv_migrate_to_ram(struct dmm_vm_fault *vmf)
 	};
 	unsigned int forced = atomic_load(&drv->fault_result);
 
+	unsigned int delay = atomic_load(&drv->fault_delay_us);
+
 	atomic_fetch_add(&drv->faults, 1);
 	if (forced)
 		return forced;
+	if (delay)
+		usleep(delay);
 	if (dmm_migrate_vma_setup(&args))
 		return DMM_VM_FAULT_SIGBUS;
+	delay = atomic_load(&drv->fault_delay_collected_us);
+	if (delay)
+		usleep(delay);
 	if (!(src & DMM_MIGRATE_PFN_MIGRATE)) {
 		dmm_migrate_vma_finalize(&args);
 		atomic_fetch_add(&drv->fault_noops, 1);

@@ -34,6 +34,10 @@ struct testdrv {
 	_Atomic long fail_sys_alloc;
 	/* migrate_to_ram returns this instead of migrating when non-zero. */
 	_Atomic unsigned int fault_result;
+	/* > 0: migrate_to_ram sleeps this many microseconds with the device
+	 * page locked, before collecting it (concurrent faults meet a locked
+	 * device page) or after (they meet a migration entry). */
+	_Atomic unsigned int fault_delay_us, fault_delay_collected_us;
 };
 
 int testdrv_create(struct dmm_system *sys, enum dmm_memory_type type, uint64_t npages,
