@@ -36,17 +36,33 @@ void diag_set(struct diag *d, const char *path, unsigned int line, unsigned int 
 	va_end(ap);
 }
 
+/* " (with a=1, b=x)": the values that explain an error only some of them
+ * cause. Names and values are cut at 40 bytes. */
+static void with_text(const struct parse_ctx *p, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < p->nwith && o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%.*s=%.40s%s", i ? ", " : " (with ",
+				      (int)(p->with[i].len > 40 ? 40 : p->with[i].len),
+				      p->with[i].name, p->with[i].val,
+				      strlen(p->with[i].val) > 40 ? "..." : "");
+	if (p->nwith && o < size)
+		snprintf(buf + o, size - o, ")");
+}
+
 static int perr_va(struct parse_ctx *p, unsigned int line, unsigned int col, const char *fmt,
 		   va_list ap)
 {
-	char msg[sizeof(p->diag->msg)];
+	char msg[sizeof(p->diag->msg)], with[256];
 
 	if (p->err)
 		return p->err;
 	p->err = -EINVAL;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* The variable values explain an error that only some of them cause. */
-	diag_set(p->diag, p->path, line, col, "%s%s", msg, p->with);
+	with_text(p, with, sizeof(with));
+	diag_set(p->diag, p->path, line, col, "%s%s", msg, with);
 	return p->err;
 }
 

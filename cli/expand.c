@@ -194,7 +194,7 @@ static void iter_ctx(struct script_iter *it, struct diag *diag)
 	it->p.diag = diag ? diag : &it->scratch;
 	it->p.arena = &it->arena;
 	it->p.script = it->s;
-	it->p.with[0] = '\0';
+	it->p.nwith = 0;
 	it->p.err = it->err;
 }
 

@@ -39,9 +39,9 @@ struct builder {
 long script_find_variant(const struct script *s, const char *name, size_t len)
 {
 	for (size_t i = 0; i < s->variants.n; i++) {
-		const char *v = script_variant(s, i)->name;
+		const struct variant *v = script_variant(s, i);
 
-		if (strlen(v) == len && !memcmp(v, name, len))
+		if (v->name_len == len && !memcmp(v->name, name, len))
 			return (long)i;
 	}
 	return -1;
@@ -122,6 +122,7 @@ static int line_variant(struct builder *b, const struct rawline *l)
 		return perr(b->p, l->eol_col, "expected a value of variant '%s', found end of line",
 			    t[1].s);
 	v.name = t[1].s;
+	v.name_len = t[1].len;
 	if (b->s->ncombos > SCRIPT_MAX_COMBOS / (l->ntok - 2))
 		return perr(b->p, t[0].col, "too many variant combinations (more than %u)",
 			    SCRIPT_MAX_COMBOS);

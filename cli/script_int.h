@@ -65,7 +65,11 @@ struct parse_ctx {
 	struct arena *arena; /* where steps and substituted text go */
 	const struct script *script; /* device names, for messages; may be NULL */
 	unsigned int line; /* the line being parsed */
-	char with[160]; /* " (with n=1, c=0)" after substitution, else "" */
+	struct with_item {
+		const char *name, *val;
+		size_t len;
+	} with[8]; /* the variables substituted into the line, for messages */
+	size_t nwith;
 	size_t subst_len; /* bytes of the last subst_tokens() result */
 	unsigned long budget; /* validate.c: bytes of extra parses left */
 	int err; /* 0, -EINVAL or -ENOMEM: the first error wins */
@@ -158,8 +162,8 @@ struct env {
 
 const char *env_lookup(const struct env *e, const char *name, size_t len);
 
-/* Substitute every reference of in[0..n) into *out (in p->arena); sets
- * p->with to name the values used. Tokens without references are copied. */
+/* Substitute every reference of in[0..n) into *out (in p->arena); notes
+ * the values used in p->with. Tokens without references are copied. */
 int subst_tokens(struct parse_ctx *p, const struct env *e, const struct token *in, size_t n,
 		 struct token **out);
 
@@ -274,6 +278,7 @@ bool is_device_verb(const char *s, size_t len);
 
 struct variant {
 	const char *name;
+	size_t name_len;
 	const char **values;
 	size_t nvalues;
 	unsigned int line;

@@ -65,22 +65,15 @@ const char *env_lookup(const struct env *e, const char *name, size_t len)
 	return v >= 0 ? e->vvals[v] : NULL;
 }
 
-/* Add "name=value" to p->with once, as " (with a=1, b=2)". */
+/* Remember that name had value val in this line, for error messages (the
+ * first few names only: a message needs no more). */
 static void note_with(struct parse_ctx *p, const char *name, size_t len, const char *val)
 {
-	char item[96];
-	size_t used = strlen(p->with);
-
-	snprintf(item, sizeof(item), "%.*s=%.40s%s", (int)(len > 40 ? 40 : len), name, val,
-		 strlen(val) > 40 ? "..." : "");
-	if (used && strstr(p->with, item))
-		return;
-	if (used + strlen(item) + 10 >= sizeof(p->with))
-		return; /* enough context already */
-	if (!used)
-		snprintf(p->with, sizeof(p->with), " (with %s)", item);
-	else
-		snprintf(p->with + used - 1, sizeof(p->with) - used + 1, ", %s)", item);
+	for (size_t i = 0; i < p->nwith; i++)
+		if (p->with[i].len == len && !memcmp(p->with[i].name, name, len))
+			return;
+	if (p->nwith < ARRAY_SIZE(p->with))
+		p->with[p->nwith++] = (struct with_item){ name, val, len };
 }
 
 /* The substituted length of t, or an error for an undefined variable. */
@@ -142,7 +135,7 @@ int subst_tokens(struct parse_ctx *p, const struct env *e, const struct token *i
 
 	if (!t)
 		return poom(p);
-	p->with[0] = '\0';
+	p->nwith = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!in[i].var)
 			t[i] = in[i];

@@ -168,11 +168,16 @@ static bool walk_next(struct walk *w)
 
 typedef int (*walk_fn)(struct walk *w, const struct node *node);
 
+/* What a parse costs beyond its bytes, in the budget's bytes: many short
+ * lines with many combinations must exhaust it too. */
+#define PARSE_OVERHEAD 256
+
 /* Call fn for every combination of the used variants under which the
  * node's conditions hold, within the budget. */
 static int walk_all(struct walk *w, const struct node *node, walk_fn fn)
 {
 	bool first = true;
+	size_t cost;
 
 	w->pick = script_malloc((w->vars.n + 1) * sizeof(*w->pick));
 	if (!w->pick)
@@ -191,7 +196,8 @@ static int walk_all(struct walk *w, const struct node *node, walk_fn fn)
 		first = false;
 		if (fn(w, node))
 			return w->p->err;
-		w->p->budget -= w->p->budget < w->p->subst_len ? w->p->budget : w->p->subst_len;
+		cost = w->p->subst_len + PARSE_OVERHEAD;
+		w->p->budget -= w->p->budget < cost ? w->p->budget : cost;
 	} while (walk_next(w));
 	return 0;
 }
@@ -212,7 +218,7 @@ int node_parse(struct parse_ctx *p, const struct env *e, const struct node *node
 		return poom(p);
 	step_parse(p, sub + node->first, node->ntok - node->first, NULL, node->eol_col, text,
 		   node->first ? CTX_IF : CTX_LINE, st);
-	p->with[0] = '\0'; /* an error has been reported with it already */
+	p->nwith = 0; /* an error has been reported with them already */
 	return p->err;
 }
 
@@ -229,7 +235,7 @@ int repeat_count(struct parse_ctx *p, const struct env *e, const struct node *no
 		t = sub;
 	}
 	arg_u64(p, t, t->s, t->len, "a repeat count", SCRIPT_MAX_STEPS, out);
-	p->with[0] = '\0';
+	p->nwith = 0;
 	return p->err;
 }
 
