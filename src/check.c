@@ -395,9 +395,13 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 		return -EINVAL;
 	if (ck.buf)
 		ck.buf[0] = '\0';
+	/* pgmap_lock is never held while an mmap_lock is taken (drivers
+	 * register device memory under mmap_lock): the slots are assigned
+	 * first, the pgmaps checked after the address spaces. */
 	pthread_mutex_lock(&sys->mm_list_lock);
 	pthread_mutex_lock(&sys->pgmap_lock);
 	ck.nslots = assign_slots(sys);
+	pthread_mutex_unlock(&sys->pgmap_lock);
 	ck.maps = calloc(ck.nslots, sizeof(*ck.maps));
 	ck.migs = calloc(ck.nslots, sizeof(*ck.migs));
 	ck.listed = calloc(sys->nr_frames + 1, 1);
@@ -405,7 +409,6 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 		free(ck.maps);
 		free(ck.migs);
 		free(ck.listed);
-		pthread_mutex_unlock(&sys->pgmap_lock);
 		pthread_mutex_unlock(&sys->mm_list_lock);
 		return -ENOMEM;
 	}
@@ -420,6 +423,7 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 	check_files(&ck);
 	pthread_mutex_unlock(&sys->file_list_lock);
 	check_frames(&ck);
+	pthread_mutex_lock(&sys->pgmap_lock);
 	check_pgmaps(&ck);
 	{
 		struct dmm_stats st;

@@ -322,10 +322,20 @@ struct dmm_mm *mm_alloc(struct dmm_system *sys);
 void mm_register(struct dmm_mm *mm);
 void exit_mmap(struct dmm_mm *mm);
 
-static inline void mmap_read_lock(struct dmm_mm *mm) { pthread_rwlock_rdlock(&mm->mmap_lock); }
-static inline void mmap_read_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(&mm->mmap_lock); }
-static inline void mmap_write_lock(struct dmm_mm *mm) { pthread_rwlock_wrlock(&mm->mmap_lock); }
-static inline void mmap_write_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(&mm->mmap_lock); }
+/* The mmap_lock (see struct dmm_mm): a thread always uses the same shard,
+ * so read lock and unlock pair up. */
+static inline void mmap_read_lock(struct dmm_mm *mm) { pthread_rwlock_rdlock(&mm->mmap_lock[dmm_shard()].lock); }
+static inline void mmap_read_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(&mm->mmap_lock[dmm_shard()].lock); }
+static inline void mmap_write_lock(struct dmm_mm *mm)
+{
+	for (unsigned int i = 0; i < NR_SHARDS; i++)
+		pthread_rwlock_wrlock(&mm->mmap_lock[i].lock);
+}
+static inline void mmap_write_unlock(struct dmm_mm *mm)
+{
+	for (unsigned int i = NR_SHARDS; i-- > 0;)
+		pthread_rwlock_unlock(&mm->mmap_lock[i].lock);
+}
 
 /* MMU notifiers (notifier.c). start returns 0, or -EAGAIN when a
  * non-blockable range was refused (then end must not be called). */

@@ -78,7 +78,8 @@ struct dmm_mm *mm_alloc(struct dmm_system *sys)
 	mm->sys = sys;
 	atomic_store(&mm->mm_count, 1);
 	notifier_state_init(&mm->notif);
-	pthread_rwlock_init(&mm->mmap_lock, NULL);
+	for (unsigned int i = 0; i < NR_SHARDS; i++)
+		pthread_rwlock_init(&mm->mmap_lock[i].lock, NULL);
 	pthread_mutex_init(&mm->anon_lock, NULL);
 	list_init(&mm->node);
 	mm->mmap_base = 0x10000000UL;
@@ -110,7 +111,8 @@ void mm_free(struct dmm_mm *mm)
 {
 	notifier_state_destroy(&mm->notif);
 	pgtable_free_all(mm);
-	pthread_rwlock_destroy(&mm->mmap_lock);
+	for (unsigned int i = 0; i < NR_SHARDS; i++)
+		pthread_rwlock_destroy(&mm->mmap_lock[i].lock);
 	pthread_mutex_destroy(&mm->anon_lock);
 	free(mm->vmas);
 	free(mm);

@@ -141,7 +141,7 @@ int dmm_mmap(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 	unsigned long vm_flags = prot_to_vm(prot) | VM_MAYREAD | VM_MAYWRITE;
 	struct dmm_file *obj = file;
 	struct dmm_vma *vma;
-	uint64_t start;
+	uint64_t start = 0;
 	int r;
 
 	if (!mm)

@@ -80,15 +80,18 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 	if (!r)
 		r = vma_split_range(mm, old, old + len);
 	if (r)
-		return r;
+		goto undo_split;
 	vma = vma_lookup(mm, old);
 	nv = vma_alloc(mm, new_addr, new_addr + new_len, vma->flags, vma->file, vma->pgoff);
-	if (!nv)
-		return -ENOMEM;
+	if (!nv) {
+		r = -ENOMEM;
+		goto undo_split;
+	}
 	nv->anon_vma = vma->anon_vma;
 	if (vma_link(mm, nv)) {
 		free(nv);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto undo_split;
 	}
 	{
 		struct dmm_mmu_notifier_range r;
@@ -107,6 +110,10 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 	vma_merge_range(mm, new_addr, new_addr + new_len);
 	vma_merge_range(mm, old, old + len);
 	return 0;
+undo_split:
+	/* A failure changes nothing: glue the pieces of a split back. */
+	vma_merge_range(mm, old, old + len);
+	return r;
 }
 
 int dmm_mremap(struct dmm_mm *mm, uint64_t old, uint64_t old_len, uint64_t new_len, int flags,

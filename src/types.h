@@ -35,6 +35,7 @@
 #define PAGE_SIZE DMM_PAGE_SIZE
 #define PAGE_MASK DMM_PAGE_MASK
 #define CACHELINE 64
+#define NR_SHARDS 16 /* allocator and statistics shards, picked per thread */
 
 /* ------------------------------------------------------------------------ */
 /* Frames                                                                    */
@@ -172,7 +173,12 @@ struct dmm_notifier_state {
 struct dmm_mm {
 	struct dmm_system *sys;
 	unsigned int id;
-	pthread_rwlock_t mmap_lock;
+	/* mmap_lock as a "big reader" lock: one rwlock per shard; a reader
+	 * takes its thread's shard, a writer takes them all in order, so
+	 * faults on different CPUs never share a lock's cache line. */
+	struct dmm_mmap_shard {
+		pthread_rwlock_t lock;
+	} __attribute__((aligned(CACHELINE))) mmap_lock[NR_SHARDS];
 	struct dmm_vma **vmas;	/* sorted by start, non-overlapping; mmap_lock */
 	size_t nr_vmas, cap_vmas;
 	struct dmm_pt_dir *pgd;	/* populated by CAS; freed at destroy */
@@ -241,7 +247,6 @@ struct dmm_pgmap {
 	struct dmm_section sections[]; /* one per section covered */
 };
 
-#define NR_SHARDS 16 /* allocator and statistics shards, picked per thread */
 
 struct dmm_frame_shard {
 	pthread_mutex_t lock;

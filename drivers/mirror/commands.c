@@ -98,6 +98,56 @@ static int fault_window(struct mirror *m, uint64_t start, uint64_t end, bool wri
 	}
 }
 
+/*
+ * Enter the pages of [start, end) that are on this device now (a snapshot:
+ * nothing is faulted). Pages already on the device belong in the table
+ * even after an invalidation erased them (a fork's write-protect, a closed
+ * and reopened mirror): migrate-to-dev counts them.
+ */
+int mirror_map_own_range(struct mirror *m, uint64_t start, uint64_t end)
+{
+	for (uint64_t a = start; a < end; a += MIRROR_FAULT_WINDOW * PAGE) {
+		uint64_t e = a + MIRROR_FAULT_WINDOW * PAGE < end ? a + MIRROR_FAULT_WINDOW * PAGE : end;
+		uint64_t pfns[MIRROR_FAULT_WINDOW] = { 0 };
+		struct dmm_hmm_range range = {
+			.notifier = &m->notifier, .start = a, .end = e, .hmm_pfns = pfns,
+			.dev_private_owner = m->dev,
+		};
+		uint64_t deadline = now_ms() + MIRROR_FAULT_TIMEOUT_MS;
+		int r;
+
+		for (;;) {
+			if (now_ms() > deadline)
+				return -EBUSY;
+			range.notifier_seq = dmm_mmu_interval_read_begin(&m->notifier);
+			dmm_mmap_read_lock(m->mm);
+			r = dmm_hmm_range_fault(&range);
+			dmm_mmap_read_unlock(m->mm);
+			if (r == -EBUSY)
+				continue;
+			if (r)
+				return r;
+			pthread_mutex_lock(&m->lock);
+			if (!dmm_mmu_interval_read_retry(&m->notifier, range.notifier_seq))
+				break;
+			pthread_mutex_unlock(&m->lock);
+		}
+		for (uint64_t p = a; p < e; p += PAGE) {
+			uint64_t w = pfns[(p - a) / PAGE];
+			enum mirror_tag tag;
+			uint64_t old;
+
+			if (!(w & DMM_HMM_PFN_VALID) || !pfn_is_own(m->dev, dmm_hmm_pfn_to_pfn(w)))
+				continue;
+			if (ptab_get(m->pt, p, &old, &tag) && old == dmm_hmm_pfn_to_pfn(w))
+				continue; /* already there, maybe with a better tag */
+			ptab_set(m->pt, p, dmm_hmm_pfn_to_pfn(w), (w & DMM_HMM_PFN_WRITE) ? MIRROR_WRITE : MIRROR_READ);
+		}
+		pthread_mutex_unlock(&m->lock);
+	}
+	return 0;
+}
+
 int mirror_fault_range(struct mirror *m, uint64_t start, uint64_t end, bool write)
 {
 	for (uint64_t a = start; a < end; a += MIRROR_FAULT_WINDOW * PAGE) {

@@ -41,6 +41,8 @@ bool take_fail_next(struct mirror_device *dev);
  * first (the pass ends there: count it and fault again). */
 int mirror_fault_range(struct mirror *m, uint64_t start, uint64_t end, bool write);
 bool range_ok(uint64_t addr, uint64_t npages);
+/* Enter the pages of [start, end) that are on this device now. */
+int mirror_map_own_range(struct mirror *m, uint64_t start, uint64_t end);
 
 /* migrate.c */
 /* Migrate own device pages of [start, end) back to system memory. */

@@ -106,6 +106,8 @@ int mirror_migrate_to_dev(struct mirror *m, uint64_t addr, uint64_t npages, void
 		r = to_dev_window(m, a, next);
 		dmm_mmap_read_unlock(m->mm);
 	}
+	if (!r)
+		r = mirror_map_own_range(m, addr, end);
 	if (r)
 		return r;
 	bounce = malloc(npages * PAGE);
