@@ -435,13 +435,13 @@ static int op_mprotect(struct worker *w, struct sproc *p, struct slot *s)
 	return r;
 }
 
+/* The old object stays locked by the caller: it is put after unlocking. */
 static int op_remap(struct worker *w, struct stress *st, struct sproc *p, struct slot *s)
 {
 	int r = dmm_munmap(p->mm, s->start, REG_PAGES * PAGE);
 
 	if (r)
 		return r;
-	obj_put(s->obj);
 	s->obj = NULL;
 	return slot_map(st, p, s, pick(w, 4) == 0);
 }
@@ -546,7 +546,7 @@ static enum op pick_op(struct worker *w)
 static bool op_writes_slot(enum op op)
 {
 	return op == OP_cpu_write || op == OP_cpu_atomic || op == OP_dev_write || op == OP_dev_atomic ||
-	       op == OP_mprotect || op == OP_remap || op == OP_mremap || op == OP_cpu_read;
+	       op == OP_mprotect || op == OP_remap || op == OP_mremap;
 }
 
 /* One operation on a slot of a process (world held for reading). */
@@ -557,11 +557,12 @@ static int slot_op(struct worker *w, enum op op)
 	struct slot *s = &p->slots[pick(w, NREG)];
 	struct mirror *m = NULL;
 	struct object *obj;
+	bool replaced;
 	int r = 0;
 
-	/* Reads take the slot for writing too: a concurrent device write
-	 * through another process's shared mapping would race the check. */
-	lock_slot(s, op_writes_slot(op) || (s->obj && s->obj->shared));
+	/* A shared object is locked through every slot that maps it, so a
+	 * write through one process excludes reads through another. */
+	lock_slot(s, op_writes_slot(op));
 	obj = s->obj;
 	if (!s->start) {
 		unlock_slot(s, obj);
@@ -589,7 +590,10 @@ static int slot_op(struct worker *w, enum op op)
 	case OP_mremap: r = op_mremap(w, p, s); break;
 	default: break;
 	}
+	replaced = s->obj != obj; /* remap: the old object goes after unlocking */
 	unlock_slot(s, obj);
+	if (obj && replaced)
+		obj_put(obj);
 	return r;
 }
 

@@ -2,14 +2,19 @@
 /*
  * The internal interface between devmm's layers (see docs/design.md):
  *
- *   frames:      system.c frame.c page.c stats.c
+ *   frames:      system.c frame.c page.c memremap.c (device) stats.c inject.c
  *   page tables: pgtable.c
- *   mm objects:  vma.c rmap.c file.c
- *   operations:  fault.c memory.c (zap) mmap.c mprotect.c madvise.c
- *                mremap.c fork.c access.c gup.c
+ *   mm objects:  vma.c rmap.c file.c notifier.c
+ *   operations:  fault.c memory.c (zap, exit) mmap.c mprotect.c madvise.c
+ *                mremap.c fork.c access.c gup.c exclusive.c
+ *   protocols:   migrate_device.c hmm.c
  *   observers:   check.c query.c
  *
- * A file calls down or sideways in its own layer, never up.
+ * A file calls down or sideways in its own layer. The exceptions are
+ * deliberate and few: freeing a frame drops its anon_vma reference
+ * (page.c -> vma.c), rmap walks fire invalidations (rmap.c -> notifier.c),
+ * a long-term pin migrates (gup.c -> migrate_device.c), and destroying a
+ * system ends its address spaces (system.c -> memory.c).
  */
 #ifndef DEVMM_INTERNAL_H
 #define DEVMM_INTERNAL_H

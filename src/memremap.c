@@ -12,6 +12,7 @@
  * sys->pgmap_lock protects the list of pgmaps and the section table's
  * device part; it is never held while calling a driver.
  */
+#include <stdio.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -202,8 +203,11 @@ static bool pgmap_wait_unused(struct dmm_pgmap *pg, long ms)
 	return ok;
 }
 
+#define MAX_RETIRED_PGMAPS 4
+
 static int memunmap(struct dmm_pgmap *pg, long ms)
 {
+	struct dmm_pgmap *old = NULL;
 	struct dmm_system *sys;
 
 	if (!pg)
@@ -217,8 +221,19 @@ static int memunmap(struct dmm_pgmap *pg, long ms)
 	pthread_mutex_lock(&sys->pgmap_lock);
 	publish_sections(sys, pg, false);
 	list_del(&pg->node);
+	/* The contents go now; the metadata retires behind the last few. */
+	if (pg->mem)
+		munmap(pg->mem, pg->mem_bytes);
+	pg->mem = NULL;
+	list_add_tail(&pg->node, &sys->retired);
+	if (++sys->nr_retired > MAX_RETIRED_PGMAPS) {
+		old = container_of(sys->retired.next, struct dmm_pgmap, node);
+		list_del(&old->node);
+		sys->nr_retired--;
+	}
 	pthread_mutex_unlock(&sys->pgmap_lock);
-	pgmap_free(pg);
+	if (old)
+		pgmap_free(old);
 	return 0;
 }
 
@@ -232,16 +247,26 @@ int dmm_memunmap_pages_timeout(struct dmm_pgmap *pg, unsigned int timeout_ms)
 	return memunmap(pg, (long)timeout_ms);
 }
 
-/* At system destruction: every device page must be free by now, as the
- * caller ended every address space; a driver that leaked a page reference
- * is reported and its pgmap is freed all the same. */
+/* At system destruction: every device page should be free by now, as the
+ * caller ended every address space; pages a driver still holds are
+ * reported, and the pgmap is freed all the same. */
 void pgmaps_destroy(struct dmm_system *sys)
 {
 	while (!list_empty(&sys->pgmaps)) {
 		struct dmm_pgmap *pg = container_of(sys->pgmaps.next, struct dmm_pgmap, node);
+		uint64_t live = dmm_pgmap_nr_allocated(pg);
 
+		if (live)
+			fprintf(stderr, "devmm: pgmap at pfn %#lx destroyed with %lu pages still in use\n",
+				(unsigned long)pg->pfn_start, (unsigned long)live);
 		list_del(&pg->node);
 		publish_sections(sys, pg, false);
+		pgmap_free(pg);
+	}
+	while (!list_empty(&sys->retired)) {
+		struct dmm_pgmap *pg = container_of(sys->retired.next, struct dmm_pgmap, node);
+
+		list_del(&pg->node);
 		pgmap_free(pg);
 	}
 }

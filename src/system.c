@@ -81,6 +81,7 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 	list_init(&sys->files);
 	pthread_mutex_init(&sys->pgmap_lock, NULL);
 	list_init(&sys->pgmaps);
+	list_init(&sys->retired);
 	sys->device_pfn_base = (sys->nr_frames + 1 + PAGES_PER_SECTION - 1) & ~(PAGES_PER_SECTION - 1);
 	if (cfg->flags & DMM_SYS_PRETOUCH)
 		dmm_system_prefault(sys, sys->nr_frames);

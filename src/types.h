@@ -3,17 +3,23 @@
  * The core types of devmm: frames (struct dmm_page), page tables, VMAs,
  * address spaces, anon_vmas, files and the system that owns them.
  *
- * Lock order (outermost first), the kernel's:
+ * Lock order (outermost first), the kernel's (docs/locking.md has more):
  *
  *   sys->mm_list_lock            (list of address spaces; check, teardown)
- *     mm->mmap_lock              (rwlock: VMAs; read for faults/access/GUP,
- *                                 write for mmap/munmap/mprotect/mremap/fork)
- *       folio lock (PG_LOCKED)   (a bit lock per frame, sleeping, hashed waits)
+ *     mm->mmap_lock              (per-shard rwlocks: VMAs; read for faults,
+ *                                 access, GUP, migration, hmm; write — every
+ *                                 shard — for mmap/munmap/mprotect/mremap/fork)
+ *       mm->anon_lock            (mutex: anon_vma_prepare under mmap read)
+ *       folio lock (PG_locked)   (a bit lock per frame, sleeping, hashed waits)
+ *         notifier state lock    (per mm; never held across a callback)
+ *         driver locks           (inside interval-notifier callbacks only)
  *         anon_vma->lock         (rwlock: the VMAs of an anon_vma; rmap walks)
- *         file->i_mmap_lock      (rwlock: the VMAs mapping a file)
- *           pte table ptl        (mutex per 512-entry PTE table: entries)
- *             file->lock         (mutex: a file's page-cache index)
- *             frame allocator shard locks, mm->anon_lock (leaves)
+ *           file->i_mmap_lock    (rwlock: the VMAs mapping a file)
+ *             pte table ptl      (mutex per 512-entry PTE table: entries)
+ *               file->lock       (mutex: a file's page-cache index)
+ *               frame allocator shard locks (leaves)
+ *   sys->pgmap_lock, sys->file_list_lock (leaves: never held while taking
+ *                                 an mmap_lock or calling a driver)
  *
  * A CPU access holds the PTL of the entry it uses while it touches the
  * frame: that is the model's TLB. Clearing or changing an entry under the
@@ -296,8 +302,13 @@ struct dmm_system {
 	pthread_mutex_t file_list_lock;
 	struct dmm_list files;
 
-	pthread_mutex_t pgmap_lock;	/* protects pgmaps and pfn placement */
+	pthread_mutex_t pgmap_lock;	/* protects pgmaps, retired and pfn placement */
 	struct dmm_list pgmaps;
+	/* Unregistered pgmaps whose page metadata is kept a while longer: a
+	 * lockless walker (GUP-fast) may still look at a page it read from an
+	 * entry just before the page was freed and its pgmap unregistered. */
+	struct dmm_list retired;
+	unsigned int nr_retired;
 	uint64_t device_pfn_base;	/* first section above RAM */
 
 	struct dmm_inject_state inject[DMM_NR_INJECT_SITES];

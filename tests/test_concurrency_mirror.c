@@ -36,7 +36,16 @@
  * once more, and dmm_check must pass.
  *
  * The seed is printed; DEVMM_SEED repeats a run (interleavings still vary).
- * DEVMM_MIRROR_MS sets the length of a round (default 600 ms).
+ * DEVMM_MIRROR_MS sets the length of a round (default 600 ms);
+ * DEVMM_MIRROR_THREADS, a bit mask in the order of fns[] below, runs a
+ * subset of the threads (for bisecting a failure). A watchdog turns a
+ * thread that does not stop (a livelock, e.g. a migration entry left on an
+ * unlocked page, or a deadlock) into a failure that names what each stuck
+ * thread was doing.
+ *
+ * A second test races the first subscription of an mm with a driver's
+ * eviction, whose rmap walk changes the mm's entries without its mmap_lock:
+ * every invalidation's start and end must still pair up.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -230,15 +239,33 @@ static void mirror_check(struct ctx *c, const char *when)
 /* ------------------------------------------------------------------------ */
 /* Threads                                                                   */
 
+typedef void *(*thread_fn)(void *);
+
 struct thr {
 	struct ctx *c;
 	int id;
 	uint64_t rng;
 	pthread_t th;
+	thread_fn fn;
+	const char *name;
+	_Atomic(const char *) op; /* what it is doing now, for the watchdog */
+	atomic_bool done;
 };
 
+#define DOING(t, what) atomic_store(&(t)->op, (const char *)(what))
+
+static void *thread_main(void *arg)
+{
+	struct thr *t = arg;
+
+	t->fn(arg);
+	DOING(t, "finished");
+	atomic_store(&t->done, true);
+	return NULL;
+}
+
 /* One window through the collision-retry loop. */
-static void mirror_fault_window(struct ctx *c, uint64_t *rng)
+static void mirror_fault_window(struct thr *t, struct ctx *c, uint64_t *rng)
 {
 	uint64_t pfns[MAXWIN];
 	unsigned int n = 1 + (unsigned int)(rnd(rng) % MAXWIN);
@@ -260,10 +287,13 @@ static void mirror_fault_window(struct ctx *c, uint64_t *rng)
 			return;
 		}
 		memset(pfns, 0, sizeof(pfns));
+		DOING(t, "mirror: read_begin");
 		r.notifier_seq = dmm_mmu_interval_read_begin(&c->mir.sub);
+		DOING(t, "mirror: hmm_range_fault");
 		dmm_mmap_read_lock(c->mm);
 		rc = dmm_hmm_range_fault(&r);
 		dmm_mmap_read_unlock(c->mm);
+		DOING(t, "mirror: programming");
 		if (rc == -EBUSY) {
 			atomic_fetch_add(&c->ebusy, 1);
 			continue;
@@ -321,9 +351,11 @@ static void *mirror_thread(void *arg)
 	struct ctx *c = t->c;
 
 	for (unsigned long k = 0; !atomic_load(&c->stop); k++) {
-		mirror_fault_window(c, &t->rng);
-		if (k % 8 == 7)
+		mirror_fault_window(t, c, &t->rng);
+		if (k % 8 == 7) {
+			DOING(t, "mirror: check");
 			mirror_check(c, "mirror thread");
+		}
 	}
 	return NULL;
 }
@@ -341,7 +373,9 @@ static void *writer_thread(void *arg)
 		uint32_t v = 0, nv = (uint32_t)rnd(&t->rng);
 		int r;
 
+		DOING(t, "writer: page lock");
 		pthread_mutex_lock(&c->plock[i]);
+		DOING(t, "writer: load32/store32");
 		r = dmm_load32(c->mm, addr, &v);
 		if (r || v != c->shadow[i][w]) {
 			pthread_mutex_unlock(&c->plock[i]);
@@ -372,8 +406,10 @@ static void *remap_thread(void *arg)
 		uint64_t a = ADDR(p * PIECE), out = 0;
 		int r = 0;
 
+		DOING(t, "remap: page locks");
 		for (int i = 0; i < PIECE; i++)
 			pthread_mutex_lock(&c->plock[p * PIECE + i]);
+		DOING(t, "remap: munmap/mmap");
 		if (rnd(&t->rng) % 2)
 			r = dmm_munmap(c->mm, a, PIECE * DMM_PAGE_SIZE);
 		if (!r)
@@ -400,7 +436,10 @@ static void *mprotect_thread(void *arg)
 	while (!atomic_load(&c->stop)) {
 		int p = (int)(rnd(&t->rng) % NPIECES);
 		uint64_t a = ADDR(p * PIECE);
-		int r = dmm_mprotect(c->mm, a, PIECE * DMM_PAGE_SIZE, DMM_PROT_READ);
+		int r;
+
+		DOING(t, "mprotect");
+		r = dmm_mprotect(c->mm, a, PIECE * DMM_PAGE_SIZE, DMM_PROT_READ);
 
 		if (r && r != -ENOMEM) { /* -ENOMEM: the piece is being remapped */
 			cfail(c, "mprotect(READ) of piece %d = %d", p, r);
@@ -427,7 +466,10 @@ static void *fork_thread(void *arg)
 
 	while (!atomic_load(&c->stop)) {
 		struct dmm_mm *child = NULL;
-		int r = dmm_fork(c->mm, &child);
+		int r;
+
+		DOING(t, "fork");
+		r = dmm_fork(c->mm, &child);
 
 		if (r == -ENOMEM) { /* a device-exclusive page was locked */
 			atomic_fetch_add(&c->fork_fail, 1);
@@ -438,6 +480,7 @@ static void *fork_thread(void *arg)
 			cfail(c, "fork = %d", r);
 			break;
 		}
+		DOING(t, "fork: child access");
 		for (int k = 0; k < 8; k++) {
 			uint64_t a = ADDR(rnd(&t->rng) % NPAGES);
 			uint32_t v;
@@ -448,6 +491,7 @@ static void *fork_thread(void *arg)
 				(void)dmm_load32(child, a, &v);
 		}
 		tiny_sleep(&t->rng);
+		DOING(t, "fork: child exit");
 		dmm_mm_exit(child);
 		atomic_fetch_add(&c->forks, 1);
 	}
@@ -465,6 +509,7 @@ static void *migrate_thread(void *arg)
 		unsigned long moved = 0;
 		int r;
 
+		DOING(t, "migrate");
 		if (rnd(&t->rng) % 3)
 			r = testdrv_migrate_to_dev(c->drv, c->mm, a, n, &moved);
 		else
@@ -492,10 +537,12 @@ static void *exclusive_thread(void *arg)
 		uint64_t a = ADDR(rnd(&t->rng) % NPAGES), pfn = 0;
 		int r;
 
+		DOING(t, "make_device_exclusive");
 		dmm_mmap_read_lock(c->mm);
 		r = dmm_make_device_exclusive(c->mm, a, &token, &pfn);
 		dmm_mmap_read_unlock(c->mm);
 		if (r == 0) {
+			DOING(t, "exclusive: holding the page lock");
 			tiny_sleep(&t->rng); /* "programming the device" with the page locked */
 			dmm_unlock_page(c->sys, pfn);
 			dmm_put_page(c->sys, pfn);
@@ -529,6 +576,51 @@ static uint64_t round_ms(void)
 	return 600;
 }
 
+/*
+ * The threads were told to stop: give them WATCHDOG_MS to do so. A thread
+ * that doesn't is stuck (a livelock or a deadlock, in devmm or here): fail
+ * with what each thread is doing and the seed, rather than hang until the
+ * test harness kills the run without a word.
+ */
+#define WATCHDOG_MS 60000
+
+static void watchdog(struct ctx *c, struct thr *thr, int n, int round)
+{
+	uint64_t t0 = now_ms();
+	char msg[1024];
+	size_t len = 0;
+	bool all;
+
+	do {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		all = true;
+		for (int i = 0; i < n; i++)
+			all = all && atomic_load(&thr[i].done);
+		if (all)
+			return;
+		nanosleep(&ts, NULL);
+	} while (now_ms() - t0 < WATCHDOG_MS);
+	for (int i = 0; i < n && len < sizeof(msg); i++)
+		if (!atomic_load(&thr[i].done))
+			len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s: %s", len ? "; " : "",
+						thr[i].name, atomic_load(&thr[i].op));
+	fprintf(stderr, "test_concurrency_mirror: round %d (seed %" PRIu64 "): threads stuck %d s after stop: %s\n",
+		round, c->seed, WATCHDOG_MS / 1000, msg);
+	fflush(NULL);
+	/* The stuck threads still use the system and this frame: no cmocka
+	 * unwinding, end the process here (a failure for meson). */
+	_exit(1);
+}
+
+/* DEVMM_MIRROR_THREADS: a bit mask of the threads to run (debugging). */
+static unsigned int thread_mask(void)
+{
+	const char *s = getenv("DEVMM_MIRROR_THREADS");
+
+	return s && *s ? (unsigned int)strtoul(s, NULL, 0) : ~0u;
+}
+
 /* Quiescent: every word against the shadow. */
 static void verify_data(struct ctx *c, int round)
 {
@@ -543,12 +635,12 @@ static void verify_data(struct ctx *c, int round)
 	}
 }
 
-typedef void *(*thread_fn)(void *);
-
 static void test_mirror_never_keeps_a_translation_the_cpu_no_longer_has(void **state)
 {
 	static const thread_fn fns[] = { mirror_thread, mirror_thread, writer_thread, remap_thread,
 					 mprotect_thread, fork_thread, migrate_thread, exclusive_thread };
+	static const char *const names[] = { "mirror 0", "mirror 1", "writer", "remap",
+					     "mprotect", "fork", "migrate", "exclusive" };
 	enum { NTHR = sizeof(fns) / sizeof(fns[0]) };
 	struct ctx *c = calloc(1, sizeof(*c));
 	struct thr thr[NTHR];
@@ -578,7 +670,12 @@ static void test_mirror_never_keeps_a_translation_the_cpu_no_longer_has(void **s
 			thr[i].c = c;
 			thr[i].id = i;
 			thr[i].rng = splitmix(c->seed + (uint64_t)round * 131 + (uint64_t)i) | 1;
-			assert_int_equal(pthread_create(&thr[i].th, NULL, fns[i], &thr[i]), 0);
+			thr[i].fn = fns[i];
+			thr[i].name = names[i];
+			atomic_store(&thr[i].op, "starting");
+			atomic_store(&thr[i].done, !(thread_mask() & (1u << i)));
+			if (thread_mask() & (1u << i))
+				assert_int_equal(pthread_create(&thr[i].th, NULL, thread_main, &thr[i]), 0);
 		}
 		for (uint64_t t0 = now_ms(); now_ms() - t0 < ms && !atomic_load(&c->stop);) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
@@ -586,8 +683,10 @@ static void test_mirror_never_keeps_a_translation_the_cpu_no_longer_has(void **s
 			nanosleep(&ts, NULL);
 		}
 		atomic_store(&c->stop, true);
+		watchdog(c, thr, NTHR, round);
 		for (int i = 0; i < NTHR; i++)
-			pthread_join(thr[i].th, NULL);
+			if (thread_mask() & (1u << i))
+				pthread_join(thr[i].th, NULL);
 		if (atomic_load(&c->failed))
 			break;
 		/* Quiescent: protections back to RW, then every check. */
