@@ -367,7 +367,9 @@ static int op_dev_atomic(struct worker *w, struct sproc *p, struct slot *s, stru
 			s->obj->shadow[pg * WPP + i] += add;
 	if ((r == -EFAULT || r == -EPERM) && !s->writable)
 		return 0;
-	return r;
+	/* EBUSY: the mirror's bounded retries ran out while other threads kept
+	 * invalidating this address space (one page: nothing was added). */
+	return r == -EBUSY ? 0 : r;
 }
 
 /* Migrations, exclusive access and pins keep the data: read lock. */
