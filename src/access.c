@@ -25,10 +25,10 @@ static void do_op(struct access *a, uint8_t *mem, size_t len)
 
 	switch (a->op) {
 	case ACC_READ:
-		memcpy(a->buf, mem, len);
+		sim_memcpy(a->buf, mem, len);
 		break;
 	case ACC_WRITE:
-		memcpy(mem, a->buf, len);
+		sim_memcpy(mem, a->buf, len);
 		break;
 	case ACC_CMPXCHG:
 		a->old = a->expected;

@@ -132,8 +132,8 @@ int filemap_get_page(struct dmm_file *f, uint64_t index, struct dmm_page **out)
 
 typedef void (*copy_fn)(void *page_mem, void *buf, size_t n);
 
-static void copy_out(void *mem, void *buf, size_t n) { memcpy(buf, mem, n); }
-static void copy_in(void *mem, void *buf, size_t n) { memcpy(mem, buf, n); }
+static void copy_out(void *mem, void *buf, size_t n) { sim_memcpy(buf, mem, n); }
+static void copy_in(void *mem, void *buf, size_t n) { sim_memcpy(mem, buf, n); }
 
 static int file_rw(struct dmm_file *f, void *buf, size_t len, uint64_t off, bool write)
 {

@@ -176,6 +176,48 @@ static inline bool page_is_device_coherent(const struct dmm_page *p)
 void pgmap_ref_get(struct dmm_pgmap *pgmap);
 void pgmap_ref_put(struct dmm_pgmap *pgmap);
 
+/*
+ * Simulated memory is shared like real memory: two processes may race on a
+ * shared page (a CPU atomic against a copy-on-write copy, say), and the
+ * hardware would give either value. Under ThreadSanitizer such copies go
+ * through relaxed atomics so that TSan reports races of devmm's own data,
+ * not the races it simulates; elsewhere they are plain copies.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define DMM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DMM_TSAN 1
+#endif
+#endif
+
+static inline void sim_memcpy(void *dst, const void *src, size_t n)
+{
+#ifdef DMM_TSAN
+	if (!(((uintptr_t)dst | (uintptr_t)src | n) & 3)) {
+		for (size_t i = 0; i < n / 4; i++)
+			__atomic_store_n((uint32_t *)dst + i, __atomic_load_n((const uint32_t *)src + i, __ATOMIC_RELAXED),
+					 __ATOMIC_RELAXED);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		__atomic_store_n((uint8_t *)dst + i, __atomic_load_n((const uint8_t *)src + i, __ATOMIC_RELAXED),
+				 __ATOMIC_RELAXED);
+#else
+	memcpy(dst, src, n);
+#endif
+}
+
+static inline void sim_memset0(void *dst, size_t n)
+{
+#ifdef DMM_TSAN
+	for (size_t i = 0; i < n; i++)
+		__atomic_store_n((uint8_t *)dst + i, 0, __ATOMIC_RELAXED);
+#else
+	memset(dst, 0, n);
+#endif
+}
+
 /* Copy or clear a page of memory (page aligned), streaming where possible. */
 void copy_page_mem(void *dst, const void *src);
 void clear_page_mem(void *dst);

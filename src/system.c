@@ -199,7 +199,7 @@ void *page_address(struct dmm_system *sys, const struct dmm_page *page)
  * third of the cost of a cached memcpy on a cold page. The sfence orders
  * them before the entry that publishes the page.
  */
-#ifdef __SSE2__
+#if defined(__SSE2__) && !defined(DMM_TSAN)
 #include <emmintrin.h>
 
 void copy_page_mem(void *dst, const void *src)
@@ -234,12 +234,12 @@ void clear_page_mem(void *dst)
 #else
 void copy_page_mem(void *dst, const void *src)
 {
-	memcpy(dst, src, PAGE_SIZE);
+	sim_memcpy(dst, src, PAGE_SIZE);
 }
 
 void clear_page_mem(void *dst)
 {
-	memset(dst, 0, PAGE_SIZE);
+	sim_memset0(dst, PAGE_SIZE);
 }
 #endif
 

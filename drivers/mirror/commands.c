@@ -52,6 +52,34 @@ static uint64_t program_window(struct mirror *m, struct dmm_hmm_range *range, bo
 	return bad;
 }
 
+/*
+ * The collision-retry loop itself: returns 0 with m->lock held and the
+ * range's pfns valid for programming, or -errno (-EBUSY when the retries
+ * ran out of time).
+ */
+static int hmm_window_locked(struct mirror *m, struct dmm_hmm_range *range)
+{
+	uint64_t deadline = now_ms() + MIRROR_FAULT_TIMEOUT_MS;
+	int r;
+
+	for (;;) {
+		if (now_ms() > deadline)
+			return -EBUSY;
+		range->notifier_seq = dmm_mmu_interval_read_begin(&m->notifier);
+		dmm_mmap_read_lock(m->mm);
+		r = dmm_hmm_range_fault(range);
+		dmm_mmap_read_unlock(m->mm);
+		if (r == -EBUSY)
+			continue;
+		if (r)
+			return r;
+		pthread_mutex_lock(&m->lock);
+		if (!dmm_mmu_interval_read_retry(&m->notifier, range->notifier_seq))
+			return 0;
+		pthread_mutex_unlock(&m->lock);
+	}
+}
+
 /* One window of at most MIRROR_FAULT_WINDOW pages. Returns 0, -errno, or
  * MIGRATED_OWN: a write found one of our own read-only device pages, which
  * was migrated to system memory (itself a fault pass); fault again. */
@@ -67,35 +95,20 @@ static int fault_window(struct mirror *m, uint64_t start, uint64_t end, bool wri
 		.default_flags = DMM_HMM_PFN_REQ_FAULT | (write ? DMM_HMM_PFN_REQ_WRITE : 0),
 		.dev_private_owner = m->dev,
 	};
-	uint64_t deadline = now_ms() + MIRROR_FAULT_TIMEOUT_MS, bad;
-	int r;
+	uint64_t bad;
+	int r = hmm_window_locked(m, &range);
 
-	for (;;) {
-		if (now_ms() > deadline)
-			return -EBUSY;
-		range.notifier_seq = dmm_mmu_interval_read_begin(&m->notifier);
-		dmm_mmap_read_lock(m->mm);
-		r = dmm_hmm_range_fault(&range);
-		dmm_mmap_read_unlock(m->mm);
-		if (r == -EBUSY)
-			continue;
-		if (r)
-			return r;
-		pthread_mutex_lock(&m->lock);
-		if (dmm_mmu_interval_read_retry(&m->notifier, range.notifier_seq)) {
-			pthread_mutex_unlock(&m->lock);
-			continue;
-		}
-		bad = program_window(m, &range, write);
-		pthread_mutex_unlock(&m->lock);
-		if (!bad)
-			return 0;
-		/* Writing to our own read-only device page: hmm will not fault
-		 * it (§5.3 item 3), so move it to system memory and let the
-		 * caller fault again instead of failing. */
-		r = migrate_range_to_sys(m, bad, bad + PAGE, NULL);
-		return r ? r : MIGRATED_OWN;
-	}
+	if (r)
+		return r;
+	bad = program_window(m, &range, write);
+	pthread_mutex_unlock(&m->lock);
+	if (!bad)
+		return 0;
+	/* Writing to our own read-only device page: hmm will not fault it
+	 * (§5.3 item 3), so move it to system memory and let the caller
+	 * fault again instead of failing. */
+	r = migrate_range_to_sys(m, bad, bad + PAGE, NULL);
+	return r ? r : MIGRATED_OWN;
 }
 
 /*
@@ -113,25 +126,10 @@ int mirror_map_own_range(struct mirror *m, uint64_t start, uint64_t end)
 			.notifier = &m->notifier, .start = a, .end = e, .hmm_pfns = pfns,
 			.dev_private_owner = m->dev,
 		};
-		uint64_t deadline = now_ms() + MIRROR_FAULT_TIMEOUT_MS;
-		int r;
+		int r = hmm_window_locked(m, &range);
 
-		for (;;) {
-			if (now_ms() > deadline)
-				return -EBUSY;
-			range.notifier_seq = dmm_mmu_interval_read_begin(&m->notifier);
-			dmm_mmap_read_lock(m->mm);
-			r = dmm_hmm_range_fault(&range);
-			dmm_mmap_read_unlock(m->mm);
-			if (r == -EBUSY)
-				continue;
-			if (r)
-				return r;
-			pthread_mutex_lock(&m->lock);
-			if (!dmm_mmu_interval_read_retry(&m->notifier, range.notifier_seq))
-				break;
-			pthread_mutex_unlock(&m->lock);
-		}
+		if (r)
+			return r;
 		for (uint64_t p = a; p < e; p += PAGE) {
 			uint64_t w = pfns[(p - a) / PAGE];
 			enum mirror_tag tag;
