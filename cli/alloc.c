@@ -100,6 +100,21 @@ char *arena_strndup(struct arena *a, const char *s, size_t n)
 	return d;
 }
 
+void arena_reset(struct arena *a)
+{
+	struct arena_chunk *keep = a->head;
+
+	if (!keep || keep->size != ARENA_CHUNK) {
+		arena_free(a);
+		return;
+	}
+	a->head = keep->next;
+	arena_free(a);
+	keep->next = NULL;
+	keep->used = 0;
+	a->head = keep;
+}
+
 void arena_free(struct arena *a)
 {
 	struct arena_chunk *c = a->head;

@@ -304,7 +304,7 @@ int script_iter_next(struct script_iter *it, const struct step **out, struct dia
 	if (it->err)
 		return it->err;
 	if (!it->keep)
-		arena_free(&it->arena);
+		arena_reset(&it->arena);
 	for (;;) {
 		struct frame *f = &it->stack[it->depth];
 		const struct node *nd;

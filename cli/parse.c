@@ -383,6 +383,35 @@ static int parse_expect_freed(struct cursor *c, struct step *st)
 	return take_u64(c, "a count", UINT64_MAX, &st->u.expect_freed.count);
 }
 
+/* inject SITE [countdown=N] [probability=PPM] [seed=S] (a devmm extension:
+ * no option disarms the site). The site name is the runner's to check. */
+enum { IO_COUNTDOWN, IO_PROBABILITY, IO_SEED };
+
+static int parse_inject(struct cursor *c, struct step *st)
+{
+	static const struct opt_spec spec[] = {
+		[IO_COUNTDOWN] = { "countdown", OPT_KEY, 0, "countdown=N" },
+		[IO_PROBABILITY] = { "probability", OPT_KEY, 0, "probability=PPM" },
+		[IO_SEED] = { "seed", OPT_KEY, 0, "seed=S" },
+	};
+	struct opts o;
+
+	if (take_name(c, "an injection site (frame, pgtable, meta, migrate_to_ram, cow_alloc)",
+		      &st->u.inject.site))
+		return c->p->err;
+	if (opts_parse(c, spec, ARRAY_SIZE(spec), &o))
+		return c->p->err;
+	if (o.tok[IO_COUNTDOWN] && opt_u64(c, &o, IO_COUNTDOWN, "a countdown", UINT32_MAX, &st->u.inject.countdown))
+		return c->p->err;
+	if (o.tok[IO_PROBABILITY] &&
+	    opt_u64(c, &o, IO_PROBABILITY, "a probability in parts per million", 1000000,
+		    &st->u.inject.probability))
+		return c->p->err;
+	if (o.tok[IO_SEED] && opt_u64(c, &o, IO_SEED, "a seed", UINT64_MAX, &st->u.inject.seed))
+		return c->p->err;
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The tables                                                                */
 
@@ -391,6 +420,7 @@ static int parse_expect_freed(struct cursor *c, struct step *st)
 
 struct command {
 	const char *word;
+	const char *show; /* in messages: "map", "D read" (NULL: the word) */
 	enum step_kind kind;
 	int (*parse)(struct cursor *c, struct step *st);
 	struct expect_rules rules;
@@ -400,47 +430,54 @@ struct command {
 #define NOKEYS { 0, -1, false }
 
 static const struct command commands[] = {
-	{ "system", STEP_SYSTEM, parse_system, NOKEYS, CMD_NO_PROC },
-	{ "device", STEP_DEVICE, parse_device, NOKEYS, CMD_NO_PROC },
-	{ "fork", STEP_FORK, parse_fork, NOKEYS, 0 },
-	{ "exit", STEP_EXIT, parse_none, NOKEYS, 0 },
-	{ "map", STEP_MAP, parse_map, NOKEYS, 0 },
-	{ "munmap", STEP_MUNMAP, parse_range, NOKEYS, 0 },
-	{ "mprotect", STEP_MPROTECT, parse_mprotect, NOKEYS, 0 },
-	{ "madvise", STEP_MADVISE, parse_madvise, NOKEYS, 0 },
-	{ "mremap", STEP_MREMAP, parse_mremap, NOKEYS, 0 },
-	{ "file", STEP_FILE, parse_file, NOKEYS, 0 },
-	{ "pwrite", STEP_PWRITE, parse_pwrite, NOKEYS, 0 },
-	{ "pread", STEP_PREAD, parse_pread, { 0, EXP_PATTERN, false }, 0 },
-	{ "write", STEP_WRITE, parse_range_pattern, NOKEYS, 0 },
-	{ "read", STEP_READ, parse_range, { 0, EXP_PATTERN, false }, 0 },
-	{ "store", STEP_STORE, parse_store, NOKEYS, 0 },
-	{ "load", STEP_LOAD, parse_addr, { 0, EXP_VALUE, false }, 0 },
-	{ "rmw", STEP_RMW, parse_range_pattern, { 0, EXP_PATTERN, true }, 0 },
-	{ "gup", STEP_GUP, parse_gup, { K(PINNED), -1, false }, 0 },
-	{ "unpin", STEP_UNPIN, parse_unpin, NOKEYS, 0 },
-	{ "where", STEP_WHERE, parse_range, { 0, EXP_WHERE, false }, 0 },
-	{ "stat", STEP_STAT, parse_range, { K(REFS) | K(MAPS) | K(PINS), -1, false }, 0 },
-	{ "check", STEP_CHECK, parse_none, NOKEYS, 0 },
-	{ "show", STEP_SHOW, parse_show, NOKEYS, CMD_NO_EXPECT },
-	{ "expect-freed", STEP_EXPECT_FREED, parse_expect_freed, NOKEYS, 0 },
+	{ "system", NULL, STEP_SYSTEM, parse_system, NOKEYS, CMD_NO_PROC },
+	{ "device", NULL, STEP_DEVICE, parse_device, NOKEYS, CMD_NO_PROC },
+	{ "fork", NULL, STEP_FORK, parse_fork, NOKEYS, 0 },
+	{ "exit", NULL, STEP_EXIT, parse_none, NOKEYS, 0 },
+	{ "map", NULL, STEP_MAP, parse_map, NOKEYS, 0 },
+	{ "munmap", NULL, STEP_MUNMAP, parse_range, NOKEYS, 0 },
+	{ "mprotect", NULL, STEP_MPROTECT, parse_mprotect, NOKEYS, 0 },
+	{ "madvise", NULL, STEP_MADVISE, parse_madvise, NOKEYS, 0 },
+	{ "mremap", NULL, STEP_MREMAP, parse_mremap, NOKEYS, 0 },
+	{ "file", NULL, STEP_FILE, parse_file, NOKEYS, 0 },
+	{ "pwrite", NULL, STEP_PWRITE, parse_pwrite, NOKEYS, 0 },
+	{ "pread", NULL, STEP_PREAD, parse_pread, { 0, EXP_PATTERN, false }, 0 },
+	{ "write", NULL, STEP_WRITE, parse_range_pattern, NOKEYS, 0 },
+	{ "read", NULL, STEP_READ, parse_range, { 0, EXP_PATTERN, false }, 0 },
+	{ "store", NULL, STEP_STORE, parse_store, NOKEYS, 0 },
+	{ "load", NULL, STEP_LOAD, parse_addr, { 0, EXP_VALUE, false }, 0 },
+	{ "rmw", NULL, STEP_RMW, parse_range_pattern, { 0, EXP_PATTERN, true }, 0 },
+	{ "gup", NULL, STEP_GUP, parse_gup, { K(PINNED), -1, false }, 0 },
+	{ "unpin", NULL, STEP_UNPIN, parse_unpin, NOKEYS, 0 },
+	{ "where", NULL, STEP_WHERE, parse_range, { 0, EXP_WHERE, false }, 0 },
+	{ "stat", NULL, STEP_STAT, parse_range, { K(REFS) | K(MAPS) | K(PINS), -1, false }, 0 },
+	{ "check", NULL, STEP_CHECK, parse_none, NOKEYS, 0 },
+	{ "show", NULL, STEP_SHOW, parse_show, NOKEYS, CMD_NO_EXPECT },
+	{ "expect-freed", NULL, STEP_EXPECT_FREED, parse_expect_freed, NOKEYS, 0 },
+	{ "inject", NULL, STEP_INJECT, parse_inject, NOKEYS, CMD_NO_PROC },
 };
 
 static const struct command device_verbs[] = {
-	{ "read", STEP_DEV_READ, parse_range, { K(CPAGES) | K(FAULTS) | K(DATA), -1, false }, 0 },
-	{ "write", STEP_DEV_WRITE, parse_range_pattern, { K(CPAGES) | K(FAULTS), -1, false }, 0 },
-	{ "migrate-to-dev", STEP_DEV_MIGRATE_TO_DEV, parse_range,
-	  { K(CPAGES) | K(DATA), -1, false }, 0 },
-	{ "migrate-to-sys", STEP_DEV_MIGRATE_TO_SYS, parse_range, { K(CPAGES), -1, false }, 0 },
-	{ "snapshot", STEP_DEV_SNAPSHOT, parse_range, { K(SNAP), -1, false }, 0 },
-	{ "exclusive", STEP_DEV_EXCLUSIVE, parse_range, { K(CPAGES) | K(DATA), -1, false }, 0 },
-	{ "check-exclusive", STEP_DEV_CHECK_EXCLUSIVE, parse_range, NOKEYS, 0 },
-	{ "atomic-add", STEP_DEV_ATOMIC_ADD, parse_atomic_add,
+	{ "read", "D read", STEP_DEV_READ, parse_range,
+	  { K(CPAGES) | K(FAULTS) | K(DATA), -1, false }, 0 },
+	{ "write", "D write", STEP_DEV_WRITE, parse_range_pattern,
 	  { K(CPAGES) | K(FAULTS), -1, false }, 0 },
-	{ "release", STEP_DEV_RELEASE, parse_none, NOKEYS, 0 },
-	{ "fail-next-alloc", STEP_DEV_FAIL_NEXT_ALLOC, parse_none, NOKEYS, 0 },
-	{ "close", STEP_DEV_CLOSE, parse_none, NOKEYS, 0 },
-	{ "pool", STEP_DEV_POOL, parse_none, { K(USED) | K(FREE), -1, false }, 0 },
+	{ "migrate-to-dev", "D migrate-to-dev", STEP_DEV_MIGRATE_TO_DEV, parse_range,
+	  { K(CPAGES) | K(DATA), -1, false }, 0 },
+	{ "migrate-to-sys", "D migrate-to-sys", STEP_DEV_MIGRATE_TO_SYS, parse_range,
+	  { K(CPAGES), -1, false }, 0 },
+	{ "snapshot", "D snapshot", STEP_DEV_SNAPSHOT, parse_range, { K(SNAP), -1, false }, 0 },
+	{ "exclusive", "D exclusive", STEP_DEV_EXCLUSIVE, parse_range,
+	  { K(CPAGES) | K(DATA), -1, false }, 0 },
+	{ "check-exclusive", "D check-exclusive", STEP_DEV_CHECK_EXCLUSIVE, parse_range, NOKEYS,
+	  0 },
+	{ "atomic-add", "D atomic-add", STEP_DEV_ATOMIC_ADD, parse_atomic_add,
+	  { K(CPAGES) | K(FAULTS), -1, false }, 0 },
+	{ "release", "D release", STEP_DEV_RELEASE, parse_none, NOKEYS, 0 },
+	{ "fail-next-alloc", "D fail-next-alloc", STEP_DEV_FAIL_NEXT_ALLOC, parse_none, NOKEYS,
+	  0 },
+	{ "close", "D close", STEP_DEV_CLOSE, parse_none, NOKEYS, 0 },
+	{ "pool", "D pool", STEP_DEV_POOL, parse_none, { K(USED) | K(FREE), -1, false }, 0 },
 };
 
 #define DEVICE_VERBS                                                                 \
@@ -449,6 +486,7 @@ static const struct command device_verbs[] = {
 
 /* Words that shape the file rather than name a command. */
 static const char *const structure_words[] = { "if", "repeat", "end", "variant" };
+
 static const struct command *find(const struct command *tab, size_t n, const struct token *t)
 {
 	for (size_t i = 0; i < n; i++)
@@ -537,7 +575,7 @@ static int parse_command(struct parse_ctx *p, const struct token *t, size_t n,
 	size_t arrow = find_arrow(t, 1, n);
 	struct cursor c = { p, t, arrow, 1, arrow < n ? &t[arrow] : stop, eol_col };
 	const struct command *cmd = lookup(p, t, arrow, &c, st);
-	char name[64];
+	const char *name;
 
 	if (!cmd)
 		return p->err;
@@ -545,7 +583,7 @@ static int parse_command(struct parse_ctx *p, const struct token *t, size_t n,
 		return perr(p, proc->col, "'%s' does not take a process prefix", cmd->word);
 	st->kind = cmd->kind;
 	c.pos = is_device_step(cmd->kind) ? 2 : 1;
-	snprintf(name, sizeof(name), "%s%s", is_device_step(cmd->kind) ? "D " : "", cmd->word);
+	name = cmd->show ? cmd->show : cmd->word;
 	if (cmd->parse(&c, st))
 		return p->err;
 	if (c.pos < c.n)

@@ -712,6 +712,22 @@ static int do_range_step(struct runner *r, const struct step *st, struct outcome
 	}
 }
 
+/* inject SITE ...: arm (or disarm) fault injection in the system. */
+static int do_inject(struct runner *r, const struct step *st, struct outcome *o)
+{
+	struct dmm_inject_config cfg = {
+		.countdown = st->u.inject.countdown,
+		.probability = (unsigned int)st->u.inject.probability,
+		.seed = st->u.inject.seed,
+	};
+	int site = dmm_inject_site_by_name(st->u.inject.site);
+
+	if (site < 0)
+		return fail(o, "no injection site '%s'", st->u.inject.site);
+	o->err = dmm_inject_set(r->sys, (enum dmm_inject_site)site, &cfg);
+	return 0;
+}
+
 static int do_check(struct runner *r, struct outcome *o)
 {
 	char report[2048];
@@ -758,6 +774,8 @@ int run_step(struct runner *r, const struct step *st, struct outcome *o)
 		return do_unpin(r, st, o);
 	case STEP_CHECK:
 		return do_check(r, o);
+	case STEP_INJECT:
+		return do_inject(r, st, o);
 	case STEP_SHOW:
 		runner_show(r, r->out, st->u.show.proc);
 		return 0;

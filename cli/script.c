@@ -19,7 +19,7 @@
 
 #include "script_int.h"
 
-#define VALIDATE_BUDGET (64ul << 20) /* bytes of extra validation parses */
+#define VALIDATE_BUDGET (16ul << 20) /* bytes of extra validation parses */
 
 struct block {
 	struct vec nodes; /* struct node */
@@ -36,12 +36,24 @@ struct builder {
 	bool seen_step; /* a step or a repeat came: system is too late */
 };
 
+/* FNV-1a: substitution looks variants up once per reference. */
+uint32_t name_hash(const char *name, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 16777619u;
+	return h;
+}
+
 long script_find_variant(const struct script *s, const char *name, size_t len)
 {
+	uint32_t h = name_hash(name, len);
+
 	for (size_t i = 0; i < s->variants.n; i++) {
 		const struct variant *v = script_variant(s, i);
 
-		if (v->name_len == len && !memcmp(v->name, name, len))
+		if (v->hash == h && v->name_len == len && !memcmp(v->name, name, len))
 			return (long)i;
 	}
 	return -1;
@@ -123,6 +135,7 @@ static int line_variant(struct builder *b, const struct rawline *l)
 			    t[1].s);
 	v.name = t[1].s;
 	v.name_len = t[1].len;
+	v.hash = name_hash(v.name, v.name_len);
 	if (b->s->ncombos > SCRIPT_MAX_COMBOS / (l->ntok - 2))
 		return perr(b->p, t[0].col, "too many variant combinations (more than %u)",
 			    SCRIPT_MAX_COMBOS);

@@ -25,11 +25,12 @@
  *
  * script_parse() builds a tree of raw lines and repeat blocks and checks the
  * syntax of every line for every combination of the variant values the line
- * uses (loop variables stand at 0 there). The iterator substitutes $VAR for
+ * uses (loop variables stand at 0 there; for hostile files a budget cuts
+ * this short, see cli/README.md). The iterator substitutes $VAR for
  * one combination and the current loop values, and unrolls repeat blocks
  * lazily, so a long repeat costs no memory. The only errors left for the
  * iterator are those a particular loop value shows (`map A$c 4` cannot fail,
- * `map A 1$c` with a huge loop value could) and the step limit; a runner that
+ * `write A[$c..3] 1` does once c > 3) and the step limit; a runner that
  * wants every error before anything runs calls script_check() first.
  *
  * Every function returns 0 (or a count where documented) or a negative errno:
@@ -242,6 +243,7 @@ enum step_kind {
 	STEP_CHECK,
 	STEP_SHOW,
 	STEP_EXPECT_FREED,
+	STEP_INJECT, /* devmm extension: arm or disarm a fault-injection site */
 	STEP_TOGETHER,
 };
 
@@ -313,6 +315,10 @@ struct step {
 		struct { const char *proc; } show; /* NULL when not given */
 		struct { uint64_t count; } expect_freed;
 		struct {
+			const char *site;
+			uint64_t countdown, probability, seed; /* all 0: disarm */
+		} inject;
+		struct {
 			const struct step *parts;
 			size_t nparts; /* >= 2 */
 		} together;
@@ -375,8 +381,10 @@ struct script_iter;
 /*
  * script_iter_start - begin the steps of combination @combo. Counts the
  * steps and repeat iterations first: more than SCRIPT_MAX_STEPS is -EINVAL
- * at the offending repeat line. Errors: -EINVAL (also a bad repeat count
- * from a loop variable, @combo out of range), -ENOMEM.
+ * at the top-level repeat responsible; so is a second system step.
+ * Errors: -EINVAL (also a bad repeat count from a loop variable, @combo out
+ * of range), -ENOMEM. A parsed script is read-only: iterators over it may
+ * run in different threads at once.
  */
 int script_iter_start(const struct script *s, size_t combo, struct script_iter **out,
 		      struct diag *diag);
@@ -384,8 +392,9 @@ int script_iter_start(const struct script *s, size_t combo, struct script_iter *
 /*
  * script_iter_next - the next step, in *@out, owned by the iterator and
  * valid until the next call or script_iter_free(). Returns 1 with a step,
- * 0 at the end, -EINVAL when the step's line does not parse with the
- * current loop values, -ENOMEM.
+ * 0 at the end (and again after), -EINVAL when the step's line does not
+ * parse with the current loop values, -ENOMEM; after an error every call
+ * returns it again.
  */
 int script_iter_next(struct script_iter *it, const struct step **out, struct diag *diag);
 
@@ -407,7 +416,8 @@ void step_list_free(struct step_list *list);
 /*
  * script_check - expand every combination without keeping the steps: after
  * a 0 here, no iterator over @s can fail except for memory. Cost: every
- * step of every combination is produced once.
+ * step of every combination is produced once (combinations x steps
+ * parses of the lines with variables; a line without is parsed once).
  */
 int script_check(const struct script *s, struct diag *diag);
 

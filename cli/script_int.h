@@ -46,6 +46,8 @@ struct arena {
 void *arena_alloc(struct arena *a, size_t n); /* zeroed; NULL on OOM */
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 void arena_free(struct arena *a); /* and ready for reuse */
+/* Forget everything but keep one chunk: the iterator's per-step arena. */
+void arena_reset(struct arena *a);
 
 /* A growable array of elem-sized items (malloc'd, freed by vec_free). */
 struct vec {
@@ -279,6 +281,7 @@ bool is_device_verb(const char *s, size_t len);
 struct variant {
 	const char *name;
 	size_t name_len;
+	uint32_t hash; /* name_hash(name): lookups compare it first */
 	const char **values;
 	size_t nvalues;
 	unsigned int line;
@@ -328,6 +331,7 @@ static inline const struct variant *script_variant(const struct script *s, size_
 }
 
 bool script_knows_device(const struct script *s, const char *name, size_t len);
+uint32_t name_hash(const char *name, size_t len);
 /* The index of variant name[0..len) declared so far, or -1. */
 long script_find_variant(const struct script *s, const char *name, size_t len);
 bool cond_holds(const struct env *e, const struct cond *c);

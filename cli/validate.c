@@ -229,6 +229,7 @@ int repeat_count(struct parse_ctx *p, const struct env *e, const struct node *no
 	struct token *sub;
 
 	p->line = node->line;
+	p->subst_len = t->len;
 	if (node->var) {
 		if (subst_tokens(p, e, t, 1, &sub))
 			return p->err;

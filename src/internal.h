@@ -309,6 +309,8 @@ void page_remove_rmap(struct dmm_page *p);
 pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive);
 void try_to_migrate(struct dmm_system *sys, struct dmm_page *p);
 void remove_migration_ptes(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst);
+bool remove_migration_pte_locked(struct dmm_system *sys, _Atomic pte_t *slot, struct dmm_page *src,
+				 struct dmm_page *dst);
 /* migrate_device.c: move a device-coherent page to system RAM for a
  * long-term pin; consumes the caller's reference. 0 or -EBUSY. */
 int migrate_device_coherent_page(struct dmm_system *sys, struct dmm_page *p);

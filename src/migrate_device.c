@@ -19,6 +19,10 @@
 #define MPFN_VALID DMM_MIGRATE_PFN_VALID
 #define MPFN_MIGRATE DMM_MIGRATE_PFN_MIGRATE
 #define MPFN_WRITE DMM_MIGRATE_PFN_WRITE
+/* devmm's own bit (the old LOCKED bit) between setup and finalize: the
+ * page's one and only migration entry is at its own address in the range,
+ * so finalize can restore it there without an rmap walk. */
+#define MPFN_LOCAL 0x04UL
 
 static struct dmm_page *mpfn_page(struct dmm_system *sys, uint64_t m)
 {
@@ -93,7 +97,8 @@ static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot)
 	page_remove_rmap(p);
 	put_page(c->sys, p); /* the mapping's reference; the collect one remains */
 	dmm_stat_inc(c->sys, migrate_collected);
-	return dmm_migrate_pfn(page_to_pfn(c->sys, p)) | MPFN_MIGRATE | (writable ? MPFN_WRITE : 0);
+	return dmm_migrate_pfn(page_to_pfn(c->sys, p)) | MPFN_MIGRATE | (writable ? MPFN_WRITE : 0) |
+	       (page_mapcount(p) == 0 ? MPFN_LOCAL : 0);
 }
 
 static void migrate_vma_collect(struct collect *c)
@@ -143,10 +148,36 @@ static void putback_page(struct dmm_page *p)
 		page_set(p, PG_lru);
 }
 
+/*
+ * Turn the migration entries of s into mappings of d (d == s: restore).
+ * An entry marked local is replaced where it is, without an rmap walk; the
+ * walk is the fallback (the entry may have been zapped meanwhile).
+ */
+static void restore_entries(struct dmm_system *sys, struct dmm_migrate_vma *a, unsigned long i,
+			    struct dmm_page *s, struct dmm_page *d)
+{
+	if (a && (a->src[i] & MPFN_LOCAL)) {
+		uint64_t addr = a->start + (i << PAGE_SHIFT);
+		struct dmm_pte_table *t = pte_table_lookup(a->mm, addr, false);
+		bool done = false;
+
+		if (t) {
+			ptl_lock(t);
+			done = remove_migration_pte_locked(sys, pte_slot(t, addr), s, d);
+			ptl_unlock(t);
+		}
+		a->src[i] &= ~MPFN_LOCAL;
+		if (done)
+			return;
+	}
+	remove_migration_ptes(sys, s, d);
+}
+
 /* Unmap every collected page from everywhere; restore those that can't
- * move. Returns the number of entries still MIGRATE. */
-static unsigned long migrate_device_unmap(struct dmm_system *sys, uint64_t *src, unsigned long n,
-					  struct dmm_page *fault_page)
+ * move. Returns the number of entries still MIGRATE. @a is the migrate_vma
+ * (NULL for the device-range forms). */
+static unsigned long migrate_device_unmap(struct dmm_system *sys, struct dmm_migrate_vma *a, uint64_t *src,
+					  unsigned long n, struct dmm_page *fault_page)
 {
 	unsigned long cpages = 0, restore = 0;
 
@@ -177,7 +208,7 @@ static unsigned long migrate_device_unmap(struct dmm_system *sys, uint64_t *src,
 		}
 		if (!p)
 			continue;
-		remove_migration_ptes(sys, p, p);
+		restore_entries(sys, a, i, p, p);
 		putback_page(p);
 		src[i] = 0;
 		if (p != fault_page)
@@ -234,7 +265,7 @@ int dmm_migrate_vma_setup(struct dmm_migrate_vma *args)
 	args->cpages = 0;
 	migrate_vma_collect(&c);
 	if (args->cpages)
-		args->cpages = migrate_device_unmap(c.sys, args->src, args->npages, c.fault_page);
+		args->cpages = migrate_device_unmap(c.sys, args, args->src, args->npages, c.fault_page);
 	return 0;
 }
 
@@ -342,8 +373,8 @@ void dmm_migrate_vma_pages(struct dmm_migrate_vma *a)
 	migrate_pages_common(a->mm->sys, a, a->src, a->dst, a->npages, fp);
 }
 
-static void migrate_finalize_common(struct dmm_system *sys, uint64_t *src, uint64_t *dst, unsigned long n,
-				    struct dmm_page *fault_page)
+static void migrate_finalize_common(struct dmm_system *sys, struct dmm_migrate_vma *a, uint64_t *src,
+				    uint64_t *dst, unsigned long n, struct dmm_page *fault_page)
 {
 	for (unsigned long i = 0; i < n; i++) {
 		struct dmm_page *d = mpfn_page(sys, dst[i]), *s = mpfn_page(sys, src[i]);
@@ -367,7 +398,7 @@ static void migrate_finalize_common(struct dmm_system *sys, uint64_t *src, uint6
 			dmm_stat_inc(sys, migrate_moved);
 		}
 		putback_page(d);
-		remove_migration_ptes(sys, s, d);
+		restore_entries(sys, a, i, s, d);
 		if (s != fault_page)
 			unlock_page(sys, s);
 		put_page(sys, s);
@@ -385,7 +416,7 @@ void dmm_migrate_vma_finalize(struct dmm_migrate_vma *a)
 	if (!a || !a->mm)
 		return;
 	fp = a->fault_page ? pfn_to_page(a->mm->sys, a->fault_page) : NULL;
-	migrate_finalize_common(a->mm->sys, a->src, a->dst, a->npages, fp);
+	migrate_finalize_common(a->mm->sys, a, a->src, a->dst, a->npages, fp);
 }
 
 /* Collect one device pfn for eviction: src word or 0. */
@@ -408,7 +439,7 @@ int dmm_migrate_device_range(struct dmm_system *sys, uint64_t *src, uint64_t sta
 		return -EINVAL;
 	for (unsigned long i = 0; i < n; i++)
 		src[i] = collect_pfn(sys, start_pfn + i);
-	migrate_device_unmap(sys, src, n, NULL);
+	migrate_device_unmap(sys, NULL, src, n, NULL);
 	return 0;
 }
 
@@ -418,7 +449,7 @@ int dmm_migrate_device_pfns(struct dmm_system *sys, uint64_t *src, unsigned long
 		return -EINVAL;
 	for (unsigned long i = 0; i < n; i++)
 		src[i] = collect_pfn(sys, src[i]);
-	migrate_device_unmap(sys, src, n, NULL);
+	migrate_device_unmap(sys, NULL, src, n, NULL);
 	return 0;
 }
 
@@ -431,7 +462,7 @@ void dmm_migrate_device_pages(struct dmm_system *sys, uint64_t *src, uint64_t *d
 void dmm_migrate_device_finalize(struct dmm_system *sys, uint64_t *src, uint64_t *dst, unsigned long n)
 {
 	if (sys && src && dst)
-		migrate_finalize_common(sys, src, dst, n, NULL);
+		migrate_finalize_common(sys, NULL, src, dst, n, NULL);
 }
 
 int migrate_device_coherent_page(struct dmm_system *sys, struct dmm_page *p)
@@ -441,7 +472,7 @@ int migrate_device_coherent_page(struct dmm_system *sys, struct dmm_page *p)
 
 	lock_page(sys, p);
 	src = dmm_migrate_pfn(page_to_pfn(sys, p)) | MPFN_MIGRATE;
-	if (!migrate_device_unmap(sys, &src, 1, NULL))
+	if (!migrate_device_unmap(sys, NULL, &src, 1, NULL))
 		return -EBUSY; /* restored: unlocked, the caller's reference dropped */
 	d = frame_alloc(sys, 0);
 	if (d) {
@@ -451,6 +482,6 @@ int migrate_device_coherent_page(struct dmm_system *sys, struct dmm_page *p)
 	migrate_pages_common(sys, NULL, &src, &dst, 1, NULL);
 	if (src & MPFN_MIGRATE)
 		copy_page_contents(sys, d, p);
-	migrate_finalize_common(sys, &src, &dst, 1, NULL);
+	migrate_finalize_common(sys, NULL, &src, &dst, 1, NULL);
 	return (src & MPFN_MIGRATE) ? 0 : -EBUSY;
 }

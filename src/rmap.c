@@ -170,36 +170,41 @@ struct remove_migration_args {
 	struct dmm_page *src, *dst;
 };
 
-static void remove_migration_pte(struct dmm_system *sys, struct dmm_vma *vma, uint64_t addr, void *arg)
+/* Replace a migration entry for src at slot by a mapping of dst (PTL
+ * held). false: the entry is not src's migration entry. */
+bool remove_migration_pte_locked(struct dmm_system *sys, _Atomic pte_t *slot, struct dmm_page *src,
+				 struct dmm_page *dst)
 {
-	struct remove_migration_args *ra = arg;
-	uint64_t spfn = page_to_pfn(sys, ra->src), dpfn = page_to_pfn(sys, ra->dst);
-	struct dmm_pte_table *t = pte_table_lookup(vma->mm, addr, false);
-	_Atomic pte_t *slot;
+	uint64_t dpfn = page_to_pfn(sys, dst);
+	pte_t e = pte_get(slot), ne;
 	bool w, excl;
-	pte_t e, ne;
 
-	if (!t)
-		return;
-	slot = pte_slot(t, addr);
-	ptl_lock(t);
-	e = pte_get(slot);
-	if (!is_migration_entry(e) || entry_pfn(e) != spfn) {
-		ptl_unlock(t);
-		return;
-	}
+	if (!is_migration_entry(e) || entry_pfn(e) != page_to_pfn(sys, src))
+		return false;
 	w = is_writable_migration_entry(e);
 	excl = w || is_readable_exclusive_migration_entry(e);
-	if (page_is_device_private(ra->dst))
+	if (page_is_device_private(dst))
 		ne = make_device_private_entry(dpfn, w, leaf_flag_bits(e) & (_LEAF_SOFT_DIRTY | _LEAF_UFFD_WP));
 	else
 		ne = pfn_pte(dpfn, leaf_to_present_bits(e) | (w ? _PTE_WRITE : 0));
-	get_page(ra->dst);
-	if (page_is_anon(ra->dst))
-		page_add_anon_rmap(ra->dst, excl);
+	get_page(dst);
+	if (page_is_anon(dst))
+		page_add_anon_rmap(dst, excl);
 	else
-		page_add_file_rmap(ra->dst);
+		page_add_file_rmap(dst);
 	pte_set(slot, ne);
+	return true;
+}
+
+static void remove_migration_pte(struct dmm_system *sys, struct dmm_vma *vma, uint64_t addr, void *arg)
+{
+	struct remove_migration_args *ra = arg;
+	struct dmm_pte_table *t = pte_table_lookup(vma->mm, addr, false);
+
+	if (!t)
+		return;
+	ptl_lock(t);
+	remove_migration_pte_locked(sys, pte_slot(t, addr), ra->src, ra->dst);
 	ptl_unlock(t);
 }
 

@@ -6,8 +6,8 @@
  * crashing or exhausting the parser, every allocation-failure path, and the
  * sample scripts of tests/cli/dmm/ (the spec's §5 example among them).
  *
- * Build (see meson.build.snippet): every .c file of cli/ and this one, with
- * -Icli -lcmocka -DTEST_DMM_DIR='"tests/cli/dmm"'
+ * Build: see meson.build.snippet (the front end's eleven .c files of cli/
+ * and this one, -Icli -lcmocka -DTEST_DMM_DIR='"tests/cli/dmm"').
  * The random test prints its seed and takes another as TEST_PARSE_SEED.
  */
 #include <errno.h>
