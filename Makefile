@@ -2,9 +2,12 @@
 #
 #   make          install missing build dependencies (Debian), configure build/
 #                 and build everything
-#   make check    the default build and its tests, the quick benchmark, a clang
-#                 build, the tests under ASan+UBSan, the concurrency tests
-#                 under TSan; fails on the first failure
+#   make check    the default build's tests (cmocka, the scenario suite with
+#                 --check-each, a bounded devmm stress, abi, parser), devmm bench
+#                 --quick, a clang build with its tests, the tests under
+#                 ASan+UBSan, the concurrency suite (stress included) under TSan,
+#                 and make fuzz (libFuzzer on the parser, FUZZ_SECONDS=30);
+#                 fails on the first failure
 #   make demo     build and run the guided walkthrough (build/devmm demo)
 #   make bench    build and run the benchmarks: build/bench.json and the plot
 #                 build/bench.png (see docs/performance.md)

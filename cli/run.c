@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Executing one step: names are resolved in the runner's tables (under
- * r->lock, since `together` runs steps concurrently), the operation runs
- * without the lock, and what it observed goes into a struct outcome for
- * expect.c to judge. A step never crashes the program: unknown names,
+ * Executing one step: names are resolved in the runner's tables and the
+ * operation runs with r->lock held by runner.c (for writing by steps that
+ * change the tables, for reading by all others, so that the parts of
+ * `together` run concurrently), and what it observed goes into a struct
+ * outcome for expect.c to judge. A step never crashes the program: unknown names,
  * out-of-range pages and impossible sizes become failures with a reason.
  */
 #include "runner.h"

@@ -26,6 +26,7 @@ static bool step_mutates(const struct step *st)
 	case STEP_UNPIN:
 	case STEP_DEV_CLOSE:
 	case STEP_SHOW:
+	case STEP_CHECK: /* dmm_check needs a quiescent system */
 		return true;
 	case STEP_GUP:
 		return st->u.gup.as != NULL;

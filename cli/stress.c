@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <devmm/devmm.h>
 
@@ -97,6 +98,9 @@ struct stress {
 	double deadline;
 	_Atomic unsigned long ops, counts[NR_OPS];
 	_Atomic uint64_t words, lost;
+	_Atomic unsigned long failed, enomem;
+	bool injecting; /* DEVMM_INJECT is armed: ENOMEM is an expected outcome */
+	uint64_t injected;
 	_Atomic bool stop;
 };
 
@@ -120,6 +124,13 @@ static uint64_t rnd(struct worker *w)
 static unsigned int pick(struct worker *w, unsigned int n)
 {
 	return (unsigned int)(rnd(w) % n);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
 }
 
 static double now_s(void)
@@ -633,11 +644,14 @@ static void *worker_main(void *arg)
 			pthread_rwlock_unlock(&st->world);
 		}
 		atomic_fetch_add(&st->counts[op], 1);
-		if (r && r != -EFAULT) {
+		if (r == -ENOMEM && st->injecting) {
+			/* An injected failure: every operation fails cleanly (one
+			 * page at most changes), the model is untouched. */
+			atomic_fetch_add(&st->enomem, 1);
+		} else if (r) {
 			fprintf(stderr, "stress: %s failed: %s\n", op_names[op], strerror(-r));
-			atomic_fetch_add(&st->lost, 0); /* not data loss, but a failed check: */
+			atomic_fetch_add(&st->failed, 1);
 			atomic_store(&st->stop, true);
-			atomic_fetch_add(&st->lost, 1);
 		}
 	}
 	for (unsigned int i = 0; i < MAX_PINS; i++)
@@ -668,6 +682,15 @@ static void verify_all(struct stress *st)
 	free(buf);
 }
 
+/* Disarm every injection site (setup and the final check must not fail). */
+static void inject_off(struct dmm_system *sys)
+{
+	const struct dmm_inject_config off = { 0 };
+
+	for (int i = 0; i < DMM_NR_INJECT_SITES; i++)
+		dmm_inject_set(sys, (enum dmm_inject_site)i, &off);
+}
+
 static int setup(struct stress *st)
 {
 	struct dmm_system_config cfg = { .nr_frames = 65536 };
@@ -676,7 +699,10 @@ static int setup(struct stress *st)
 	struct dmm_mm *mm;
 	struct sproc *p;
 
-	if (dmm_system_create(&cfg, &st->sys) || mirror_device_create(st->sys, "npu", &pc, &st->devs[0]) ||
+	if (dmm_system_create(&cfg, &st->sys))
+		return -1;
+	inject_off(st->sys); /* DEVMM_INJECT is armed again once the model is set up */
+	if (mirror_device_create(st->sys, "npu", &pc, &st->devs[0]) ||
 	    mirror_device_create(st->sys, "gpu", &cc, &st->devs[1]) || dmm_mm_create(st->sys, &mm))
 		return -1;
 	p = proc_new(mm, 0x10000000ULL);
@@ -687,6 +713,8 @@ static int setup(struct stress *st)
 		if (slot_map(st, p, &p->slots[i], i == NREG - 1))
 			return -1;
 	pthread_rwlock_init(&st->world, NULL);
+	if (st->injecting)
+		dmm_inject_parse(st->sys, getenv("DEVMM_INJECT"));
 	return 0;
 }
 
@@ -708,6 +736,7 @@ int devmm_stress(int argc, char **argv)
 	double seconds = 10;
 	struct worker w[MAX_THREADS];
 	pthread_t th[MAX_THREADS];
+	bool joined[MAX_THREADS] = { false };
 	char report[4096];
 	bool checked;
 
@@ -733,6 +762,7 @@ int devmm_stress(int argc, char **argv)
 		goto usage;
 	printf("stress: seed=%" PRIu64 " threads=%u seconds=%g ops=%lu\n", st.seed, threads, seconds, st.max_ops);
 	fflush(stdout);
+	st.injecting = getenv("DEVMM_INJECT") != NULL;
 	if (setup(&st)) {
 		fprintf(stderr, "stress: setup failed\n");
 		return 1;
@@ -742,19 +772,48 @@ int devmm_stress(int argc, char **argv)
 		w[i] = (struct worker){ .st = &st, .id = i, .rng = st.seed * 0x9e3779b97f4a7c15ULL + i * 7919 + 1 };
 		pthread_create(&th[i], NULL, worker_main, &w[i]);
 	}
-	for (unsigned int i = 0; i < threads; i++)
-		pthread_join(th[i], NULL);
+	/* A watchdog: workers that have not stopped a minute after the end
+	 * are stuck (a lost wake-up, a livelock): say so and fail, rather
+	 * than hang a test run. */
+	for (bool all_done = false; !all_done && now_s() < st.deadline + 60;) {
+		all_done = true;
+		for (unsigned int i = 0; i < threads; i++) {
+			if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == 0)
+				joined[i] = true;
+			all_done &= joined[i];
+		}
+		if (!all_done)
+			sleep_ms(100);
+	}
+	for (unsigned int i = 0; i < threads; i++) {
+		if (!joined[i]) {
+			fprintf(stderr, "stress: seed=%" PRIu64 ": worker %u HUNG after %lu operations\n", st.seed, i,
+				atomic_load(&st.ops));
+			fflush(stdout);
+			_exit(1);
+		}
+	}
+	if (st.injecting) {
+		for (int i = 0; i < DMM_NR_INJECT_SITES; i++)
+			st.injected += dmm_inject_count(st.sys, (enum dmm_inject_site)i);
+		inject_off(st.sys);
+	}
 	verify_all(&st);
 	checked = dmm_check(st.sys, report, sizeof(report)) == 0;
 	if (!checked)
 		fprintf(stderr, "stress: dmm_check failed:\n%s", report);
 	for (int i = 0; i < NR_OPS; i++)
 		printf("  %-12s %lu\n", op_names[i], atomic_load(&st.counts[i]));
+	if (st.injecting)
+		printf("  injected     %" PRIu64 " failures (%lu operations ended in ENOMEM)\n", st.injected,
+		       atomic_load(&st.enomem));
+	if (atomic_load(&st.failed))
+		printf("  FAILED       %lu operations failed unexpectedly\n", atomic_load(&st.failed));
 	printf("stress: seed=%" PRIu64 " ops=%lu words=%" PRIu64 " lost=%" PRIu64 "\n", st.seed,
 	       atomic_load(&st.ops) < st.max_ops || !st.max_ops ? atomic_load(&st.ops) : st.max_ops,
 	       atomic_load(&st.words), atomic_load(&st.lost));
 	teardown(&st);
-	return (atomic_load(&st.lost) == 0 && checked) ? 0 : 1;
+	return (atomic_load(&st.lost) == 0 && !atomic_load(&st.failed) && checked) ? 0 : 1;
 usage:
 	fprintf(stderr, "usage: devmm stress [--seconds N] [--ops N] [--seed S] [--threads N]\n");
 	return 2;

@@ -192,8 +192,13 @@ static unsigned long migrate_device_unmap(struct dmm_system *sys, struct dmm_mig
 			restore++;
 			continue;
 		}
-		if (page_mapcount(p) > 0)
+		if (page_mapcount(p) > 0) {
+			/* Mapped elsewhere (a page-cache page another process
+			 * faulted in after the collect, say): its entries are not
+			 * only the local one any more. */
+			src[i] &= ~MPFN_LOCAL;
 			try_to_migrate(sys, p);
+		}
 		if (page_mapcount(p) > 0 || !migrate_check_page(p, fault_page)) {
 			src[i] &= ~MPFN_MIGRATE;
 			restore++;

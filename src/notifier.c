@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Every invalidation does the accounting, subscribers or not: a
+ * subscription inserted while an rmap walk of another process is changing
+ * this mm's entries must not miss that walk's end (the kernel takes every
+ * rmap lock on registration for the same reason).
+ *
  * MMU interval notifiers (semantics.md §3.14): subscriptions to
  * invalidations of address ranges, the even/odd sequence protocol that
  * lets a driver mirror a range without ever keeping a translation the CPU
@@ -11,9 +16,6 @@
  * driver's lock and nothing of devmm's.
  */
 #include "internal.h"
-
-/* devmm's own bit in range->flags: the start found no subscriber. */
-#define RANGE_SKIPPED 0x80000000u
 
 #define sub_node(sub) ((struct dmm_list *)&(sub)->_link[0])
 #define sub_deferred_node(sub) ((struct dmm_list *)&(sub)->_link[2])
@@ -27,11 +29,6 @@ void notifier_state_init(struct dmm_notifier_state *st)
 	atomic_store(&st->seq, 2);
 	list_init(&st->subs);
 	list_init(&st->deferred);
-	/* Every invalidation does the accounting, subscribers or not: a
-	 * subscription inserted while an rmap walk of another process is
-	 * changing this mm's entries must not miss its end (the kernel takes
-	 * every rmap lock on registration for the same reason). */
-	atomic_store(&st->has_subs, true);
 }
 
 void notifier_state_destroy(struct dmm_notifier_state *st)
@@ -88,13 +85,6 @@ int mmu_notifier_invalidate_range_start(struct dmm_mmu_notifier_range *r)
 	bool any = false;
 	struct dmm_list *pos;
 
-	/* Nobody ever subscribed: skip, and tell the matching end to skip
-	 * too (has_subs may turn true in between). */
-	if (!atomic_load_explicit(&st->has_subs, memory_order_acquire)) {
-		r->flags |= RANGE_SKIPPED;
-		return 0;
-	}
-	r->flags &= ~RANGE_SKIPPED;
 	pthread_mutex_lock(&st->lock);
 	st->active++;
 	list_for_each(pos, &st->subs) {
@@ -128,8 +118,7 @@ int mmu_notifier_invalidate_range_start(struct dmm_mmu_notifier_range *r)
 
 void mmu_notifier_invalidate_range_end(const struct dmm_mmu_notifier_range *r)
 {
-	if (!(r->flags & RANGE_SKIPPED))
-		inv_end(&r->mm->notif);
+	inv_end(&r->mm->notif);
 }
 
 void mmu_notifier_range_init(struct dmm_mmu_notifier_range *r, enum dmm_mmu_notifier_event ev,

@@ -171,7 +171,6 @@ struct dmm_notifier_state {
 	unsigned long active;
 	struct dmm_list subs;	  /* subscriptions in effect */
 	struct dmm_list deferred; /* pending adds and removes */
-	_Atomic bool has_subs;	  /* ever had a subscription (set under mmap_lock write) */
 	_Atomic unsigned long starts, ends, refused;
 };
 

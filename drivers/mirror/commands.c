@@ -338,20 +338,40 @@ int mirror_snapshot(struct mirror *m, uint64_t addr, uint64_t npages, uint8_t *b
  */
 static int take_exclusive(struct mirror *m, uint64_t addr)
 {
-	uint64_t pfn;
-	int r;
+	uint64_t deadline = now_ms() + MIRROR_FAULT_TIMEOUT_MS;
 
-	dmm_mmap_read_lock(m->mm);
-	r = dmm_make_device_exclusive(m->mm, addr, NULL, &pfn);
-	if (!r) {
+	for (;;) {
+		struct dmm_pte_info pi;
+		unsigned long seq;
+		uint64_t pfn;
+		bool mapped;
+		int r;
+
+		if (now_ms() > deadline)
+			return -EBUSY;
+		dmm_mmap_read_lock(m->mm);
+		r = dmm_make_device_exclusive(m->mm, addr, NULL, &pfn);
+		if (r) {
+			dmm_mmap_read_unlock(m->mm);
+			return r;
+		}
+		/* The page lock keeps a revocation away, but not a zap
+		 * (MADV_DONTNEED): the sequence, taken after our own EXCLUSIVE
+		 * invalidation, and the entry itself tell us it is still ours. */
+		seq = dmm_mmu_interval_read_begin(&m->notifier);
+		mapped = !dmm_pte_query(m->mm, addr, &pi) && pi.kind == DMM_PTE_DEVICE_EXCLUSIVE && pi.pfn == pfn;
 		pthread_mutex_lock(&m->lock);
-		r = ptab_set(m->pt, addr, pfn, MIRROR_ATOMIC);
+		if (mapped && !dmm_mmu_interval_read_retry(&m->notifier, seq))
+			r = ptab_set(m->pt, addr, pfn, MIRROR_ATOMIC);
+		else
+			r = -EAGAIN;
 		pthread_mutex_unlock(&m->lock);
 		dmm_unlock_page(m->dev->sys, pfn);
 		dmm_put_page(m->dev->sys, pfn);
+		dmm_mmap_read_unlock(m->mm);
+		if (r != -EAGAIN)
+			return r;
 	}
-	dmm_mmap_read_unlock(m->mm);
-	return r;
 }
 
 int mirror_exclusive(struct mirror *m, uint64_t addr, uint64_t npages, void *buf, struct mirror_result *res)

@@ -173,9 +173,11 @@ uint64_t device_alloc(struct mirror_device *dev)
 	}
 	pthread_mutex_unlock(&dev->lock);
 	if (pfn && dmm_zone_device_page_init(dev->sys, pfn)) {
-		/* Not free after all (cannot happen with a correct free list). */
+		/* The chunk is being torn down (or the page was not free): give
+		 * the pfn back rather than lose it. */
 		pthread_mutex_lock(&dev->lock);
 		dev->used--;
+		dev->free_list[dev->nr_free++] = pfn;
 		pthread_mutex_unlock(&dev->lock);
 		return 0;
 	}
@@ -231,13 +233,18 @@ static bool mirror_invalidate(struct dmm_mmu_interval_notifier *sub, const struc
 {
 	struct mirror *m = (struct mirror *)((char *)sub - offsetof(struct mirror, notifier));
 
-	if (r->event == DMM_MMU_NOTIFY_MIGRATE && r->owner == m->dev)
-		return true;
 	if (r->flags & DMM_MMU_NOTIFIER_RANGE_BLOCKABLE)
 		pthread_mutex_lock(&m->lock);
 	else if (pthread_mutex_trylock(&m->lock))
 		return false;
+	/* Always move the sequence, even for our own MIGRATE event, so that a
+	 * fault pass that raced with the migration retries; but leave the
+	 * entries to the migration code, which updates them itself. */
 	dmm_mmu_interval_set_seq(sub, cur_seq);
+	if (r->event == DMM_MMU_NOTIFY_MIGRATE && r->owner == m->dev) {
+		pthread_mutex_unlock(&m->lock);
+		return true;
+	}
 	/* A fork's write-protect keeps every page where it is, read-only: the
 	 * fork-friendly policy keeps read access instead of dropping it. */
 	if (r->event == DMM_MMU_NOTIFY_PROTECTION_PAGE && m->dev->cow == MIRROR_COW_DEVICE)
