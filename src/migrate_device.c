@@ -19,10 +19,6 @@
 #define MPFN_VALID DMM_MIGRATE_PFN_VALID
 #define MPFN_MIGRATE DMM_MIGRATE_PFN_MIGRATE
 #define MPFN_WRITE DMM_MIGRATE_PFN_WRITE
-/* devmm's own bit (the old LOCKED bit) between setup and finalize: the
- * page's one and only migration entry is at its own address in the range,
- * so finalize can restore it there without an rmap walk. */
-#define MPFN_LOCAL 0x04UL
 
 static struct dmm_page *mpfn_page(struct dmm_system *sys, uint64_t m)
 {
@@ -95,10 +91,13 @@ static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot)
 		page_set(p, PG_dirty);
 	pte_set(slot, make_migration_entry_from(p, e, excl));
 	page_remove_rmap(p);
+	/* Mapped nowhere else: the one migration entry is this one, and
+	 * finalize can restore it in place (the page stays locked till then). */
+	if (page_mapcount(p) == 0)
+		page_set(p, PG_migrate_local);
 	put_page(c->sys, p); /* the mapping's reference; the collect one remains */
 	dmm_stat_inc(c->sys, migrate_collected);
-	return dmm_migrate_pfn(page_to_pfn(c->sys, p)) | MPFN_MIGRATE | (writable ? MPFN_WRITE : 0) |
-	       (page_mapcount(p) == 0 ? MPFN_LOCAL : 0);
+	return dmm_migrate_pfn(page_to_pfn(c->sys, p)) | MPFN_MIGRATE | (writable ? MPFN_WRITE : 0);
 }
 
 static void migrate_vma_collect(struct collect *c)
@@ -156,7 +155,10 @@ static void putback_page(struct dmm_page *p)
 static void restore_entries(struct dmm_system *sys, struct dmm_migrate_vma *a, unsigned long i,
 			    struct dmm_page *s, struct dmm_page *d)
 {
-	if (a && (a->src[i] & MPFN_LOCAL)) {
+	bool local = page_test(s, PG_migrate_local);
+
+	page_clear(s, PG_migrate_local);
+	if (a && local) {
 		uint64_t addr = a->start + (i << PAGE_SHIFT);
 		struct dmm_pte_table *t = pte_table_lookup(a->mm, addr, false);
 		bool done = false;
@@ -166,7 +168,6 @@ static void restore_entries(struct dmm_system *sys, struct dmm_migrate_vma *a, u
 			done = remove_migration_pte_locked(sys, pte_slot(t, addr), s, d);
 			ptl_unlock(t);
 		}
-		a->src[i] &= ~MPFN_LOCAL;
 		if (done)
 			return;
 	}
@@ -196,7 +197,7 @@ static unsigned long migrate_device_unmap(struct dmm_system *sys, struct dmm_mig
 			/* Mapped elsewhere (a page-cache page another process
 			 * faulted in after the collect, say): its entries are not
 			 * only the local one any more. */
-			src[i] &= ~MPFN_LOCAL;
+			page_clear(p, PG_migrate_local);
 			try_to_migrate(sys, p);
 		}
 		if (page_mapcount(p) > 0 || !migrate_check_page(p, fault_page)) {

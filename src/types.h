@@ -59,6 +59,8 @@
 #define PG_zone_device (1u << 9)
 #define PG_swapbacked (1u << 10)
 #define PG_lru (1u << 11)	 /* a system page the core may migrate (LRU model) */
+#define PG_migrate_local (1u << 12) /* under migration (locked): its one migration
+				     * entry is at its own address in the range */
 
 /*
  * One frame's metadata (48 bytes, within the kernel's 64 of struct page).

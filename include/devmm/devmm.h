@@ -547,9 +547,7 @@ struct dmm_pgmap *dmm_page_pgmap(struct dmm_system *sys, uint64_t pfn);
 /* ------------------------------------------------------------------------ */
 /* Migration between system and device memory (migrate_vma)                 */
 
-/* Migrate-pfn words (src[] / dst[]). Bit 2 (Linux's old LOCKED bit) is
- * devmm's own in src[] between setup and finalize: test the bits below,
- * never compare whole words. */
+/* Migrate-pfn words (src[] / dst[]). */
 #define DMM_MIGRATE_PFN_VALID 0x01UL
 #define DMM_MIGRATE_PFN_MIGRATE 0x02UL
 #define DMM_MIGRATE_PFN_WRITE 0x08UL
