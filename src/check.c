@@ -33,6 +33,8 @@
 #include "internal.h"
 
 #define MAX_REPORTS 32
+#define LISTED_COUNT 0x7f /* listed[]: appearances on the free lists */
+#define LISTED_FRESH 0x80 /* listed[]: a never-used frame */
 
 struct checker {
 	struct dmm_system *sys;
@@ -236,9 +238,9 @@ static void check_mm(struct checker *ck, struct dmm_mm *mm)
 	check_notifiers(ck, mm);
 	walk_pte_tables(mm, 0, DMM_TASK_SIZE, check_pte_table, ck);
 	for (int t = 0; t < DMM_NR_MM_COUNTERS; t++)
-		if (ck->rss[t] != atomic_load(&mm->rss[t]))
-			report(ck, "mm %u: rss[%d] is %ld, entries say %ld", mm->id, t,
-			       (long)atomic_load(&mm->rss[t]), ck->rss[t]);
+		if (ck->rss[t] != mm_rss_sum(mm, t))
+			report(ck, "mm %u: rss[%d] is %ld, entries say %ld", mm->id, t, mm_rss_sum(mm, t),
+			       ck->rss[t]);
 }
 
 static void check_frame(struct checker *ck, uint64_t pfn)
@@ -249,11 +251,14 @@ static void check_frame(struct checker *ck, uint64_t pfn)
 	uint64_t need = (uint64_t)map + (uint64_t)pins * GUP_PIN_COUNTING_BIAS + !!(fl & PG_pagecache);
 
 	ck->pins += pins;
-	if (ck->listed[pfn] > 1)
-		report(ck, "pfn %#lx: on the free lists %u times", (unsigned long)pfn, ck->listed[pfn]);
-	if (ck->listed[pfn]) {
-		if (!(fl & PG_free) && pfn < atomic_load(&ck->sys->next_fresh))
-			report(ck, "pfn %#lx: listed free without PG_free", (unsigned long)pfn);
+	uint8_t times = ck->listed[pfn] & LISTED_COUNT;
+
+	if (times > 1)
+		report(ck, "pfn %#lx: on the free lists %u times", (unsigned long)pfn, times);
+	if (times) {
+		/* A fresh (never used) frame is pristine; a freed one is marked. */
+		if ((ck->listed[pfn] & LISTED_FRESH) ? fl != 0 : !(fl & PG_free))
+			report(ck, "pfn %#lx: free with flags %#x", (unsigned long)pfn, fl);
 		if (ref || map || pins || ck->maps[pfn] || ck->migs[pfn])
 			report(ck, "pfn %#lx: free but ref %u map %d pins %u", (unsigned long)pfn, ref, map, pins);
 		return;
@@ -338,14 +343,14 @@ static uint64_t assign_slots(struct dmm_system *sys)
 	return n;
 }
 
-static void mark_listed(uint64_t pfn, void *arg)
+static void mark_listed(uint64_t pfn, bool fresh, void *arg)
 {
 	struct checker *ck = arg;
 
 	if (pfn == 0 || pfn > ck->sys->nr_frames)
 		report(ck, "free list holds bad pfn %#lx", (unsigned long)pfn);
-	else if (ck->listed[pfn] < 255)
-		ck->listed[pfn]++;
+	else if ((ck->listed[pfn] & LISTED_COUNT) < LISTED_COUNT)
+		ck->listed[pfn] = (uint8_t)((ck->listed[pfn] + 1) | (fresh ? LISTED_FRESH : 0));
 }
 
 static void check_frames(struct checker *ck)

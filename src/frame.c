@@ -5,13 +5,17 @@
  * Free frames sit on NR_SHARDS free lists, each with its own lock; a thread
  * allocates from and frees to its own shard (dmm_shard()), so threads on
  * different CPUs rarely meet. Frames that were never used are handed out
- * from a bump pointer (next_fresh) before anything is stolen from another
- * shard: they are still zero and untouched, so a fresh frame needs no
- * clearing and the arena is only ever touched where it is used. Running
- * out is a normal result: frame_alloc() returns NULL and callers turn it
- * into -ENOMEM / VM_FAULT_OOM.
+ * before anything is stolen from another shard: each shard takes them from
+ * the global bump pointer (next_fresh) a batch at a time, so the pointer's
+ * cache line is touched once per FRESH_BATCH allocations. Fresh frames are
+ * still zero and untouched, so they need no clearing and the arena is only
+ * ever touched where it is used. Running out is a normal result:
+ * frame_alloc() returns NULL and callers turn it into -ENOMEM /
+ * VM_FAULT_OOM.
  */
 #include "internal.h"
+
+#define FRESH_BATCH 64
 
 void frames_init(struct dmm_system *sys)
 {
@@ -19,34 +23,53 @@ void frames_init(struct dmm_system *sys)
 		pthread_mutex_init(&sys->shards[i].lock, NULL);
 		sys->shards[i].head = 0;
 		sys->shards[i].count = 0;
+		sys->shards[i].fresh_next = sys->shards[i].fresh_end = 0;
+		atomic_store(&sys->shards[i].used, 0);
 	}
 	atomic_store(&sys->next_fresh, 1);
-	atomic_store(&sys->nr_used, 0);
 }
 
-static struct dmm_page *shard_pop(struct dmm_system *sys, struct dmm_frame_shard *sh)
+/* Take a frame from the shard (lock held): its list, else its fresh run. */
+static struct dmm_page *shard_take(struct dmm_system *sys, struct dmm_frame_shard *sh, bool *fresh)
 {
-	struct dmm_page *p = NULL;
+	struct dmm_page *p;
 
-	pthread_mutex_lock(&sh->lock);
 	if (sh->head) {
 		p = &sys->frames[sh->head];
 		sh->head = p->next_free;
 		sh->count--;
+		*fresh = false;
+		return p;
 	}
-	pthread_mutex_unlock(&sh->lock);
-	return p;
-}
-
-static struct dmm_page *fresh_frame(struct dmm_system *sys)
-{
-	uint64_t pfn = atomic_load_explicit(&sys->next_fresh, memory_order_relaxed);
-
-	while (pfn <= sys->nr_frames) {
-		if (atomic_compare_exchange_weak(&sys->next_fresh, &pfn, pfn + 1))
-			return &sys->frames[pfn];
+	if (sh->fresh_next < sh->fresh_end) {
+		*fresh = true;
+		return &sys->frames[sh->fresh_next++];
 	}
 	return NULL;
+}
+
+/* Refill the shard's fresh run from the global bump pointer (lock held). */
+static bool shard_refill(struct dmm_system *sys, struct dmm_frame_shard *sh)
+{
+	uint64_t first = atomic_fetch_add_explicit(&sys->next_fresh, FRESH_BATCH, memory_order_relaxed);
+
+	if (first > sys->nr_frames)
+		return false;
+	sh->fresh_next = first;
+	sh->fresh_end = DMM_MIN(first + FRESH_BATCH, sys->nr_frames + 1);
+	return true;
+}
+
+static struct dmm_page *shard_alloc(struct dmm_system *sys, struct dmm_frame_shard *sh, bool refill, bool *fresh)
+{
+	struct dmm_page *p;
+
+	pthread_mutex_lock(&sh->lock);
+	p = shard_take(sys, sh, fresh);
+	if (!p && refill && shard_refill(sys, sh))
+		p = shard_take(sys, sh, fresh);
+	pthread_mutex_unlock(&sh->lock);
+	return p;
 }
 
 struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp)
@@ -59,18 +82,14 @@ struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp)
 		dmm_stat_inc(sys, frames_alloc_fail);
 		return NULL;
 	}
-	p = shard_pop(sys, &sys->shards[me]);
-	if (!p) {
-		p = fresh_frame(sys);
-		fresh = p != NULL;
-	}
+	p = shard_alloc(sys, &sys->shards[me], true, &fresh);
 	for (unsigned int i = 1; !p && i < NR_SHARDS; i++)
-		p = shard_pop(sys, &sys->shards[(me + i) % NR_SHARDS]);
+		p = shard_alloc(sys, &sys->shards[(me + i) % NR_SHARDS], false, &fresh);
 	if (!p) {
 		dmm_stat_inc(sys, frames_alloc_fail);
 		return NULL;
 	}
-	atomic_fetch_add_explicit(&sys->nr_used, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sys->shards[me].used, 1, memory_order_relaxed);
 	dmm_stat_inc(sys, frames_alloc);
 	DMM_BUG_ON(page_ref_count(p) != 0 || page_mapcount(p) != 0);
 	p->mapping = NULL;
@@ -98,11 +117,20 @@ void frame_free(struct dmm_system *sys, struct dmm_page *p)
 	sh->head = pfn;
 	sh->count++;
 	pthread_mutex_unlock(&sh->lock);
-	atomic_fetch_sub_explicit(&sys->nr_used, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&sh->used, 1, memory_order_relaxed);
 	dmm_stat_inc(sys, frames_free);
 }
 
-void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, void *arg), void *arg)
+int64_t frames_used(struct dmm_system *sys)
+{
+	int64_t n = 0;
+
+	for (unsigned int i = 0; i < NR_SHARDS; i++)
+		n += atomic_load_explicit(&sys->shards[i].used, memory_order_relaxed);
+	return n;
+}
+
+void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, bool fresh, void *arg), void *arg)
 {
 	for (unsigned int i = 0; i < NR_SHARDS; i++) {
 		struct dmm_frame_shard *sh = &sys->shards[i];
@@ -110,22 +138,24 @@ void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, void *
 
 		pthread_mutex_lock(&sh->lock);
 		for (uint64_t pfn = sh->head; pfn && n <= sys->nr_frames; pfn = sys->frames[pfn].next_free, n++)
-			fn(pfn, arg);
+			fn(pfn, false, arg);
+		for (uint64_t pfn = sh->fresh_next; pfn < sh->fresh_end; pfn++)
+			fn(pfn, true, arg);
 		pthread_mutex_unlock(&sh->lock);
 	}
-	/* Never-used frames are free too. */
+	/* Never-used frames not handed to a shard yet are free too. */
 	for (uint64_t pfn = atomic_load(&sys->next_fresh); pfn <= sys->nr_frames; pfn++)
-		fn(pfn, arg);
+		fn(pfn, true, arg);
 }
 
 uint64_t frame_nr_listed(struct dmm_system *sys)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, next = atomic_load(&sys->next_fresh);
 
 	for (unsigned int i = 0; i < NR_SHARDS; i++) {
 		pthread_mutex_lock(&sys->shards[i].lock);
-		n += sys->shards[i].count;
+		n += sys->shards[i].count + (sys->shards[i].fresh_end - sys->shards[i].fresh_next);
 		pthread_mutex_unlock(&sys->shards[i].lock);
 	}
-	return n + (sys->nr_frames + 1 - atomic_load(&sys->next_fresh));
+	return n + (next <= sys->nr_frames ? sys->nr_frames + 1 - next : 0);
 }

@@ -155,8 +155,10 @@ struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp);
 /* Return a frame whose refcount reached 0 to the allocator. */
 void frame_free(struct dmm_system *sys, struct dmm_page *p);
 /* Walk the allocator's lists (check.c): calls fn for every free pfn. */
-void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, void *arg), void *arg);
+void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, bool fresh, void *arg), void *arg);
 uint64_t frame_nr_listed(struct dmm_system *sys);
+/* Frames allocated now (a sum over the shards). */
+int64_t frames_used(struct dmm_system *sys);
 void frames_init(struct dmm_system *sys);
 void wait_table_init(struct dmm_system *sys);
 void wait_table_destroy(struct dmm_system *sys);
@@ -319,8 +321,9 @@ int migrate_device_coherent_page(struct dmm_system *sys, struct dmm_page *p);
 enum dmm_rss_type mm_counter(struct dmm_vma *vma, struct dmm_page *p);
 static inline void add_mm_counter(struct dmm_mm *mm, enum dmm_rss_type t, long n)
 {
-	atomic_fetch_add_explicit(&mm->rss[t], n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->rss[dmm_shard()].v[t], n, memory_order_relaxed);
 }
+long mm_rss_sum(struct dmm_mm *mm, enum dmm_rss_type t);
 
 /* ------------------------------------------------------------------------ */
 /* Files (file.c)                                                            */

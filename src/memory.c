@@ -177,11 +177,20 @@ unsigned int dmm_mm_id(const struct dmm_mm *mm)
 	return mm ? mm->id : 0;
 }
 
+long mm_rss_sum(struct dmm_mm *mm, enum dmm_rss_type t)
+{
+	long n = 0;
+
+	for (unsigned int i = 0; i < NR_SHARDS; i++)
+		n += atomic_load_explicit(&mm->rss[i].v[t], memory_order_relaxed);
+	return n;
+}
+
 long dmm_mm_rss(const struct dmm_mm *mm, enum dmm_rss_type type)
 {
 	if (!mm || (unsigned int)type >= DMM_NR_MM_COUNTERS)
 		return 0;
-	return atomic_load(&((struct dmm_mm *)mm)->rss[type]);
+	return mm_rss_sum((struct dmm_mm *)mm, type);
 }
 
 /*

@@ -170,7 +170,7 @@ uint64_t dmm_system_nr_free(const struct dmm_system *sys)
 {
 	if (!sys)
 		return 0;
-	return sys->nr_frames - (uint64_t)atomic_load(&((struct dmm_system *)sys)->nr_used);
+	return sys->nr_frames - (uint64_t)frames_used((struct dmm_system *)sys);
 }
 
 uint64_t page_to_pfn(struct dmm_system *sys, const struct dmm_page *page)

@@ -190,7 +190,10 @@ struct dmm_mm {
 	size_t nr_vmas, cap_vmas;
 	struct dmm_pt_dir *pgd;	/* populated by CAS; freed at destroy */
 	pthread_mutex_t anon_lock; /* serialises anon_vma_prepare under mmap_lock read */
-	_Atomic long rss[DMM_NR_MM_COUNTERS];
+	/* rss, sharded like the statistics: summed by dmm_mm_rss and dmm_check */
+	struct dmm_rss_shard {
+		_Atomic long v[DMM_NR_MM_COUNTERS];
+	} __attribute__((aligned(CACHELINE))) rss[NR_SHARDS];
 	_Atomic uint32_t write_protect_seq; /* odd while fork write-protects */
 	struct dmm_list node;	/* in sys->mms, under sys->mm_list_lock */
 	uint64_t mmap_base;	/* where bottom-up placement searches from */
@@ -259,6 +262,8 @@ struct dmm_frame_shard {
 	pthread_mutex_t lock;
 	uint64_t head;	/* pfn of the first free frame, 0 = empty */
 	uint64_t count; /* frames on this list */
+	uint64_t fresh_next, fresh_end; /* never-used frames taken from next_fresh */
+	_Atomic int64_t used; /* frames allocated here minus frames freed here */
 } __attribute__((aligned(CACHELINE)));
 
 struct dmm_stat_shard {
@@ -291,8 +296,7 @@ struct dmm_system {
 	struct dmm_section sys_sections[NR_SECTIONS]; /* storage for RAM sections */
 
 	struct dmm_frame_shard shards[NR_SHARDS];
-	_Atomic uint64_t next_fresh;	/* first never-used pfn */
-	_Atomic int64_t nr_used;	/* allocated frames */
+	_Atomic uint64_t next_fresh;	/* first never-used pfn not in a shard */
 
 	struct dmm_stat_shard stats[NR_SHARDS];
 	struct dmm_wait_bucket waits[WAIT_TABLE_SIZE];
