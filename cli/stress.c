@@ -578,8 +578,12 @@ static int slot_op(struct worker *w, enum op op)
 	lock_slot(s, op_writes_slot(op));
 	obj = s->obj;
 	if (!s->start) {
+		/* An empty slot (a remap that could not map again, under fault
+		 * injection) is mapped again by the next remap. */
+		if (op == OP_remap)
+			r = slot_map(st, p, s, pick(w, 4) == 0);
 		unlock_slot(s, obj);
-		return 0;
+		return r;
 	}
 	if (op >= OP_dev_read && op <= OP_exclusive) {
 		m = mirror_for(st->devs[pick(w, 2)], p);
