@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Every invalidation does the accounting, subscribers or not: a
- * subscription inserted while an rmap walk of another process is changing
- * this mm's entries must not miss that walk's end (the kernel takes every
- * rmap lock on registration for the same reason).
- *
  * MMU interval notifiers (semantics.md §3.14): subscriptions to
  * invalidations of address ranges, the even/odd sequence protocol that
  * lets a driver mirror a range without ever keeping a translation the CPU
  * no longer has, and the invalidate_range_start/end pair that every
  * operation removing or downgrading access brackets its changes with.
+ *
+ * seq is odd while an invalidation that overlapped some subscription at
+ * its start is in flight; active counts every invalidation in flight,
+ * overlapping or not. Every invalidation does that accounting, subscribers
+ * or not, and insert decides on active, not on the parity: an
+ * invalidation that overlapped nothing leaves seq even but may still be
+ * about to change entries in the new subscription's range (its own mm's,
+ * or another process's through an rmap walk). So an insert with any
+ * invalidation in flight makes seq odd and gives the subscription that
+ * seq: its read_begin sleeps until every invalidation in flight has ended,
+ * when the last end makes seq even again.
  *
  * Callbacks run with whatever the invalidating operation holds (mmap_lock,
  * possibly a folio lock and an rmap lock), never a PTL. They may take the
@@ -166,12 +172,26 @@ int dmm_mmu_interval_notifier_insert(struct dmm_mmu_interval_notifier *sub, stru
 	sub->_in_tree = false;
 	mmgrab(mm);
 	pthread_mutex_lock(&st->lock);
-	if (atomic_load(&st->seq) & 1) {
-		/* read_begin will wait for the running invalidation to end. */
+	if (st->active) {
+		/*
+		 * Invalidations are in flight, whether or not they overlapped a
+		 * subscription: any of them may still replace a page in this
+		 * range, so read_begin must wait for them all. With seq odd
+		 * someone may be walking subs without the lock: defer the add
+		 * to the last end. With seq even nobody walks them: add at once
+		 * and make seq odd so that the last end moves it on.
+		 */
+		if (atomic_load(&st->seq) & 1) {
+			sub->_deferred = true;
+			list_add_tail(sub_deferred_node(sub), &st->deferred);
+		} else {
+			atomic_fetch_or(&st->seq, 1);
+			list_add_tail(sub_node(sub), &st->subs);
+			sub->_in_tree = true;
+		}
 		__atomic_store_n(&sub->invalidate_seq, atomic_load(&st->seq), __ATOMIC_RELEASE);
-		sub->_deferred = true;
-		list_add_tail(sub_deferred_node(sub), &st->deferred);
 	} else {
+		DMM_BUG_ON(atomic_load(&st->seq) & 1);
 		__atomic_store_n(&sub->invalidate_seq, atomic_load(&st->seq) - 1, __ATOMIC_RELEASE);
 		list_add_tail(sub_node(sub), &st->subs);
 		sub->_in_tree = true;
@@ -191,6 +211,11 @@ void dmm_mmu_interval_notifier_remove(struct dmm_mmu_interval_notifier *sub)
 	mm = sub->mm;
 	st = &mm->notif;
 	pthread_mutex_lock(&st->lock);
+	/*
+	 * Parity, not active, decides here: with seq even no invalidation in
+	 * flight overlapped a subscription at its start, so none walks subs
+	 * or will call this one, and it can go at once.
+	 */
 	if (atomic_load(&st->seq) & 1) {
 		if (sub->_deferred) { /* a pending add: simply forget it */
 			list_del(sub_deferred_node(sub));

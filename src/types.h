@@ -162,9 +162,11 @@ struct dmm_vma {
 
 /*
  * Interval-notifier state of an address space (semantics.md §3.14).
- * invalidate_seq starts at 2 and is odd while an invalidation that overlaps
- * some subscription runs. While active > 0 and seq is odd, inserts and
- * removes are deferred, so invalidations walk subs without the lock.
+ * seq starts at 2 and is odd while an invalidation that overlapped some
+ * subscription, or one that was in flight when a subscription was
+ * inserted, runs; active counts every invalidation in flight. While seq is
+ * odd, inserts and removes are deferred, so invalidations walk subs
+ * without the lock.
  */
 struct dmm_notifier_state {
 	pthread_mutex_t lock;	/* protects everything below but the atomics */

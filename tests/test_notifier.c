@@ -6,7 +6,9 @@
  * range with which owner (the §3.14 table, pitfall 12 for exit), that
  * access-granting operations fire nothing, the OOM reaper's non-blockable
  * invalidations, and the synchronisation of remove() and insert() with an
- * invalidation that is running.
+ * invalidation that is running, including one that overlaps no
+ * subscription (held open in the middle of its zap by a device page's
+ * folio_free), with a recording subscription and with the mirror driver.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,6 +16,8 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "mirror.h"
+#include "ptab.h"
 #include "testdrv.h"
 
 /* ------------------------------------------------------------------------ */
@@ -178,6 +182,13 @@ struct nfx {
 	struct dmm_mm *mm;
 	struct testdrv *drv;
 	struct rec rec[NREC];
+	/* A test's zap held in folio_free (hold_a_zap_open), and its mirror
+	 * device: a failing test leaves them to the teardown. */
+	pthread_t held;
+	bool held_started;
+	int held_r;
+	atomic_bool held_done;
+	struct mirror_device *mdev;
 };
 
 static int nfx_setup(void **state)
@@ -204,6 +215,10 @@ static int nfx_teardown(void **state)
 {
 	struct nfx *f = *state;
 
+	testdrv_release_free(f->drv);
+	if (f->held_started)
+		pthread_join(f->held, NULL);
+	mirror_device_destroy(f->mdev);
 	for (int i = 0; i < NREC; i++) {
 		rec_release(&f->rec[i]);
 		if (f->rec[i].sub.mm)
@@ -1101,6 +1116,207 @@ static void test_read_begin_sleeps_only_for_invalidations_touching_the_subscript
 	CHECK_OK(f->sys);
 }
 
+/*
+ * An invalidation held open between its start and the PTE change it
+ * brackets, without any callback: MADV_DONTNEED over HELD_PAGES pages
+ * from TBASE, whose first page is on the testdrv device and whose last
+ * page (HELD_FAR, in the next PTE table) is system memory. The zap clears
+ * the first table and drops the device page's last reference, whose
+ * folio_free the driver holds; HELD_FAR is still mapped, about to be
+ * cleared. The caller's subscriptions, if any, do not overlap the range,
+ * so the mm's seq stays even while the invalidation is in flight.
+ */
+#define HELD_PAGES 513
+#define HELD_FAR (TBASE + 512 * PG)
+
+static void *dontneed_thread(void *arg)
+{
+	struct nfx *f = arg;
+
+	f->held_r = dmm_madvise(f->mm, TBASE, HELD_PAGES * PG, DMM_MADV_DONTNEED);
+	atomic_store(&f->held_done, true);
+	return NULL;
+}
+
+static void hold_a_zap_open(struct nfx *f)
+{
+	struct dmm_notifier_stats s;
+	unsigned long moved = 0;
+
+	MAP_ANON(f->mm, TBASE, HELD_PAGES);
+	FILL(f->mm, TBASE, PG, 1);
+	FILL(f->mm, HELD_FAR, PG, 2);
+	OK(testdrv_migrate_to_dev(f->drv, f->mm, TBASE, 1, &moved));
+	EQ(moved, 1);
+	EQ(testdrv_used(f->drv), 1);
+	testdrv_hold_free(f->drv);
+	assert_int_equal(pthread_create(&f->held, NULL, dontneed_thread, f), 0);
+	f->held_started = true;
+	testdrv_wait_free_held(f->drv);
+	/* In flight: started, not ended, HELD_FAR still mapped, seq even. */
+	s = nstats(f->mm);
+	EQ(s.starts, s.ends + 1);
+	EQ(s.invalidate_seq & 1, 0);
+	EQ(PTE(f->mm, TBASE).kind, DMM_PTE_NONE);
+	EQ(PTE(f->mm, HELD_FAR).kind, DMM_PTE_PRESENT);
+	TRUE(!atomic_load(&f->held_done));
+}
+
+/* Let the held zap finish. */
+static void finish_the_zap(struct nfx *f)
+{
+	testdrv_release_free(f->drv);
+	pthread_join(f->held, NULL);
+	f->held_started = false;
+	OK(f->held_r);
+	TRUE(atomic_load(&f->held_done));
+}
+
+static void test_insert_during_an_invalidation_overlapping_no_subscription_waits_for_its_end(void **state)
+{
+	struct nfx *f = *state;
+	struct op_thread rb = { .f = f, .rc = &f->rec[1] };
+	uint64_t hp[1] = { 0 };
+	struct dmm_hmm_range r = { 0 };
+	unsigned long seq0, seq, seq_at_insert;
+	bool read_begin_done_while_held;
+	pthread_t t2;
+	int rc;
+
+	/* An older subscription far away: the running zap does not touch it. */
+	SUB(f, 0, f->mm, TBASE + 4096 * PG, 1);
+	seq0 = dmm_mmu_interval_read_begin(&f->rec[0].sub);
+	hold_a_zap_open(f);
+
+	/* Insert over HELD_FAR, whose entry the running zap will clear. */
+	SUB(f, 1, f->mm, HELD_FAR, 1);
+	/* The insert counted the invalidation in flight: the seq is odd now
+	 * and the new subscription's read_begin sleeps until the zap ends. */
+	seq_at_insert = nstats(f->mm).invalidate_seq;
+	EQ(seq_at_insert & 1, 1);
+	assert_int_equal(pthread_create(&t2, NULL, read_begin_thread, &rb), 0);
+	short_sleep();
+	short_sleep();
+	read_begin_done_while_held = atomic_load(&rb.done);
+	/* The old subscription was not touched: it does not sleep. */
+	seq = dmm_mmu_interval_read_begin(&f->rec[0].sub);
+	finish_the_zap(f);
+	pthread_join(t2, NULL);
+	TRUE(!read_begin_done_while_held);
+	EQ(seq, seq0);
+	EQ(rb.seq, seq_at_insert);
+	EQ(nstats(f->mm).invalidate_seq, seq_at_insert + 1);
+	TRUE(!dmm_mmu_interval_read_retry(&f->rec[1].sub, rb.seq));
+	/* The snapshot taken after read_begin sees the zap's result. */
+	r.notifier = &f->rec[1].sub;
+	r.notifier_seq = rb.seq;
+	r.start = HELD_FAR;
+	r.end = HELD_FAR + PG;
+	r.hmm_pfns = hp;
+	dmm_mmap_read_lock(f->mm);
+	rc = dmm_hmm_range_fault(&r);
+	dmm_mmap_read_unlock(f->mm);
+	OK(rc);
+	EQ(hp[0] & DMM_HMM_PFN_VALID, 0);
+	TRUE(!dmm_mmu_interval_read_retry(&f->rec[1].sub, rb.seq));
+	NEV(&f->rec[1], 0);
+	NEV(&f->rec[0], 0);
+	EQ(testdrv_used(f->drv), 0);
+	CHECK_OK(f->sys);
+	/* In effect from then on. */
+	FILL(f->mm, HELD_FAR, PG, 3);
+	OK(dmm_madvise(f->mm, HELD_FAR, PG, DMM_MADV_DONTNEED));
+	NEV(&f->rec[1], 1);
+	EV(&f->rec[1], 0, DMM_MMU_NOTIFY_CLEAR, HELD_FAR, HELD_FAR + PG, NULL);
+	EQ(f->rec[1].ev[0].cur_seq, seq_at_insert + 2);
+	TRUE(dmm_mmu_interval_read_retry(&f->rec[1].sub, rb.seq));
+	CHECK_OK(f->sys);
+}
+
+struct mirror_read_thread {
+	struct mirror *m;
+	uint64_t addr;
+	int r;
+	uint32_t word;
+	atomic_bool done;
+};
+
+static void *mirror_read_thread(void *arg)
+{
+	struct mirror_read_thread *t = arg;
+	static uint8_t buf[PG];
+	struct mirror_result res = { 0 };
+
+	t->r = mirror_read(t->m, t->addr, 1, buf, &res);
+	memcpy(&t->word, buf, sizeof(t->word));
+	atomic_store(&t->done, true);
+	return NULL;
+}
+
+/* The mirror's entry for addr, if any, is the CPU's: the HMM guarantee. */
+static void mirror_agrees_with_cpu(struct mirror *m, struct dmm_mm *mm, uint64_t addr)
+{
+	enum mirror_tag tag;
+	uint64_t pfn = 0;
+	struct dmm_pte_info cpu;
+	int mapped;
+
+	pthread_mutex_lock(&m->lock);
+	mapped = ptab_get(m->pt, addr, &pfn, &tag);
+	pthread_mutex_unlock(&m->lock);
+	if (!mapped)
+		return;
+	cpu = PTE(mm, addr);
+	if (cpu.kind != DMM_PTE_PRESENT || cpu.pfn != pfn)
+		fail_msg("the mirror maps pfn %" PRIu64 " at %#" PRIx64 " but the CPU entry is of kind %d, pfn %" PRIu64,
+			 pfn, addr, (int)cpu.kind, cpu.pfn);
+}
+
+static void test_a_mirror_opened_during_an_invalidation_cannot_keep_the_page_it_replaces(void **state)
+{
+	struct nfx *f = *state;
+	struct mirror_device_config cfg = { .type = DMM_MEMORY_DEVICE_PRIVATE, .pages = DEV_PAGES };
+	struct mirror *m;
+	struct mirror_read_thread rd = { 0 };
+	pthread_t t2;
+	bool read_done_while_held;
+
+	OK(mirror_device_create(f->sys, "mirror", &cfg, &f->mdev));
+	hold_a_zap_open(f);
+	/* The mirror's subscription (the whole address space) arrives while
+	 * the zap runs, and the device reads HELD_FAR, which the zap is about
+	 * to clear. */
+	OK(mirror_open(f->mdev, f->mm, &m));
+	rd.m = m;
+	rd.addr = HELD_FAR;
+	assert_int_equal(pthread_create(&t2, NULL, mirror_read_thread, &rd), 0);
+	short_sleep();
+	short_sleep();
+	read_done_while_held = atomic_load(&rd.done);
+	finish_the_zap(f);
+	pthread_join(t2, NULL);
+	OK(rd.r);
+	/* The zap cleared HELD_FAR: the mirror may map only what the CPU
+	 * maps there now (the zero page its read faulted in), never the
+	 * freed page. */
+	mirror_agrees_with_cpu(m, f->mm, HELD_FAR);
+	EQ(rd.word, 0);
+	TRUE(!read_done_while_held);
+	EQ(LOAD(f->mm, HELD_FAR), 0);
+	/* A CPU write replaces the zero page; the device sees the new data. */
+	OK(dmm_store32(f->mm, HELD_FAR, 0x5a5a5a5a));
+	mirror_agrees_with_cpu(m, f->mm, HELD_FAR);
+	rd.done = false;
+	mirror_read_thread(&rd);
+	OK(rd.r);
+	EQ(rd.word, 0x5a5a5a5a);
+	mirror_agrees_with_cpu(m, f->mm, HELD_FAR);
+	CHECK_OK(f->sys);
+	mirror_device_destroy(f->mdev);
+	f->mdev = NULL;
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, nfx_setup, nfx_teardown)
@@ -1131,6 +1347,8 @@ int main(void)
 		T(test_remove_of_another_subscription_during_an_invalidation_waits_too),
 		T(test_insert_during_a_running_invalidation_is_deferred),
 		T(test_read_begin_sleeps_only_for_invalidations_touching_the_subscription),
+		T(test_insert_during_an_invalidation_overlapping_no_subscription_waits_for_its_end),
+		T(test_a_mirror_opened_during_an_invalidation_cannot_keep_the_page_it_replaces),
 	};
 #undef T
 

@@ -23,9 +23,38 @@ static void drv_folio_free(struct dmm_pgmap *pgmap, uint64_t pfn)
 	struct testdrv *drv = dmm_pgmap_driver_data(pgmap);
 
 	pthread_mutex_lock(&drv->lock);
+	while (drv->free_hold) {
+		drv->free_waiting = true;
+		pthread_cond_broadcast(&drv->free_cond);
+		pthread_cond_wait(&drv->free_cond, &drv->lock);
+	}
 	drv->free_list[drv->nfree++] = pfn;
 	pthread_mutex_unlock(&drv->lock);
 	atomic_fetch_add(&drv->folio_frees, 1);
+}
+
+void testdrv_hold_free(struct testdrv *drv)
+{
+	pthread_mutex_lock(&drv->lock);
+	drv->free_hold = true;
+	drv->free_waiting = false;
+	pthread_mutex_unlock(&drv->lock);
+}
+
+void testdrv_wait_free_held(struct testdrv *drv)
+{
+	pthread_mutex_lock(&drv->lock);
+	while (!drv->free_waiting)
+		pthread_cond_wait(&drv->free_cond, &drv->lock);
+	pthread_mutex_unlock(&drv->lock);
+}
+
+void testdrv_release_free(struct testdrv *drv)
+{
+	pthread_mutex_lock(&drv->lock);
+	drv->free_hold = false;
+	pthread_cond_broadcast(&drv->free_cond);
+	pthread_mutex_unlock(&drv->lock);
 }
 
 void *testdrv_page_data(struct testdrv *drv, uint64_t pfn)
@@ -168,8 +197,11 @@ int testdrv_create(struct dmm_system *sys, enum dmm_memory_type type, uint64_t n
 	if (type == DMM_MEMORY_DEVICE_PRIVATE)
 		drv->backing = calloc(npages, DMM_PAGE_SIZE);
 	pthread_mutex_init(&drv->lock, NULL);
+	pthread_cond_init(&drv->free_cond, NULL);
 	r = dmm_memremap_pages(sys, &desc, &drv->pgmap);
 	if (r || !drv->free_list || (type == DMM_MEMORY_DEVICE_PRIVATE && !drv->backing)) {
+		pthread_mutex_destroy(&drv->lock);
+		pthread_cond_destroy(&drv->free_cond);
 		free(drv->free_list);
 		free(drv->backing);
 		free(drv);
@@ -334,6 +366,7 @@ void testdrv_free(struct testdrv *drv)
 	if (!drv)
 		return;
 	pthread_mutex_destroy(&drv->lock);
+	pthread_cond_destroy(&drv->free_cond);
 	free(drv->free_list);
 	free(drv->backing);
 	free(drv);

@@ -38,6 +38,11 @@ struct testdrv {
 	 * page locked, before collecting it (concurrent faults meet a locked
 	 * device page) or after (they meet a migration entry). */
 	_Atomic unsigned int fault_delay_us, fault_delay_collected_us;
+	/* Held (testdrv_hold_free): folio_free waits, in whatever devmm
+	 * operation dropped the last reference (a zap, say, inside its open
+	 * invalidation), until testdrv_release_free. Under lock. */
+	bool free_hold, free_waiting;
+	pthread_cond_t free_cond; /* with lock: free_hold and free_waiting changed */
 };
 
 int testdrv_create(struct dmm_system *sys, enum dmm_memory_type type, uint64_t npages,
@@ -54,6 +59,12 @@ void testdrv_free(struct testdrv *drv);
  * locked, refcount 1 (dmm_zone_device_page_init). 0 when none is free or
  * fail_dev_alloc fired. Give it back with dmm_unlock_page + dmm_put_page. */
 uint64_t testdrv_alloc_page(struct testdrv *drv);
+
+/* Make the next folio_free calls wait until testdrv_release_free; wait
+ * until one of them does. */
+void testdrv_hold_free(struct testdrv *drv);
+void testdrv_wait_free_held(struct testdrv *drv);
+void testdrv_release_free(struct testdrv *drv);
 
 /* Device pages in use (refcount > 0) according to the driver. */
 uint64_t testdrv_used(struct testdrv *drv);

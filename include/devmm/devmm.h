@@ -674,6 +674,8 @@ struct dmm_mmu_interval_notifier {
  * [start, start + length) of @mm. The subscription holds a reference on the
  * mm structure (not on its mappings). It may not be in effect yet on
  * return if an invalidation is running: always use read_begin/read_retry.
+ * Until every invalidation that was in flight at insert time has ended,
+ * whatever its range, read_begin on it sleeps.
  * Errors: -EINVAL (NULL argument, or the mm has exited), -EOVERFLOW
  *         (length 0 or start + length overflowing).
  */
