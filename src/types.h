@@ -3,23 +3,42 @@
  * The core types of devmm: frames (struct dmm_page), page tables, VMAs,
  * address spaces, anon_vmas, files and the system that owns them.
  *
- * Lock order (outermost first), the kernel's (docs/locking.md has more):
+ * Lock order, outermost first: a lock may be taken while holding any lock
+ * above it on its path, never the other way round. docs/locking.md has the
+ * same tree, word for word (change both together), and the rules.
  *
- *   sys->mm_list_lock            (list of address spaces; check, teardown)
- *     mm->mmap_lock              (per-shard rwlocks: VMAs; read for faults,
- *                                 access, GUP, migration, hmm; write — every
- *                                 shard — for mmap/munmap/mprotect/mremap/fork)
- *       mm->anon_lock            (mutex: anon_vma_prepare under mmap read)
- *       folio lock (PG_locked)   (a bit lock per frame, sleeping, hashed waits)
- *         notifier state lock    (per mm; never held across a callback)
- *         driver locks           (inside interval-notifier callbacks only)
- *         anon_vma->lock         (rwlock: the VMAs of an anon_vma; rmap walks)
- *           file->i_mmap_lock    (rwlock: the VMAs mapping a file)
- *             pte table ptl      (mutex per 512-entry PTE table: entries)
- *               file->lock       (mutex: a file's page-cache index)
- *               frame allocator shard locks (leaves)
- *   sys->pgmap_lock, sys->file_list_lock (leaves: never held while taking
- *                                 an mmap_lock or calling a driver)
+ * sys->mm_list_lock                  mutex: the list of mms (registration, exit, dmm_check)
+ *  └ mm->mmap_lock                   16 per-thread-shard rwlocks: the VMAs
+ *     └ folio lock (PG_locked)       sleeping bit lock per frame (hashed waits)
+ *        ├ mm->anon_lock             mutex: anon_vma_prepare (faults, CoW, and
+ *        │  │                        migrate_vma_pages' holes under folio locks)
+ *        │  └ anon_vma->lock (write)
+ *        └ anon_vma->lock            rwlock: an anon_vma's VMAs (rmap walks, VMA changes)
+ *           └ file->i_mmap_lock      rwlock: a file's VMAs (rmap walks, VMA changes)
+ *              ├ PTL                 mutex per PTE table: its entries
+ *              │  └ a second PTL     mremap (same mm, mmap_lock write) or fork (the
+ *              │                     child's, invisible to others)
+ *              ├ notifier state lock per mm (leaf): subscriptions, active, deferred list;
+ *              │                     never held while a callback runs
+ *              └ driver locks        taken only by a driver's callbacks (invalidate,
+ *                                    folio_free, migrate_to_ram, cow_alloc), so under
+ *                                    whatever devmm holds when it calls them, at most
+ *                                    down to the rmap locks (try_to_migrate's
+ *                                    invalidations); never under a PTL or the notifier
+ *                                    state lock. Inside one, a driver calls devmm only
+ *                                    for what takes leaves (the getters, set_seq,
+ *                                    read_retry, dmm_zone_device_page_init,
+ *                                    dmm_alloc_page, dmm_memremap_pages)
+ *
+ * leaves (nothing is taken inside them):
+ *   file->lock, allocator shard     may be taken under a PTL (file->lock is not, in
+ *   locks, wait-table bucket locks  practice: page-cache lookups come before the PTL)
+ *   sys->pgmap_lock                 under the mmap_lock or a driver lock (a driver adding
+ *                                   memory); never held while taking an mmap_lock or
+ *                                   calling a driver
+ *   pgmap done_lock                 wherever a dying pgmap's last reference is dropped
+ *   sys->file_list_lock             under mmap_lock write (dmm_file_put from a VMA
+ *                                   unlink); dmm_check alone takes file->lock inside it
  *
  * A CPU access holds the PTL of the entry it uses while it touches the
  * frame: that is the model's TLB. Clearing or changing an entry under the

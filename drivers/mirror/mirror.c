@@ -11,7 +11,7 @@
  * list. A device-private page has backing storage that only this driver
  * touches; a device-coherent page is CPU-addressable memory of devmm's.
  *
- * Lock order: devmm's locks (mmap_lock, folio locks) are outside
+ * Lock order: devmm's locks (mmap_lock, folio locks, rmap locks) are outside
  * dev->lock and m->lock: the driver takes its locks inside devmm's
  * callbacks and never calls a devmm operation that invalidates while
  * holding them.
