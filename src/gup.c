@@ -51,16 +51,25 @@ static int check_vma_flags(struct dmm_vma *vma, unsigned int f)
 	return 0;
 }
 
-static void grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
+/*
+ * Take a GET reference or a pin (try_grab_folio): 0, -EAGAIN when the
+ * frame is free (only the lockless path can see that), or -ENOMEM when the
+ * count would overflow; nothing is taken on failure. Both paths take their
+ * references here.
+ */
+static int try_grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
 {
+	int r = page_ref_try_add(p, (f & DMM_FOLL_PIN) ? GUP_PIN_COUNTING_BIAS : 1);
+
+	if (r)
+		return r;
 	if (f & DMM_FOLL_PIN) {
-		page_ref_add(p, GUP_PIN_COUNTING_BIAS);
 		atomic_fetch_add(&p->pincount, 1);
 		dmm_stat_inc(sys, pin_pages);
 	} else {
-		get_page(p);
 		dmm_stat_inc(sys, gup_pages);
 	}
+	return 0;
 }
 
 static void ungrab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
@@ -121,11 +130,12 @@ int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 				p = pfn_to_page(mm->sys, pte_pfn(e));
 			need = gup_needs(vma, e, p, f);
 			if (!need) {
-				if (p)
-					grab_page(mm->sys, p, f);
-				*pfn = pte_pfn(e);
+				/* The entry holds a reference: only overflow can fail. */
+				r = p ? try_grab_page(mm->sys, p, f) : 0;
+				if (!r)
+					*pfn = pte_pfn(e);
 				ptl_unlock(t);
-				return 0;
+				return r;
 			}
 			ptl_unlock(t);
 		}
@@ -227,26 +237,6 @@ long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
 /* ------------------------------------------------------------------------ */
 /* The lockless fast path                                                    */
 
-/* Take the reference speculatively: only if the frame is in use. */
-static bool try_grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
-{
-	uint32_t add = (f & DMM_FOLL_PIN) ? GUP_PIN_COUNTING_BIAS : 1;
-	uint32_t old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
-
-	do {
-		if (old == 0)
-			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&p->refcount, &old, old + add, memory_order_acquire,
-							memory_order_relaxed));
-	if (f & DMM_FOLL_PIN) {
-		atomic_fetch_add(&p->pincount, 1);
-		dmm_stat_inc(sys, pin_pages);
-	} else {
-		dmm_stat_inc(sys, gup_pages);
-	}
-	return true;
-}
-
 /* Can the fast path return this entry as it is? */
 static bool fast_ok(pte_t e, unsigned int f)
 {
@@ -276,7 +266,7 @@ static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long n
 		if (!fast_ok(e, f))
 			break;
 		p = pfn_to_page(sys, pte_pfn(e));
-		if (!p || !try_grab_page(sys, p, f))
+		if (!p || try_grab_page(sys, p, f))
 			break;
 		if (pte_get(pte_slot(t, addr)) != e || must_unshare(p, f) ||
 		    ((f & DMM_FOLL_LONGTERM) && page_is_device_coherent(p))) {

@@ -131,6 +131,10 @@ static inline void page_ref_add(struct dmm_page *p, uint32_t n) { atomic_fetch_a
 static inline void get_page(struct dmm_page *p) { page_ref_add(p, 1); }
 /* Take a reference unless the frame is free (lockless lookups). */
 bool get_page_unless_zero(struct dmm_page *p);
+/* Add @n references unless the frame is free (-EAGAIN) or the count would
+ * pass PAGE_REF_MAX (-ENOMEM); on failure nothing changed. For references
+ * whose number a caller controls (GUP, drivers). */
+int page_ref_try_add(struct dmm_page *p, uint32_t n);
 /* Drop @n references; the last one frees the frame. */
 void put_page_refs(struct dmm_system *sys, struct dmm_page *p, uint32_t n);
 static inline void put_page(struct dmm_system *sys, struct dmm_page *p) { put_page_refs(sys, p, 1); }

@@ -103,6 +103,15 @@ struct dmm_page {
 };
 
 #define GUP_PIN_COUNTING_BIAS 1024u
+/*
+ * The most references that GUP (or a driver, through dmm_get_page) may
+ * bring a frame to: half the counter, where Linux's signed count turns
+ * negative. Those references are the caller's to take without bound, so
+ * page_ref_try_add refuses to pass this. The other half is headroom for
+ * the references that are taken unchecked because their number is bounded
+ * by memory (one per mapping) or by threads (transient ones).
+ */
+#define PAGE_REF_MAX 0x7fffffffu
 
 /* ------------------------------------------------------------------------ */
 /* Page tables                                                               */

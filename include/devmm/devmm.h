@@ -287,7 +287,9 @@ int dmm_fetch_add32(struct dmm_mm *mm, uint64_t addr, uint32_t delta, uint32_t *
  * Errors: -EINVAL (GET and PIN together or neither, LONGTERM without PIN,
  *         unknown flags, unaligned start, nr 0, NULL pfns), -EFAULT (no
  *         VMA, no permission, a writable long-term pin of a file that needs
- *         dirty tracking), -ENOMEM, -EBUSY (long-term migration failed).
+ *         dirty tracking), -ENOMEM (no memory, or a page whose reference
+ *         count would pass its limit of 2^31 - 1: it is not taken),
+ *         -EBUSY (long-term migration failed).
  * Release with dmm_put_user_pages (GET) or dmm_unpin_user_pages (PIN).
  */
 long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
@@ -414,7 +416,9 @@ void dmm_mmap_read_unlock(struct dmm_mm *mm);
  * dmm_zone_device_page_init. dmm_put_page drops a reference: the last one
  * frees a system frame, or hands a device frame back to its driver through
  * folio_free.
- * Errors: -EINVAL (NULL argument, no such frame), -ENOMEM.
+ * Errors: -EINVAL (NULL argument, no such frame, dmm_get_page of a free
+ *         frame), -ENOMEM (dmm_alloc_page: no frame free; dmm_get_page:
+ *         the reference count would pass its limit, 2^31 - 1).
  */
 int dmm_alloc_page(struct dmm_system *sys, uint64_t *pfn);
 int dmm_get_page(struct dmm_system *sys, uint64_t pfn);
