@@ -16,8 +16,10 @@
  * fails the pin instead.
  *
  * The fast path reads entries without any lock and takes references
- * speculatively, re-checking the entry afterwards; whatever it can't do it
- * leaves to the slow path.
+ * speculatively, re-checking the entry afterwards; whatever it can't do,
+ * and every page the slow path would refuse or treat specially, it leaves
+ * to the slow path. Both take references through try_grab_page, which
+ * refuses to overflow a page's count.
  */
 #include "internal.h"
 
@@ -245,6 +247,27 @@ static bool fast_ok(pte_t e, unsigned int f)
 	return !(f & DMM_FOLL_WRITE) || pte_write(e);
 }
 
+/*
+ * Would the slow path return the grabbed page as it is (GUP-fast never
+ * succeeds where the slow path would fail or act differently)? GUP-fast
+ * has no VMA, so it decides from the page and leaves every page the slow
+ * path treats specially to it:
+ *  - a FOLL_LONGTERM pin of a page that is not long-term pinnable;
+ *  - a writable long-term pin of a page that may belong to a file needing
+ *    dirty tracking (gup_fast_folio_allowed): only anonymous and shmem
+ *    pages pass, as check_vma_flags refuses the others on shared mappings;
+ *  - a pin that must unshare.
+ */
+static bool fast_page_ok(struct dmm_page *p, unsigned int f)
+{
+	if ((f & DMM_FOLL_LONGTERM) && page_is_device_coherent(p))
+		return false;
+	if ((f & (DMM_FOLL_WRITE | DMM_FOLL_LONGTERM)) == (DMM_FOLL_WRITE | DMM_FOLL_LONGTERM) &&
+	    !page_is_anon(p) && !page_test(p, PG_swapbacked))
+		return false;
+	return !must_unshare(p, f);
+}
+
 static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr, unsigned int f,
 			      uint64_t *pfns)
 {
@@ -268,8 +291,7 @@ static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long n
 		p = pfn_to_page(sys, pte_pfn(e));
 		if (!p || try_grab_page(sys, p, f))
 			break;
-		if (pte_get(pte_slot(t, addr)) != e || must_unshare(p, f) ||
-		    ((f & DMM_FOLL_LONGTERM) && page_is_device_coherent(p))) {
+		if (pte_get(pte_slot(t, addr)) != e || !fast_page_ok(p, f)) {
 			ungrab_page(sys, p, f);
 			break;
 		}

@@ -299,8 +299,11 @@ long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
  * it falls back to the slow path, for the rest of the range, where Linux
  * does (non-present or special entries, permission mismatches, an entry
  * that changed under it, a page that must be unshared, a FOLL_LONGTERM
- * pin of a page that is not long-term pinnable, a FOLL_PIN during a fork's
- * write-protect). Same flags, results and errors as dmm_get_user_pages.
+ * pin of a page that is not long-term pinnable, a writable FOLL_LONGTERM
+ * pin of a page that is neither anonymous nor shmem, a FOLL_PIN during a
+ * fork's write-protect). Same flags, results and errors as
+ * dmm_get_user_pages (but a read of a write-only mapping, which the fast
+ * part takes as Linux's does on x86).
  */
 long dmm_get_user_pages_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr,
 			     unsigned int gup_flags, uint64_t *pfns);
