@@ -3,7 +3,8 @@
  * The fault handler (semantics.md §3.1, §3.2): anonymous faults (the zero
  * page on read, a new page on write), file and shmem page-cache faults,
  * write-protect faults (reuse of exclusive pages, copy-on-write, shared
- * mappings made writable) and the wait on migration entries.
+ * mappings made writable), GUP's unshare faults (an exclusive read-only
+ * copy) and the wait on migration entries.
  *
  * Called with mmap_lock held for read and no other lock. Every path
  * re-checks the entry under the PTL before changing it, so concurrent
@@ -233,8 +234,16 @@ static bool can_reuse_anon_page(struct dmm_system *sys, struct dmm_page *p)
 	return ok;
 }
 
-/* A write (or unshare) fault on a present read-only entry. PTL held on
- * entry; dropped on return. */
+/*
+ * A write (or unshare) fault on a present read-only entry. PTL held on
+ * entry; dropped on return. An unshare fault (GUP's read-only pins: a
+ * shared anon page, or for a long-term pin the zero page or a page-cache
+ * page in a private mapping) leaves the entry read-only: it reuses an
+ * exclusive-able anon page, or maps an exclusive anonymous copy (zeroed for
+ * the zero page). A later write fault finds that page anon-exclusive and
+ * makes the entry writable in place, pinned or not, so a pin taken after
+ * the unshare sees the process's writes.
+ */
 static vm_fault_t do_wp_page(struct vm_fault *vmf)
 {
 	struct dmm_vma *vma = vmf->vma;

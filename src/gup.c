@@ -5,7 +5,8 @@
  * The slow path walks each page under mmap_lock (read) and the PTL, and
  * where the entry does not satisfy the request it faults (a write fault for
  * FOLL_WRITE, an unshare fault for a read-only pin of a shared anonymous
- * page, a plain fault for non-present entries: device-private pages
+ * page or a read-only long-term pin of a page-cache or zero page in a COW
+ * mapping, a plain fault for non-present entries: device-private pages
  * migrate back, device-exclusive entries are restored, migration entries
  * are waited for) and looks again. FOLL_GET takes one reference; FOLL_PIN
  * takes GUP_PIN_COUNTING_BIAS references and one exact pin. The zero page
@@ -85,14 +86,35 @@ static void ungrab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int
 	}
 }
 
-/* A pin that must be unshared first: a read-only pin of a shared anon page. */
-static bool must_unshare(struct dmm_page *p, unsigned int f)
+/*
+ * Must a read-only pin unshare the page first (gup_must_unshare)? So that
+ * the pin and the process keep seeing the same memory:
+ *  - an anonymous page that is not exclusive (shared after fork) is copied
+ *    or reused exclusively before it is pinned;
+ *  - a long-term pin of a page that is not anonymous (a page-cache page,
+ *    or the zero page) in a COW mapping gets an exclusive anonymous copy
+ *    mapped read-only, so a later write through the mapping reuses the
+ *    pinned page instead of copying away from it (reliable R/O long-term
+ *    pins, Linux 6.2). Short-term pins of such pages, and any pin in a
+ *    shared mapping, take the page as it is.
+ * @vma NULL (GUP-fast) can't tell a COW mapping: yes, let the slow path
+ * decide. A FOLL_WRITE pin needs a writable entry, whose page is exclusive.
+ */
+static bool gup_must_unshare(struct dmm_vma *vma, unsigned int f, struct dmm_page *p)
 {
-	return (f & DMM_FOLL_PIN) && p && page_is_anon(p) && !page_test(p, PG_anon_exclusive);
+	if ((f & (DMM_FOLL_WRITE | DMM_FOLL_PIN)) != DMM_FOLL_PIN)
+		return false;
+	if (!page_is_anon(p)) {
+		if (!(f & DMM_FOLL_LONGTERM))
+			return false;
+		return !vma || is_cow_mapping(vma->flags);
+	}
+	return !page_test(p, PG_anon_exclusive);
 }
 
 /* What the entry needs before it can be returned: 0 (nothing), or the
- * fault flags to resolve it. */
+ * fault flags to resolve it. @p: the page mapped (the zero page included),
+ * or NULL. */
 static unsigned int gup_needs(struct dmm_vma *vma, pte_t e, struct dmm_page *p, unsigned int f)
 {
 	if (!pte_present(e))
@@ -104,7 +126,7 @@ static unsigned int gup_needs(struct dmm_vma *vma, pte_t e, struct dmm_page *p, 
 			      page_is_anon(p) && page_test(p, PG_anon_exclusive);
 		return forced ? 0 : FAULT_FLAG_WRITE;
 	}
-	return must_unshare(p, f) ? FAULT_FLAG_UNSHARE : 0;
+	return p && gup_must_unshare(vma, f, p) ? FAULT_FLAG_UNSHARE : 0;
 }
 
 int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
@@ -128,12 +150,13 @@ int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 
 			ptl_lock(t);
 			e = pte_get(pte_slot(t, addr));
-			if (pte_present(e) && !pte_special(e))
+			if (pte_present(e) && (!pte_special(e) || pte_pfn(e) == DMM_ZERO_PFN))
 				p = pfn_to_page(mm->sys, pte_pfn(e));
 			need = gup_needs(vma, e, p, f);
 			if (!need) {
-				/* The entry holds a reference: only overflow can fail. */
-				r = p ? try_grab_page(mm->sys, p, f) : 0;
+				/* The entry holds a reference: only overflow can fail.
+				 * The zero page is never counted. */
+				r = p && !page_is_zero(mm->sys, p) ? try_grab_page(mm->sys, p, f) : 0;
 				if (!r)
 					*pfn = pte_pfn(e);
 				ptl_unlock(t);
@@ -256,7 +279,8 @@ static bool fast_ok(pte_t e, unsigned int f)
  *  - a writable long-term pin of a page that may belong to a file needing
  *    dirty tracking (gup_fast_folio_allowed): only anonymous and shmem
  *    pages pass, as check_vma_flags refuses the others on shared mappings;
- *  - a pin that must unshare.
+ *  - a pin that must unshare, or may have to: without a VMA, any
+ *    read-only long-term pin of a page that is not anonymous.
  */
 static bool fast_page_ok(struct dmm_page *p, unsigned int f)
 {
@@ -265,7 +289,7 @@ static bool fast_page_ok(struct dmm_page *p, unsigned int f)
 	if ((f & (DMM_FOLL_WRITE | DMM_FOLL_LONGTERM)) == (DMM_FOLL_WRITE | DMM_FOLL_LONGTERM) &&
 	    !page_is_anon(p) && !page_test(p, PG_swapbacked))
 		return false;
-	return !must_unshare(p, f);
+	return !gup_must_unshare(NULL, f, p);
 }
 
 static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr, unsigned int f,

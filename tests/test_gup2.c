@@ -526,6 +526,190 @@ static void test_gup_fast_falls_back_where_linux_does(void **state)
 	PINS_BALANCED(g->sys);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Reliable read-only long-term pins in COW mappings                         */
+
+static uint32_t frame_word(struct gfx *g, uint64_t pfn, unsigned int k)
+{
+	const uint32_t *w = dmm_page_address(g->sys, pfn);
+
+	assert_non_null(w);
+	return w[k];
+}
+
+/* The pinned page is an exclusive anonymous page mapped read-only at addr. */
+static void unshared_pin_at(const char *file, int line, struct gfx *g, uint64_t addr, uint64_t pfn,
+			    uint64_t not_pfn)
+{
+	struct dmm_pte_info e = pte_at(file, line, g->mm, addr);
+	struct dmm_page_info pi = page_at(file, line, g->sys, pfn);
+
+	if (pfn == not_pfn || pfn == DMM_ZERO_PFN)
+		h_fail(file, line, "pinned pfn %" PRIu64 " was not unshared", pfn);
+	if (e.kind != DMM_PTE_PRESENT || e.pfn != pfn || e.write)
+		h_fail(file, line, "entry: %s pfn %" PRIu64 " write %d, expected read-only pfn %" PRIu64,
+		       dmm_pte_kind_name(e.kind), e.pfn, e.write, pfn);
+	if ((pi.flags & (DMM_PAGE_ANON | DMM_PAGE_ANON_EXCLUSIVE | DMM_PAGE_PAGECACHE)) !=
+	    (DMM_PAGE_ANON | DMM_PAGE_ANON_EXCLUSIVE))
+		h_fail(file, line, "pinned page flags %#x: expected exclusive anonymous", pi.flags);
+	if (pi.refcount != 1 + 1024 || pi.mapcount != 1 || pi.pincount != 1)
+		h_fail(file, line, "pinned page refcount %" PRIu32 " mapcount %" PRId32 " pincount %" PRIu32,
+		       pi.refcount, pi.mapcount, pi.pincount);
+}
+#define UNSHARED_PIN(g, addr, pfn, not_pfn) unshared_pin_at(__FILE__, __LINE__, g, addr, pfn, not_pfn)
+
+/*
+ * A read-only long-term pin of the zero page in a private mapping pins a
+ * zero-filled exclusive copy, mapped read-only; a later CPU write reuses it
+ * in place, so the pin sees the write. Slow path, and the fast path (which
+ * falls back: the zero page's entry is special).
+ */
+static void test_ro_longterm_pin_of_the_zero_page_sees_later_writes(void **state)
+{
+	struct gfx *g = *state;
+	uint64_t p[3] = { 0 };
+
+	MAP_ANON(g->mm, TBASE, 3);
+	EQ(LOAD(g->mm, TBASE), 0);
+	EQ(LOAD(g->mm, TBASE + PG), 0);
+	EQ(PFN(g->mm, TBASE), DMM_ZERO_PFN);
+	EQS(dmm_get_user_pages(g->mm, TBASE, 1, PIN | LT, &p[0]), 1);
+	EQS(FAST_FALLBACK(g, TBASE + PG, 1, PIN | LT, &p[1]), 1);
+	/* No entry yet: fault in the zero page, then unshare it. */
+	EQS(dmm_get_user_pages(g->mm, TBASE + 2 * PG, 1, PIN | LT, &p[2]), 1);
+	CHECK_OK(g->sys);
+	for (int i = 0; i < 3; i++) {
+		UNSHARED_PIN(g, PAGE_ADDR(TBASE, i), p[i], DMM_ZERO_PFN);
+		EQ(frame_word(g, p[i], 0), 0);
+		OK(dmm_store32(g->mm, PAGE_ADDR(TBASE, i), 0x600 + (uint32_t)i));
+		CHECK_OK(g->sys);
+		EQ(PFN(g->mm, PAGE_ADDR(TBASE, i)), p[i]);
+		TRUE(PTE(g->mm, PAGE_ADDR(TBASE, i)).write);
+		EQ(frame_word(g, p[i], 0), 0x600 + (uint32_t)i);
+	}
+	dmm_unpin_user_pages(g->sys, p, 3);
+	CHECK_OK(g->sys);
+	PINS_BALANCED(g->sys);
+	for (int i = 0; i < 3; i++)
+		COUNTS(g->sys, p[i], 1, 1);
+}
+
+/*
+ * The same for a page-cache page in a private file mapping: the pin gets an
+ * exclusive anonymous copy (the file's page is no longer mapped here), and
+ * the process's later writes land in it, not in the file.
+ */
+static void test_ro_longterm_pin_of_a_private_file_page_sees_later_writes(void **state)
+{
+	struct gfx *g = *state;
+	uint64_t c[2], p[2] = { 0 };
+
+	OK(dmm_file_create(g->sys, 2, &g->file));
+	FILE_FILL(g->file, 0, 2 * PG, 0x5000);
+	MAP_FIXED(g->mm, TBASE, 2 * PG, RW, DMM_MAP_PRIVATE, g->file, 0);
+	VERIFY(g->mm, TBASE, 2 * PG, 0x5000);
+	c[0] = PFN(g->mm, TBASE);
+	c[1] = PFN(g->mm, TBASE + PG);
+	FLAGS(PAGE(g->sys, c[0]).flags, DMM_PAGE_PAGECACHE, DMM_PAGE_ANON);
+	EQS(dmm_get_user_pages(g->mm, TBASE, 1, PIN | LT, &p[0]), 1);
+	EQS(FAST_FALLBACK(g, TBASE + PG, 1, PIN | LT, &p[1]), 1);
+	CHECK_OK(g->sys);
+	for (int i = 0; i < 2; i++) {
+		UNSHARED_PIN(g, PAGE_ADDR(TBASE, i), p[i], c[i]);
+		FRAME_VERIFY(g->sys, p[i], 0x5000 + (uint32_t)i * WORDS_PER_PAGE);
+		COUNTS(g->sys, c[i], 1, 0); /* the page cache's reference only */
+		OK(dmm_store32(g->mm, PAGE_ADDR(TBASE, i), 0x77));
+		CHECK_OK(g->sys);
+		EQ(PFN(g->mm, PAGE_ADDR(TBASE, i)), p[i]);
+		EQ(frame_word(g, p[i], 0), 0x77);
+	}
+	FILE_VERIFY(g->file, 0, 2 * PG, 0x5000);
+	dmm_unpin_user_pages(g->sys, p, 2);
+	CHECK_OK(g->sys);
+	PINS_BALANCED(g->sys);
+}
+
+/* A private read-only mapping is a COW mapping too: after mprotect to
+ * read-write, the write reuses the pinned copy. */
+static void test_ro_longterm_pin_in_a_read_only_private_mapping_unshares_too(void **state)
+{
+	struct gfx *g = *state;
+	uint64_t c, p = 0;
+
+	OK(dmm_file_create(g->sys, 1, &g->file));
+	FILE_FILL(g->file, 0, PG, 0x6000);
+	MAP_FIXED(g->mm, TBASE, PG, DMM_PROT_READ, DMM_MAP_PRIVATE, g->file, 0);
+	VERIFY(g->mm, TBASE, PG, 0x6000);
+	c = PFN(g->mm, TBASE);
+	EQS(FAST_FALLBACK(g, TBASE, 1, PIN | LT, &p), 1);
+	CHECK_OK(g->sys);
+	UNSHARED_PIN(g, TBASE, p, c);
+	OK(dmm_mprotect(g->mm, TBASE, PG, RW));
+	OK(dmm_store32(g->mm, TBASE + 8, 0x99));
+	EQ(PFN(g->mm, TBASE), p);
+	EQ(frame_word(g, p, 2), 0x99);
+	dmm_unpin_user_pages(g->sys, &p, 1);
+	CHECK_OK(g->sys);
+	FILE_VERIFY(g->file, 0, PG, 0x6000);
+}
+
+/*
+ * What does not unshare: short-term read-only pins and GET references of
+ * page-cache pages and the zero page, and read-only long-term pins in
+ * shared mappings (file and shmem), on both paths.
+ */
+static void test_short_term_ro_pins_and_shared_mappings_do_not_unshare(void **state)
+{
+	struct gfx *g = *state;
+	uint64_t c, s, m, p = 0;
+	long (*gup[2])(struct dmm_mm *, uint64_t, unsigned long, unsigned int, uint64_t *) = {
+		dmm_get_user_pages, dmm_get_user_pages_fast,
+	};
+
+	OK(dmm_file_create(g->sys, 2, &g->file));
+	FILE_FILL(g->file, 0, 2 * PG, 0x7000);
+	MAP_FIXED(g->mm, TBASE, PG, RW, DMM_MAP_PRIVATE, g->file, 0);
+	MAP_FIXED(g->mm, TBASE + PG, PG, RW, DMM_MAP_SHARED, g->file, 1);
+	MAP_FIXED(g->mm, TBASE + 2 * PG, PG, RW, ANON_PRIVATE, NULL, 0);
+	MAP_FIXED(g->mm, TBASE + 3 * PG, PG, RW, ANON_SHARED, NULL, 0);
+	EQ(LOAD(g->mm, TBASE), 0x7000);
+	EQ(LOAD(g->mm, TBASE + PG), 0x7000 + WORDS_PER_PAGE);
+	EQ(LOAD(g->mm, TBASE + 2 * PG), 0);
+	OK(dmm_store32(g->mm, TBASE + 3 * PG, 0x33));
+	c = PFN(g->mm, TBASE);
+	s = PFN(g->mm, TBASE + PG);
+	m = PFN(g->mm, TBASE + 3 * PG);
+	for (int i = 0; i < 2; i++) {
+		EQS(gup[i](g->mm, TBASE, 1, PIN, &p), 1);
+		EQ(p, c);
+		dmm_unpin_user_pages(g->sys, &p, 1);
+		EQS(gup[i](g->mm, TBASE, 1, GET, &p), 1);
+		EQ(p, c);
+		dmm_put_user_pages(g->sys, &p, 1);
+		EQS(gup[i](g->mm, TBASE + 2 * PG, 1, PIN, &p), 1);
+		EQ(p, DMM_ZERO_PFN);
+		EQS(gup[i](g->mm, TBASE + PG, 1, PIN | LT, &p), 1);
+		EQ(p, s);
+		dmm_unpin_user_pages(g->sys, &p, 1);
+		EQS(gup[i](g->mm, TBASE + 3 * PG, 1, PIN | LT, &p), 1);
+		EQ(p, m);
+		dmm_unpin_user_pages(g->sys, &p, 1);
+		CHECK_OK(g->sys);
+		EQ(PFN(g->mm, TBASE), c);
+		EQ(PFN(g->mm, TBASE + PG), s);
+		EQ(PFN(g->mm, TBASE + 2 * PG), DMM_ZERO_PFN);
+		EQ(PFN(g->mm, TBASE + 3 * PG), m);
+	}
+	/* A shared mapping's pin sees writes anyway: it is the mapped page. */
+	EQS(dmm_get_user_pages(g->mm, TBASE + PG, 1, PIN | LT, &p), 1);
+	OK(dmm_store32(g->mm, TBASE + PG, 0x44));
+	EQ(PFN(g->mm, TBASE + PG), s);
+	EQ(frame_word(g, p, 0), 0x44);
+	dmm_unpin_user_pages(g->sys, &p, 1);
+	CHECK_OK(g->sys);
+	PINS_BALANCED(g->sys);
+}
+
 static void test_partial_results_return_the_count_taken(void **state)
 {
 	struct gfx *g = *state;
@@ -677,6 +861,10 @@ int main(void)
 		T(test_gup_of_a_device_exclusive_entry_restores_it),
 		T(test_gup_fast_matches_the_slow_path_for_present_pages),
 		T(test_gup_fast_falls_back_where_linux_does),
+		T(test_ro_longterm_pin_of_the_zero_page_sees_later_writes),
+		T(test_ro_longterm_pin_of_a_private_file_page_sees_later_writes),
+		T(test_ro_longterm_pin_in_a_read_only_private_mapping_unshares_too),
+		T(test_short_term_ro_pins_and_shared_mappings_do_not_unshare),
 		T(test_partial_results_return_the_count_taken),
 		T(test_pins_taken_equal_pins_released),
 		T(test_pinned_and_referenced_pages_are_skipped_by_migration),

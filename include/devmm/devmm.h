@@ -278,6 +278,10 @@ int dmm_fetch_add32(struct dmm_mm *mm, uint64_t addr, uint32_t delta, uint32_t *
  * Returns the number of pages taken (partial success returns the count);
  * 0 pages taken returns the error.
  * FOLL_WRITE needs a writable VMA, or FOLL_FORCE on a private one.
+ * A read-only FOLL_PIN unshares a shared anonymous page first; a read-only
+ * FOLL_PIN|FOLL_LONGTERM in a private mapping also unshares a page-cache
+ * page or the zero page: an exclusive anonymous copy is mapped read-only
+ * and pinned, so later writes through the mapping land in the pinned page.
  * FOLL_LONGTERM (with FOLL_PIN) never leaves a device-coherent page pinned:
  * mainline migrates it to system memory and pins that (-EBUSY if the
  * migration fails); with dmm_system_set_longterm_coherent(sys,
