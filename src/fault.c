@@ -71,7 +71,7 @@ static vm_fault_t map_new_anon_page(struct vm_fault *vmf, struct dmm_page *src, 
 	}
 	page_add_new_anon_rmap(p, vmf->vma, vmf->addr);
 	add_mm_counter(vmf->mm, DMM_MM_ANONPAGES, 1);
-	pte_set(vmf->pte, pfn_pte(page_to_pfn(vmf->sys, p), bits | _PTE_YOUNG));
+	pte_set(vmf->pte, pfn_pte(page_to_pfn(vmf->sys, p), bits | _PTE_YOUNG | vma_prot_bits(vmf->vma)));
 	ptl_unlock(vmf->tbl);
 	return 0;
 }
@@ -81,7 +81,7 @@ static vm_fault_t do_anonymous_page(struct vm_fault *vmf)
 	vm_fault_t r;
 
 	if (!fault_write(vmf)) {
-		if (set_pte_if_none(vmf, pfn_pte(DMM_ZERO_PFN, _PTE_SPECIAL | _PTE_YOUNG)))
+		if (set_pte_if_none(vmf, pfn_pte(DMM_ZERO_PFN, _PTE_SPECIAL | _PTE_YOUNG | vma_prot_bits(vmf->vma))))
 			dmm_stat_inc(vmf->sys, fault_zero);
 		return 0;
 	}
@@ -103,7 +103,7 @@ static vm_fault_t do_file_fault(struct vm_fault *vmf)
 	struct dmm_vma *vma = vmf->vma;
 	bool shared = vma->flags & VM_SHARED;
 	struct dmm_page *p;
-	uint64_t bits = _PTE_YOUNG;
+	uint64_t bits = _PTE_YOUNG | vma_prot_bits(vma);
 	vm_fault_t r = 0;
 	int err;
 
@@ -201,7 +201,7 @@ static vm_fault_t wp_page_copy(struct vm_fault *vmf, struct dmm_page *old)
 	}
 	page_add_new_anon_rmap(p, vmf->vma, vmf->addr);
 	add_mm_counter(vmf->mm, DMM_MM_ANONPAGES, 1);
-	pte_set(vmf->pte, pfn_pte(page_to_pfn(sys, p), bits | _PTE_YOUNG));
+	pte_set(vmf->pte, pfn_pte(page_to_pfn(sys, p), bits | _PTE_YOUNG | vma_prot_bits(vmf->vma)));
 	ptl_unlock(vmf->tbl);
 	mmu_notifier_invalidate_range_end(&r);
 	if (old) {
@@ -357,7 +357,7 @@ static vm_fault_t do_device_private_fault(struct vm_fault *vmf)
  */
 void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, _Atomic pte_t *slot, pte_t e)
 {
-	uint64_t bits = 0;
+	uint64_t bits = vma_prot_bits(vma);
 
 	if ((vma->flags & VM_WRITE) && page_test(p, PG_anon_exclusive))
 		bits |= _PTE_WRITE;

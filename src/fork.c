@@ -25,7 +25,7 @@ static int copy_present_page(struct fork_ctx *fc, _Atomic pte_t *dst, uint64_t a
 {
 	struct dmm_system *sys = fc->child->sys;
 	struct dmm_page *p = frame_alloc(sys, 0);
-	uint64_t bits = _PTE_DIRTY | _PTE_YOUNG;
+	uint64_t bits = _PTE_DIRTY | _PTE_YOUNG | vma_prot_bits(fc->dst_vma);
 
 	if (!p)
 		return -ENOMEM;

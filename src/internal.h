@@ -273,6 +273,14 @@ static inline bool is_cow_mapping(unsigned long flags)
 {
 	return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
 }
+/* The protection bits of a new present entry in @v (vm_page_prot): a
+ * PROT_NONE VMA gets PROT_NONE entries (present, but GUP-fast and anything
+ * else that looks at the entry alone must not use them), whoever makes
+ * them: a FOLL_FORCE fault, fork, a migration. */
+static inline uint64_t vma_prot_bits(const struct dmm_vma *v)
+{
+	return (v->flags & VM_ACCESS_FLAGS) ? 0 : _PTE_PROTNONE;
+}
 static inline uint64_t vma_pages(const struct dmm_vma *v) { return (v->end - v->start) >> PAGE_SHIFT; }
 static inline uint64_t linear_page_index(const struct dmm_vma *v, uint64_t addr)
 {
@@ -315,8 +323,8 @@ void page_remove_rmap(struct dmm_page *p);
 pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive);
 void try_to_migrate(struct dmm_system *sys, struct dmm_page *p);
 void remove_migration_ptes(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst);
-bool remove_migration_pte_locked(struct dmm_system *sys, _Atomic pte_t *slot, struct dmm_page *src,
-				 struct dmm_page *dst);
+bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, _Atomic pte_t *slot,
+				 struct dmm_page *src, struct dmm_page *dst);
 /* migrate_device.c: move a device-coherent page to system RAM for a
  * long-term pin; consumes the caller's reference. 0 or -EBUSY. */
 int migrate_device_coherent_page(struct dmm_system *sys, struct dmm_page *p);

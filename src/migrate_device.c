@@ -161,11 +161,12 @@ static void restore_entries(struct dmm_system *sys, struct dmm_migrate_vma *a, u
 	if (a && local) {
 		uint64_t addr = a->start + (i << PAGE_SHIFT);
 		struct dmm_pte_table *t = pte_table_lookup(a->mm, addr, false);
+		struct dmm_vma *vma = vma_lookup(a->mm, addr); /* mmap_lock held since setup */
 		bool done = false;
 
-		if (t) {
+		if (t && vma) {
 			ptl_lock(t);
-			done = remove_migration_pte_locked(sys, pte_slot(t, addr), s, d);
+			done = remove_migration_pte_locked(sys, vma, pte_slot(t, addr), s, d);
 			ptl_unlock(t);
 		}
 		if (done)
@@ -296,7 +297,8 @@ static void migrate_vma_insert_page(struct dmm_migrate_vma *a, uint64_t addr, st
 	if (page_is_device_private(p))
 		ne = make_device_private_entry(page_to_pfn(sys, p), write, 0);
 	else
-		ne = pfn_pte(page_to_pfn(sys, p), _PTE_YOUNG | (write ? _PTE_WRITE | _PTE_DIRTY : 0));
+		ne = pfn_pte(page_to_pfn(sys, p),
+			     _PTE_YOUNG | vma_prot_bits(vma) | (write ? _PTE_WRITE | _PTE_DIRTY : 0));
 	slot = pte_slot(t, addr);
 	ptl_lock(t);
 	e = pte_get(slot);

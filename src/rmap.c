@@ -170,10 +170,10 @@ struct remove_migration_args {
 	struct dmm_page *src, *dst;
 };
 
-/* Replace a migration entry for src at slot by a mapping of dst (PTL
- * held). false: the entry is not src's migration entry. */
-bool remove_migration_pte_locked(struct dmm_system *sys, _Atomic pte_t *slot, struct dmm_page *src,
-				 struct dmm_page *dst)
+/* Replace a migration entry for src at slot, in vma, by a mapping of dst
+ * (PTL held). false: the entry is not src's migration entry. */
+bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, _Atomic pte_t *slot,
+				 struct dmm_page *src, struct dmm_page *dst)
 {
 	uint64_t dpfn = page_to_pfn(sys, dst);
 	pte_t e = pte_get(slot), ne;
@@ -186,7 +186,7 @@ bool remove_migration_pte_locked(struct dmm_system *sys, _Atomic pte_t *slot, st
 	if (page_is_device_private(dst))
 		ne = make_device_private_entry(dpfn, w, leaf_flag_bits(e) & (_LEAF_SOFT_DIRTY | _LEAF_UFFD_WP));
 	else
-		ne = pfn_pte(dpfn, leaf_to_present_bits(e) | (w ? _PTE_WRITE : 0));
+		ne = pfn_pte(dpfn, leaf_to_present_bits(e) | vma_prot_bits(vma) | (w ? _PTE_WRITE : 0));
 	get_page(dst);
 	if (page_is_anon(dst))
 		page_add_anon_rmap(dst, excl);
@@ -204,7 +204,7 @@ static void remove_migration_pte(struct dmm_system *sys, struct dmm_vma *vma, ui
 	if (!t)
 		return;
 	ptl_lock(t);
-	remove_migration_pte_locked(sys, pte_slot(t, addr), ra->src, ra->dst);
+	remove_migration_pte_locked(sys, vma, pte_slot(t, addr), ra->src, ra->dst);
 	ptl_unlock(t);
 }
 

@@ -100,6 +100,29 @@ static void anon_prot_none(struct world *w)
 	anon_written(w);
 	OK(dmm_mprotect(w->mm, ADDR, PG, DMM_PROT_NONE));
 }
+/* A debugger's FOLL_FORCE populated a PROT_NONE mapping. */
+static void forced(struct world *w, unsigned int flags)
+{
+	uint64_t pfn;
+
+	EQS(dmm_get_user_pages(w->mm, ADDR, 1, flags | FORCE, &pfn), 1);
+	dmm_put_user_pages(w->sys, &pfn, 1);
+}
+static void anon_prot_none_forced_write(struct world *w)
+{
+	MAP_FIXED(w->mm, ADDR, PG, DMM_PROT_NONE, ANON_PRIVATE, NULL, 0);
+	forced(w, GET | WR);
+}
+static void file_private_prot_none_forced_read(struct world *w)
+{
+	map_file(w, DMM_PROT_NONE, DMM_MAP_PRIVATE);
+	forced(w, GET);
+}
+static void file_shared_prot_none_forced_read(struct world *w)
+{
+	map_file(w, DMM_PROT_NONE, DMM_MAP_SHARED);
+	forced(w, GET);
+}
 static void anon_pinned(struct world *w)
 {
 	anon_written(w);
@@ -109,6 +132,19 @@ static void anon_pinned_then_fork(struct world *w)
 {
 	anon_pinned(w);
 	fork_child(w);
+}
+
+/* The child of a fork that copied a pinned page in a PROT_NONE mapping:
+ * the GUP runs in the child. */
+static void anon_pinned_prot_none_child(struct world *w)
+{
+	struct dmm_mm *parent = w->mm;
+
+	anon_pinned(w);
+	OK(dmm_mprotect(w->mm, ADDR, PG, DMM_PROT_NONE));
+	fork_child(w);
+	w->mm = w->child;
+	w->child = parent;
 }
 
 static void file_shared_dirty(struct world *w)
@@ -208,6 +244,31 @@ static void device_exclusive(struct world *w)
 	OK(r);
 	dmm_unlock_page(w->sys, pfn);
 	dmm_put_page(w->sys, pfn);
+}
+/* A coherent page inserted by migration into a PROT_NONE hole. */
+static void coherent_prot_none_hole(struct world *w)
+{
+	unsigned long moved = 0;
+
+	MAP_FIXED(w->mm, ADDR, PG, DMM_PROT_NONE, ANON_PRIVATE, NULL, 0);
+	OK(testdrv_migrate_to_dev(w->coh, w->mm, ADDR, 1, &moved));
+	EQ(moved, 1);
+}
+/* A page migrated (to a coherent device) while its mapping is PROT_NONE. */
+static void coherent_prot_none_migrated(struct world *w)
+{
+	unsigned long moved = 0;
+
+	anon_prot_none(w);
+	OK(testdrv_migrate_to_dev(w->coh, w->mm, ADDR, 1, &moved));
+	EQ(moved, 1);
+}
+/* mprotect leaves the exclusive entry; a forced GUP restores it. */
+static void device_exclusive_prot_none_forced_read(struct world *w)
+{
+	device_exclusive(w);
+	OK(dmm_mprotect(w->mm, ADDR, PG, DMM_PROT_NONE));
+	forced(w, GET);
 }
 static void unmapped(struct world *w) { (void)w; }
 
@@ -434,8 +495,12 @@ CASE(anon_shared_with_child)
 CASE(anon_zero_shared_with_child)
 CASE(anon_unshared_after_child_exit)
 CASE(anon_prot_none)
+CASE(anon_prot_none_forced_write)
+CASE(file_private_prot_none_forced_read)
+CASE(file_shared_prot_none_forced_read)
 CASE(anon_pinned)
 CASE(anon_pinned_then_fork)
+CASE(anon_pinned_prot_none_child)
 CASE(file_shared_dirty)
 CASE(file_shared_clean)
 CASE(file_shared_none)
@@ -454,6 +519,9 @@ CASE(coherent_shared_with_child)
 CASE(device_private)
 CASE(device_private_shared_with_child)
 CASE(device_exclusive)
+CASE(coherent_prot_none_hole)
+CASE(coherent_prot_none_migrated)
+CASE(device_exclusive_prot_none_forced_read)
 CASE(unmapped)
 #undef CASE
 
@@ -470,8 +538,12 @@ int main(void)
 		T(anon_zero_shared_with_child),
 		T(anon_unshared_after_child_exit),
 		T(anon_prot_none),
+		T(anon_prot_none_forced_write),
+		T(file_private_prot_none_forced_read),
+		T(file_shared_prot_none_forced_read),
 		T(anon_pinned),
 		T(anon_pinned_then_fork),
+		T(anon_pinned_prot_none_child),
 		T(file_shared_dirty),
 		T(file_shared_clean),
 		T(file_shared_none),
@@ -490,6 +562,9 @@ int main(void)
 		T(device_private),
 		T(device_private_shared_with_child),
 		T(device_exclusive),
+		T(coherent_prot_none_hole),
+		T(coherent_prot_none_migrated),
+		T(device_exclusive_prot_none_forced_read),
 		T(unmapped),
 	};
 #undef T
