@@ -8,8 +8,8 @@
  * What it proves:
  *  - VMAs: sorted, page aligned, non-overlapping, in user space, linked to
  *    their anon_vma and file;
- *  - entries: inside a VMA, permissions within the VMA's (PROT_NONE
- *    entries exactly in PROT_NONE VMAs), the zero page only
+ *  - entries: inside a VMA, permissions within the VMA's (PROT_NONE and
+ *    not-readable bits exactly as the VMA's protection), the zero page only
  *    as a read-only special entry, frames allocated, reverse-map identity
  *    (anon_vma / file and linear index) matching the address;
  *  - mapcount of every frame = the entries that map it; refcount >= mapcount
@@ -122,9 +122,9 @@ static void check_present(struct checker *ck, struct dmm_vma *v, uint64_t addr, 
 
 	if (pte_write(e) && !(v->flags & VM_WRITE))
 		report(ck, "mm %u %#lx: writable entry in a VMA without VM_WRITE", ck->mm->id, (unsigned long)addr);
-	if (pte_protnone(e) != !(v->flags & VM_ACCESS_FLAGS))
-		report(ck, "mm %u %#lx: PROT_NONE entry bit %d in a VMA with access %#lx", ck->mm->id,
-		       (unsigned long)addr, (int)pte_protnone(e), v->flags & VM_ACCESS_FLAGS);
+	if ((e & _PTE_PROT_BITS) != vma_prot_bits(v))
+		report(ck, "mm %u %#lx: protection bits %#lx in a VMA with access %#lx", ck->mm->id,
+		       (unsigned long)addr, (unsigned long)(e & _PTE_PROT_BITS), v->flags & VM_ACCESS_FLAGS);
 	if (pte_special(e)) {
 		if (pte_pfn(e) != DMM_ZERO_PFN || pte_write(e) || !vma_is_anonymous(v))
 			report(ck, "mm %u %#lx: bad special entry", ck->mm->id, (unsigned long)addr);

@@ -267,7 +267,7 @@ static bool fast_ok(pte_t e, unsigned int f)
 {
 	if (!pte_present(e) || pte_special(e) || pte_protnone(e))
 		return false;
-	return !(f & DMM_FOLL_WRITE) || pte_write(e);
+	return (f & DMM_FOLL_WRITE) ? pte_write(e) : !pte_noread(e);
 }
 
 /*

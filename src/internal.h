@@ -273,14 +273,18 @@ static inline bool is_cow_mapping(unsigned long flags)
 {
 	return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
 }
-/* The protection bits of a new present entry in @v (vm_page_prot): a
- * PROT_NONE VMA gets PROT_NONE entries (present, but GUP-fast and anything
- * else that looks at the entry alone must not use them), whoever makes
- * them: a FOLL_FORCE fault, fork, a migration. */
-static inline uint64_t vma_prot_bits(const struct dmm_vma *v)
+/* The protection bits of a present entry under @vm_flags (vm_page_prot):
+ * a PROT_NONE VMA gets PROT_NONE entries, a write-only VMA not-readable
+ * ones, so that GUP-fast and anything else that looks at the entry alone
+ * sees the VMA's permissions. Whoever makes a present entry adds them: a
+ * fault (FOLL_FORCE included), fork, a migration, mprotect. */
+static inline uint64_t vm_prot_bits(unsigned long vm_flags)
 {
-	return (v->flags & VM_ACCESS_FLAGS) ? 0 : _PTE_PROTNONE;
+	if (!(vm_flags & VM_ACCESS_FLAGS))
+		return _PTE_PROTNONE;
+	return (vm_flags & VM_READ) ? 0 : _PTE_NOREAD;
 }
+static inline uint64_t vma_prot_bits(const struct dmm_vma *v) { return vm_prot_bits(v->flags); }
 static inline uint64_t vma_pages(const struct dmm_vma *v) { return (v->end - v->start) >> PAGE_SHIFT; }
 static inline uint64_t linear_page_index(const struct dmm_vma *v, uint64_t addr)
 {

@@ -31,7 +31,7 @@ static bool can_change_pte_writable(struct dmm_system *sys, struct dmm_vma *vma,
 static pte_t change_one(struct dmm_system *sys, struct change_prot *cp, pte_t e)
 {
 	if (pte_present(e)) {
-		e = (cp->newflags & VM_ACCESS_FLAGS) ? e & ~_PTE_PROTNONE : e | _PTE_PROTNONE;
+		e = (e & ~_PTE_PROT_BITS) | vm_prot_bits(cp->newflags);
 		if (!(cp->newflags & VM_WRITE))
 			return pte_wrprotect(e);
 		if (!pte_write(e) && can_change_pte_writable(sys, cp->vma, e))

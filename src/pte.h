@@ -4,7 +4,8 @@
  *
  *   0                              NONE
  *   pfn<<12 | flags | PRESENT      PRESENT(pfn; W, dirty, young, soft-dirty,
- *                                  uffd-wp, special)
+ *                                  uffd-wp, special; PROT_NONE or no-read
+ *                                  from the VMA's protection)
  *   pfn<<12 | bits | type<<1       a non-present "softleaf": device-private
  *                                  R/W, device-exclusive, migration R /
  *                                  R-exclusive / W; young, dirty, soft-dirty
@@ -31,6 +32,8 @@
 #define _PTE_UFFD_WP (1ULL << 5)
 #define _PTE_SPECIAL (1ULL << 6)
 #define _PTE_PROTNONE (1ULL << 7) /* present but PROT_NONE: no access at all */
+#define _PTE_NOREAD (1ULL << 8)	  /* present in a write-only VMA: not readable */
+#define _PTE_PROT_BITS (_PTE_PROTNONE | _PTE_NOREAD) /* what the VMA's protection adds */
 /* non-present entries: type in bits 1..5, flags in 6..9 */
 #define _LEAF_TYPE_SHIFT 1
 #define _LEAF_TYPE_MASK (0x1fULL << _LEAF_TYPE_SHIFT)
@@ -63,6 +66,7 @@ static inline bool pte_special(pte_t e) { return e & _PTE_SPECIAL; }
 static inline bool pte_soft_dirty(pte_t e) { return e & _PTE_SOFT_DIRTY; }
 static inline bool pte_uffd_wp(pte_t e) { return e & _PTE_UFFD_WP; }
 static inline bool pte_protnone(pte_t e) { return e & _PTE_PROTNONE; }
+static inline bool pte_noread(pte_t e) { return e & _PTE_NOREAD; }
 static inline pte_t pte_mkwrite(pte_t e) { return e | _PTE_WRITE; }
 static inline pte_t pte_wrprotect(pte_t e) { return e & ~_PTE_WRITE; }
 static inline pte_t pte_mkdirty(pte_t e) { return e | _PTE_DIRTY; }

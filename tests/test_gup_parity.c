@@ -13,10 +13,7 @@
  *
  * Not covered: a migration entry (both paths would sleep until the
  * migration ends, which a single-threaded table can not arrange; the fast
- * path falls back on every non-present entry), and a write-only mapping
- * (PROT_WRITE without PROT_READ), where a read GUP is -EFAULT on the slow
- * path but the fast path, like Linux's on x86, sees a present writable
- * entry and takes the page: the entry does not say that it is unreadable.
+ * path falls back on every non-present entry).
  */
 #include "helpers.h"
 #include "testdrv.h"
@@ -95,6 +92,17 @@ static void anon_unshared_after_child_exit(struct world *w)
 	dmm_mm_exit(w->child);
 	w->child = NULL;
 }
+static void anon_write_only(struct world *w)
+{
+	MAP_FIXED(w->mm, ADDR, PG, DMM_PROT_WRITE, ANON_PRIVATE, NULL, 0);
+	OK(dmm_store32(w->mm, ADDR, 0x1100));
+}
+/* Written while read-write, then made write-only. */
+static void anon_made_write_only(struct world *w)
+{
+	anon_written(w);
+	OK(dmm_mprotect(w->mm, ADDR, PG, DMM_PROT_WRITE));
+}
 static void anon_prot_none(struct world *w)
 {
 	anon_written(w);
@@ -156,6 +164,11 @@ static void file_shared_clean(struct world *w)
 {
 	map_file(w, RW, DMM_MAP_SHARED);
 	(void)LOAD(w->mm, ADDR);
+}
+static void file_shared_write_only(struct world *w)
+{
+	map_file(w, DMM_PROT_WRITE, DMM_MAP_SHARED);
+	OK(dmm_store32(w->mm, ADDR, 0x2200));
 }
 static void file_shared_none(struct world *w) { map_file(w, RW, DMM_MAP_SHARED); }
 static void file_shared_ro_vma(struct world *w)
@@ -494,6 +507,8 @@ CASE(anon_ro_vma_exclusive)
 CASE(anon_shared_with_child)
 CASE(anon_zero_shared_with_child)
 CASE(anon_unshared_after_child_exit)
+CASE(anon_write_only)
+CASE(anon_made_write_only)
 CASE(anon_prot_none)
 CASE(anon_prot_none_forced_write)
 CASE(file_private_prot_none_forced_read)
@@ -503,6 +518,7 @@ CASE(anon_pinned_then_fork)
 CASE(anon_pinned_prot_none_child)
 CASE(file_shared_dirty)
 CASE(file_shared_clean)
+CASE(file_shared_write_only)
 CASE(file_shared_none)
 CASE(file_shared_ro_vma)
 CASE(file_private_read)
@@ -537,6 +553,8 @@ int main(void)
 		T(anon_shared_with_child),
 		T(anon_zero_shared_with_child),
 		T(anon_unshared_after_child_exit),
+		T(anon_write_only),
+		T(anon_made_write_only),
 		T(anon_prot_none),
 		T(anon_prot_none_forced_write),
 		T(file_private_prot_none_forced_read),
@@ -546,6 +564,7 @@ int main(void)
 		T(anon_pinned_prot_none_child),
 		T(file_shared_dirty),
 		T(file_shared_clean),
+		T(file_shared_write_only),
 		T(file_shared_none),
 		T(file_shared_ro_vma),
 		T(file_private_read),

@@ -306,8 +306,7 @@ long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
  * pin of a page that is not long-term pinnable, a writable FOLL_LONGTERM
  * pin of a page that is neither anonymous nor shmem, a FOLL_PIN during a
  * fork's write-protect). Same flags, results and errors as
- * dmm_get_user_pages (but a read of a write-only mapping, which the fast
- * part takes as Linux's does on x86).
+ * dmm_get_user_pages.
  */
 long dmm_get_user_pages_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr,
 			     unsigned int gup_flags, uint64_t *pfns);
