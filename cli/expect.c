@@ -167,6 +167,8 @@ static bool check_item(const struct step *st, const struct outcome *o, const str
 		return check_num("maps", it->u.num, o->maps, msg, size);
 	case EXP_PINS:
 		return check_num("pins", it->u.num, o->pins, msg, size);
+	case EXP_WRITABLE:
+		return check_num("writable", it->u.num, o->writable, msg, size);
 	case EXP_DATA:
 		return check_data(o, it, msg, size);
 	case EXP_SNAP:

@@ -114,7 +114,7 @@ static const char *const key_words[] = {
 	[EXP_CPAGES] = "cpages", [EXP_FAULTS] = "faults", [EXP_USED] = "used",
 	[EXP_FREE] = "free",	 [EXP_PINNED] = "pinned", [EXP_REFS] = "refs",
 	[EXP_MAPS] = "maps",	 [EXP_PINS] = "pins",	  [EXP_DATA] = "data",
-	[EXP_SNAP] = "snap",
+	[EXP_SNAP] = "snap",	 [EXP_WRITABLE] = "writable",
 };
 
 static const char *const bare_words[] = {
@@ -188,6 +188,12 @@ static int key_value(struct cursor *c, const struct token *t, const char *key, s
 		return arg_pattern(c->p, t, v, vlen, &it->u.data.pat);
 	case EXP_SNAP:
 		return arg_snap(c->p, t, v, vlen, it);
+	case EXP_WRITABLE:
+		if (vlen != 1 || (v[0] != '0' && v[0] != '1'))
+			return perr(c->p, t->col, "expected 0 or 1 after writable=, found %s",
+				    Q(v, vlen));
+		it->u.num = (uint64_t)(v[0] - '0');
+		return 0;
 	default:
 		return arg_u64(c->p, t, v, vlen, "a count", UINT64_MAX, &it->u.num);
 	}

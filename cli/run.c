@@ -666,7 +666,10 @@ static int do_stat(struct runner *r, struct span_addr *sa, struct outcome *o)
 	struct dmm_pte_info pi;
 	struct dmm_page_info gi;
 
-	if (dmm_pte_query(sa->proc->mm, sa->addr, &pi) || pi.kind == DMM_PTE_NONE || pi.special)
+	if (dmm_pte_query(sa->proc->mm, sa->addr, &pi) || pi.kind == DMM_PTE_NONE)
+		return 0;
+	o->writable = pi.write;
+	if (pi.special)
 		return 0;
 	if (dmm_page_query(r->sys, pi.pfn, &gi))
 		return 0;

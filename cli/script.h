@@ -143,6 +143,7 @@ enum expect_kind {
 	EXP_REFS, /* refs=N (stat) */
 	EXP_MAPS, /* maps=N (stat) */
 	EXP_PINS, /* pins=N (stat) */
+	EXP_WRITABLE, /* writable=0|1 (stat): u.num is 0 or 1 */
 	EXP_DATA, /* data=P, data[a]=P, data[a..b]=P, data[a..]=P */
 	EXP_SNAP, /* snap=B,B*N,... */
 	EXP_PATTERN, /* a bare pattern: read, pread, rmw (the old words) */

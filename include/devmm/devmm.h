@@ -333,7 +333,8 @@ const char *dmm_pte_kind_name(enum dmm_pte_kind kind);
 struct dmm_pte_info {
 	enum dmm_pte_kind kind;
 	uint64_t pfn;  /* meaningful unless kind == DMM_PTE_NONE */
-	bool write;    /* PRESENT: writable */
+	bool write;    /* the entry allows writes: PRESENT with W, DEVICE_PRIVATE_WRITE,
+			  MIGRATION_WRITE, DEVICE_EXCLUSIVE (implicitly writable) */
 	bool dirty;
 	bool young;
 	bool special;  /* PRESENT special (the zero page) */
