@@ -139,6 +139,23 @@ static bool check_where(const struct outcome *o, const struct expect_item *it, c
 	return true;
 }
 
+static bool check_same(const struct outcome *o, const struct expect_item *it, char *msg, size_t size)
+{
+	uint64_t i = 0;
+
+	if (it->u.same.total != o->nsame)
+		return mismatch(msg, size, "expected %llu answers, got %llu pages", (unsigned long long)it->u.same.total,
+				(unsigned long long)o->nsame);
+	for (size_t r = 0; r < it->u.same.nruns; r++) {
+		for (uint64_t c = 0; c < it->u.same.runs[r].count; c++, i++) {
+			if (o->same[i] != it->u.same.runs[r].same)
+				return mismatch(msg, size, "expected page %llu %s, got %s", (unsigned long long)i,
+						it->u.same.runs[r].same ? "yes" : "no", o->same[i] ? "yes" : "no");
+		}
+	}
+	return true;
+}
+
 static bool check_num(const char *key, uint64_t want, uint64_t got, char *msg, size_t size)
 {
 	if (want == got)
@@ -175,6 +192,8 @@ static bool check_item(const struct step *st, const struct outcome *o, const str
 		return check_snap(o, it, msg, size);
 	case EXP_WHERE:
 		return check_where(o, it, msg, size);
+	case EXP_SAME:
+		return check_same(o, it, msg, size);
 	case EXP_VALUE:
 		if (o->value == it->u.value)
 			return true;

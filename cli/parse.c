@@ -369,6 +369,57 @@ static int parse_unpin(struct cursor *c, struct step *st)
 	return take_name(c, "a handle name", &st->u.unpin.handle);
 }
 
+/* The pages of a span, when the line alone says (R[a], R[a..b]); else 0. */
+static uint64_t span_pages(const struct span *sp)
+{
+	if (sp->kind == SPAN_PAGE || sp->kind == SPAN_RANGE)
+		return sp->last - sp->first + 1;
+	return 0;
+}
+
+/* same RANGE [PROC:]RANGE2: PROC must be a process that can exist here,
+ * and two ranges whose sizes the line states must have the same. */
+static int parse_same(struct cursor *c, struct step *st)
+{
+	const struct token *t;
+	struct token rest;
+	const char *colon;
+	uint64_t n1, n2;
+
+	if (take_range(c, &st->range))
+		return c->p->err;
+	t = cur_take(c, "a second range ([PROC:]R, R[a], R[a..b] or R[a..])");
+	if (!t)
+		return c->p->err;
+	rest = *t;
+	colon = memchr(t->s, ':', t->len);
+	if (colon) {
+		size_t plen = (size_t)(colon - t->s);
+
+		if (!is_name(t->s, plen))
+			return perr(c->p, t->col, "expected a process name before ':', found %s",
+				    Q(t->s, t->len));
+		if (!script_knows_process(c->p->script, t->s, plen))
+			return perr(c->p, t->col,
+				    "no process %s here (main and the children of the fork lines "
+				    "above are)", Q(t->s, plen));
+		st->u.same.proc2 = arena_strndup(c->p->arena, t->s, plen);
+		if (!st->u.same.proc2)
+			return poom(c->p);
+		rest.s = colon + 1;
+		rest.len = t->len - plen - 1;
+	}
+	if (arg_range(c->p, &rest, &st->u.same.range2))
+		return c->p->err;
+	n1 = span_pages(&st->range.span);
+	n2 = span_pages(&st->u.same.range2.span);
+	if (n1 && n2 && n1 != n2)
+		return perr(c->p, t->col, "the two ranges differ in size: %s has %llu pages, %s has %llu",
+			    Q(c->t[c->pos - 2].s, c->t[c->pos - 2].len), (unsigned long long)n1,
+			    Q(t->s, t->len), (unsigned long long)n2);
+	return 0;
+}
+
 static int parse_show(struct cursor *c, struct step *st)
 {
 	if (c->pos == c->n)
@@ -450,6 +501,7 @@ static const struct command commands[] = {
 	{ "gup", NULL, STEP_GUP, parse_gup, { K(PINNED), -1, false }, 0 },
 	{ "unpin", NULL, STEP_UNPIN, parse_unpin, NOKEYS, 0 },
 	{ "where", NULL, STEP_WHERE, parse_range, { 0, EXP_WHERE, false }, 0 },
+	{ "same", NULL, STEP_SAME, parse_same, { 0, EXP_SAME, true }, 0 },
 	{ "stat", NULL, STEP_STAT, parse_range,
 	  { K(REFS) | K(MAPS) | K(PINS) | K(WRITABLE), -1, false }, 0 },
 	{ "check", NULL, STEP_CHECK, parse_none, NOKEYS, 0 },
@@ -587,6 +639,10 @@ static int parse_command(struct parse_ctx *p, const struct token *t, size_t n,
 	name = cmd->show ? cmd->show : cmd->word;
 	if (cmd->parse(&c, st))
 		return p->err;
+	if (c.pos < c.n && arrow == n && cmd->rules.bare_required)
+		return perr(p, t[c.pos].col,
+			    "unexpected %s after the arguments of '%s' (expected '->' before it)",
+			    Q(t[c.pos].s, t[c.pos].len), name);
 	if (c.pos < c.n)
 		return perr(p, t[c.pos].col, "unexpected %s after the arguments of '%s'",
 			    Q(t[c.pos].s, t[c.pos].len), name);

@@ -256,7 +256,7 @@ int arg_addr(struct parse_ctx *p, const struct token *t, struct addr *out)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Lists: B,B*N,... and L,L*N,...                                            */
+/* Lists: B,B*N,..., L,L*N,... and yes,no*N,...                              */
 
 /* The next comma-separated item of s[*pos..len), split at '*' into the
  * item and its repeat count (1 without '*'). */
@@ -376,6 +376,30 @@ int arg_where(struct parse_ctx *p, const struct token *t, struct expect_item *ou
 	}
 	out->u.where.runs = runs;
 	out->u.where.nruns = n;
+	return 0;
+}
+
+int arg_same(struct parse_ctx *p, const struct token *t, struct expect_item *out)
+{
+	size_t n = count_items(t->s, t->len), pos = 0, ilen, i;
+	struct same_run *runs = arena_alloc(p->arena, n * sizeof(*runs));
+	const char *item;
+
+	if (!runs)
+		return poom(p);
+	out->u.same.total = 0;
+	for (i = 0; i < n; i++) {
+		if (list_item(p, t, t->s, t->len, &pos, &item, &ilen, &runs[i].count))
+			return p->err;
+		if (ilen == 3 && !memcmp(item, "yes", 3))
+			runs[i].same = true;
+		else if (!(ilen == 2 && !memcmp(item, "no", 2)))
+			return perr(p, t->col, "expected yes or no, found %s", Q(item, ilen));
+		if (add_total(p, t, &out->u.same.total, runs[i].count))
+			return p->err;
+	}
+	out->u.same.runs = runs;
+	out->u.same.nruns = n;
 	return 0;
 }
 

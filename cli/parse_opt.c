@@ -121,6 +121,7 @@ static const char *const bare_words[] = {
 	[EXP_PATTERN] = "pattern",
 	[EXP_VALUE] = "value",
 	[EXP_WHERE] = "location list",
+	[EXP_SAME] = "yes/no list",
 };
 
 /* "ok, any, an error name, cpages=N, data=P or a pattern". */
@@ -242,6 +243,8 @@ static int expect_bare(struct cursor *c, const struct token *t, const struct exp
 	it->kind = (enum expect_kind)r->bare;
 	if (r->bare == EXP_WHERE)
 		return arg_where(c->p, t, it);
+	if (r->bare == EXP_SAME)
+		return arg_same(c->p, t, it);
 	if (r->bare == EXP_VALUE)
 		return arg_word(c->p, t, t->s, t->len, "a value", &it->u.value);
 	return arg_pattern(c->p, t, t->s, t->len, &it->u.pat);

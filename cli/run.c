@@ -167,27 +167,34 @@ struct span_addr {
 	uint64_t npages;
 };
 
-static int resolve_range(struct runner *r, const struct step *st, struct span_addr *sa, struct outcome *o)
+/* Range @rg in process @proc. */
+static int resolve(struct runner *r, const char *proc, const struct range *rg, struct span_addr *sa,
+		   struct outcome *o)
 {
-	const struct span *sp = &st->range.span;
+	const struct span *sp = &rg->span;
 	uint64_t last;
 
-	sa->proc = find_proc(r, st->proc);
+	sa->proc = find_proc(r, proc);
 	if (!sa->proc)
-		return fail(o, "no process '%s'", st->proc);
-	sa->region = find_region(sa->proc, st->range.region);
+		return fail(o, "no process '%s'", proc);
+	sa->region = find_region(sa->proc, rg->region);
 	if (!sa->region)
-		return fail(o, "no region '%s' in process '%s'", st->range.region, st->proc);
+		return fail(o, "no region '%s' in process '%s'", rg->region, proc);
 	sa->first = sp->kind == SPAN_WHOLE ? 0 : sp->first;
 	last = (sp->kind == SPAN_WHOLE || sp->kind == SPAN_FROM) ? sa->region->npages - 1 : sp->last;
 	if (sa->region->npages == 0 || last < sa->first)
-		return fail(o, "range %s is empty", st->range.region);
+		return fail(o, "range %s is empty", rg->region);
 	sa->npages = last - sa->first + 1;
 	if (sa->first > (DMM_TASK_SIZE >> DMM_PAGE_SHIFT) ||
 	    sa->region->start + sa->first * PAGE >= DMM_TASK_SIZE)
-		return fail(o, "range %s is outside the address space", st->range.region);
+		return fail(o, "range %s is outside the address space", rg->region);
 	sa->addr = sa->region->start + sa->first * PAGE;
 	return 0;
+}
+
+static int resolve_range(struct runner *r, const struct step *st, struct span_addr *sa, struct outcome *o)
+{
+	return resolve(r, st->proc, &st->range, sa, o);
 }
 
 static uint8_t *alloc_pages(uint64_t npages, struct outcome *o)
@@ -679,6 +686,56 @@ static int do_stat(struct runner *r, struct span_addr *sa, struct outcome *o)
 	return 0;
 }
 
+/*
+ * The frame an entry maps, for `same`: a present entry's page (the zero
+ * page included), a device-private entry's device page, a device-exclusive
+ * entry's page. No entry, and a migration entry (which maps nothing: the
+ * page is in flight), have none: false.
+ */
+static bool mapped_frame(struct dmm_mm *mm, uint64_t addr, uint64_t *pfn)
+{
+	struct dmm_pte_info pi;
+
+	if (dmm_pte_query(mm, addr, &pi))
+		return false;
+	switch (pi.kind) {
+	case DMM_PTE_PRESENT:
+	case DMM_PTE_DEVICE_PRIVATE_READ:
+	case DMM_PTE_DEVICE_PRIVATE_WRITE:
+	case DMM_PTE_DEVICE_EXCLUSIVE:
+		*pfn = pi.pfn;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* same RANGE [PROC:]RANGE2: frame identity page by page. */
+static int do_same(struct runner *r, const struct step *st, struct span_addr *sa, struct outcome *o)
+{
+	const char *proc2 = st->u.same.proc2 ? st->u.same.proc2 : st->proc;
+	struct span_addr sb = { 0 };
+
+	if (resolve(r, proc2, &st->u.same.range2, &sb, o))
+		return -1;
+	if (sa->npages != sb.npages)
+		return fail(o, "the two ranges differ in size: %llu pages and %llu",
+			    (unsigned long long)sa->npages, (unsigned long long)sb.npages);
+	if (sa->npages > MAX_BUFFER_PAGES)
+		return fail(o, "range too large");
+	o->same = calloc(sa->npages, sizeof(*o->same));
+	if (!o->same)
+		return fail(o, "out of memory");
+	o->nsame = sa->npages;
+	for (uint64_t i = 0; i < sa->npages; i++) {
+		uint64_t a, b;
+
+		o->same[i] = mapped_frame(sa->proc->mm, sa->addr + i * PAGE, &a) &&
+			     mapped_frame(sb.proc->mm, sb.addr + i * PAGE, &b) && a == b;
+	}
+	return 0;
+}
+
 static int do_range_step(struct runner *r, const struct step *st, struct outcome *o)
 {
 	struct span_addr sa = { 0 };
@@ -711,6 +768,8 @@ static int do_range_step(struct runner *r, const struct step *st, struct outcome
 		return do_where(r, &sa, o);
 	case STEP_STAT:
 		return do_stat(r, &sa, o);
+	case STEP_SAME:
+		return do_same(r, st, &sa, o);
 	default:
 		return do_dev_range(r, st, &sa, o);
 	}
@@ -805,6 +864,8 @@ void outcome_free(struct outcome *o)
 	free(o->data);
 	free(o->snap);
 	free(o->locs);
+	free(o->same);
 	o->data = o->snap = NULL;
 	o->locs = NULL;
+	o->same = NULL;
 }

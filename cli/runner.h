@@ -112,6 +112,8 @@ struct outcome {
 	uint64_t writable;		/* stat: the entry allows writes (0 or 1) */
 	struct loc { int kind; const char *dev; } *locs; /* where */
 	uint64_t nlocs;
+	bool *same;			/* same: per page, the two map one frame */
+	uint64_t nsame;
 	uint64_t freed;			/* expect-freed: folio_free count */
 	bool checked_inline;		/* the step checked its own expectation (pread...) */
 };

@@ -69,6 +69,18 @@ bool script_knows_device(const struct script *s, const char *name, size_t len)
 	return false;
 }
 
+bool script_knows_process(const struct script *s, const char *name, size_t len)
+{
+	const char *const *proc = s ? s->procs.data : NULL;
+
+	if (!s || s->procs_open || (len == 4 && !memcmp(name, "main", 4)))
+		return true;
+	for (size_t i = 0; i < s->procs.n; i++)
+		if (strlen(proc[i]) == len && !memcmp(proc[i], name, len))
+			return true;
+	return false;
+}
+
 bool cond_holds(const struct env *e, const struct cond *c)
 {
 	bool equal = strcmp(e->vvals[c->variant], c->value) == 0;
@@ -364,6 +376,45 @@ static int note_device(struct builder *b, const struct node *node)
 	return vec_push(&b->s->devices, &t[1].s) ? poom(b->p) : 0;
 }
 
+/* The processes a step of t[0..n) may create: "fork C" after an optional
+ * PROC: prefix. A variable as the command word, or as the child, could
+ * fork any process. */
+static int note_fork_step(struct builder *b, const struct token *t, size_t n)
+{
+	if (n && t[0].len && t[0].s[t[0].len - 1] == ':') {
+		t++;
+		n--;
+	}
+	if (!n)
+		return 0;
+	if (t[0].var || (tok_is(&t[0], "fork") && n > 1 && t[1].var)) {
+		b->s->procs_open = true;
+		return 0;
+	}
+	if (!tok_is(&t[0], "fork") || n < 2)
+		return 0;
+	return vec_push(&b->s->procs, &t[1].s) ? poom(b->p) : 0;
+}
+
+/* Remember the processes a line may fork (in together, every part), so
+ * that `same A C:A` can be checked against them. */
+static int note_forks(struct builder *b, const struct node *node)
+{
+	const struct token *t = &node->tok[node->first];
+	size_t n = node->ntok - node->first, start = 0;
+
+	if (!tok_is(&t[0], "together"))
+		return note_fork_step(b, t, n);
+	for (size_t i = 1; i <= n; i++) {
+		if (i < n && !tok_is(&t[i], "||"))
+			continue;
+		if (note_fork_step(b, t + start + 1, i - start - 1))
+			return b->p->err;
+		start = i;
+	}
+	return 0;
+}
+
 static int line_step(struct builder *b, const struct rawline *l)
 {
 	struct node node = { .kind = NODE_STEP, .line = l->line, .eol_col = l->eol_col };
@@ -378,7 +429,7 @@ static int line_step(struct builder *b, const struct rawline *l)
 		node.var |= l->tok[i].var;
 	if (validate_step(b->p, b->s, &b->scope, &node))
 		return b->p->err;
-	if (note_device(b, &node))
+	if (note_device(b, &node) || note_forks(b, &node))
 		return b->p->err;
 	return vec_push(&b->stack[b->depth].nodes, &node) ? poom(b->p) : 0;
 }
@@ -427,6 +478,7 @@ static struct script *script_new(const char *path)
 	s->ncombos = 1;
 	s->variants.elem = sizeof(struct variant);
 	s->devices.elem = sizeof(const char *);
+	s->procs.elem = sizeof(const char *);
 	s->path = script_malloc(len + 1);
 	if (!s->path) {
 		free(s);
@@ -443,6 +495,7 @@ void script_free(struct script *s)
 	arena_free(&s->arena);
 	vec_free(&s->variants);
 	vec_free(&s->devices);
+	vec_free(&s->procs);
 	free(s->path);
 	free(s);
 }

@@ -149,6 +149,7 @@ enum expect_kind {
 	EXP_PATTERN, /* a bare pattern: read, pread, rmw (the old words) */
 	EXP_VALUE, /* a bare value: load */
 	EXP_WHERE, /* a bare location list: where */
+	EXP_SAME, /* a bare yes/no list: same */
 };
 
 /* A run of equal snapshot bytes: snap=42*3 is { 0x42, 3 }. */
@@ -163,6 +164,12 @@ enum loc_kind { LOC_NONE, LOC_ZERO, LOC_SYS, LOC_DEVICE, LOC_EXCL, LOC_MIGRATING
 struct loc_run {
 	enum loc_kind kind;
 	const char *dev; /* LOC_DEVICE only */
+	uint64_t count; /* >= 1 */
+};
+
+/* A run of equal answers of `same`: yes*3 is { true, 3 }. */
+struct same_run {
+	bool same;
 	uint64_t count; /* >= 1 */
 };
 
@@ -188,6 +195,11 @@ struct expect_item {
 			size_t nruns;
 			uint64_t total; /* pages = sum of counts */
 		} where;
+		struct {
+			const struct same_run *runs;
+			size_t nruns;
+			uint64_t total; /* pages = sum of counts */
+		} same;
 	} u;
 };
 
@@ -241,6 +253,7 @@ enum step_kind {
 	STEP_UNPIN,
 	STEP_WHERE,
 	STEP_STAT,
+	STEP_SAME,
 	STEP_CHECK,
 	STEP_SHOW,
 	STEP_EXPECT_FREED,
@@ -313,6 +326,12 @@ struct step {
 			const char *as; /* NULL: released at the end of the step */
 		} gup;
 		struct { const char *handle; } unpin;
+		struct {
+			/* RANGE2 of `same RANGE [PROC:]RANGE2`, in process proc2
+			 * (NULL: the performing process) */
+			const char *proc2;
+			struct range range2;
+		} same;
 		struct { const char *proc; } show; /* NULL when not given */
 		struct { uint64_t count; } expect_freed;
 		struct {

@@ -5,8 +5,8 @@
  * share.
  *
  * The files, bottom up; each calls the ones listed before it, except for
- * three look-ups of tables that live higher (is_command_word,
- * script_find_variant, script_knows_device):
+ * four look-ups of tables that live higher (is_command_word,
+ * script_find_variant, script_knows_device, script_knows_process):
  *   alloc.c      malloc with a fault-injection hook, arenas, vectors
  *   diag.c       error messages with FILE:LINE:COL
  *   lex.c        text -> lines of tokens
@@ -193,6 +193,8 @@ int arg_addr(struct parse_ctx *p, const struct token *t, struct addr *out);
 int arg_snap(struct parse_ctx *p, const struct token *t, const char *s, size_t len,
 	     struct expect_item *out);
 int arg_where(struct parse_ctx *p, const struct token *t, struct expect_item *out);
+/* yes,no*N,...: the answers of `same`. */
+int arg_same(struct parse_ctx *p, const struct token *t, struct expect_item *out);
 /* A name that may not be given to a device: a command or location word, ok,
  * any, or an error name (they would make lines ambiguous). */
 bool is_reserved_device_name(const char *s, size_t len);
@@ -323,6 +325,8 @@ struct script {
 	const struct node *nodes;
 	size_t nnodes;
 	struct vec devices; /* const char *: names of literal device lines */
+	struct vec procs; /* const char *: children of literal fork lines so far */
+	bool procs_open; /* a fork line so far names its child through a variable */
 };
 
 static inline const struct variant *script_variant(const struct script *s, size_t i)
@@ -331,6 +335,10 @@ static inline const struct variant *script_variant(const struct script *s, size_
 }
 
 bool script_knows_device(const struct script *s, const char *name, size_t len);
+/* Whether process name[0..len) can exist at the line being parsed: main, a
+ * child of a fork line above, or any name once a fork line above names its
+ * child (or its command) through a variable. True without a script. */
+bool script_knows_process(const struct script *s, const char *name, size_t len);
 uint32_t name_hash(const char *name, size_t len);
 /* The index of variant name[0..len) declared so far, or -1. */
 long script_find_variant(const struct script *s, const char *name, size_t len);

@@ -1048,6 +1048,84 @@ static void test_where(void **state)
 	parse_error("where A -> data=1", 1, 12, "unknown expectation key 'data' for 'where' (expected ok, any, an error name or a location list)");
 }
 
+static void test_same(void **state)
+{
+	struct fx f;
+	const struct step *st;
+	const struct expect_item *it;
+
+	(void)state;
+	st = one(&f, "same A[1..4] A[5..8] -> yes,no*2,yes");
+	assert_int_equal(st->kind, STEP_SAME);
+	assert_string_equal(st->range.region, "A");
+	assert_null(st->u.same.proc2);
+	assert_string_equal(st->u.same.range2.region, "A");
+	assert_int_equal(st->u.same.range2.span.kind, SPAN_RANGE);
+	assert_int_equal(st->u.same.range2.span.first, 5);
+	assert_int_equal(st->u.same.range2.span.last, 8);
+	it = item(st, 0);
+	assert_int_equal(it->kind, EXP_SAME);
+	assert_int_equal(it->u.same.nruns, 3);
+	assert_int_equal(it->u.same.total, 4);
+	assert_true(it->u.same.runs[0].same);
+	assert_false(it->u.same.runs[1].same);
+	assert_int_equal(it->u.same.runs[1].count, 2);
+	assert_true(it->u.same.runs[2].same);
+	fx_free(&f);
+	/* PROC: on the second range, a process a fork line above creates */
+	fx_load(&f, "fork c\nc: same B c:A[2..] -> no*0x3", 0);
+	st = f.l.steps[1];
+	assert_string_equal(st->proc, "c");
+	assert_string_equal(st->u.same.proc2, "c");
+	assert_string_equal(st->u.same.range2.region, "A");
+	assert_int_equal(st->u.same.range2.span.kind, SPAN_FROM);
+	assert_int_equal(item(st, 0)->u.same.total, 3);
+	fx_free(&f);
+	fx_load(&f, "main: fork c\nsame A main:A -> yes\nsame A c:A -> yes", 0);
+	assert_string_equal(f.l.steps[1]->u.same.proc2, "main");
+	fx_free(&f);
+	/* forks inside together, and under if */
+	fx_load(&f, "variant v 1 2\ntogether check || fork d\nif v=1: fork e\nsame A d:A -> yes\n"
+		    "same A e:A -> no", 0);
+	fx_free(&f);
+	/* a child named through a variable could be any process */
+	fx_load(&f, "variant who a b\nfork $who\nsame A x:A -> yes", 0);
+	fx_free(&f);
+	fx_load(&f, "variant op fork show\n$op z\nsame A q:A -> yes", 0);
+	fx_free(&f);
+	/* sizes the line does not state are the runner's to compare */
+	fx_load(&f, "same A B[2] -> yes\nsame A[1..] B[0..1] -> yes,no", 0);
+	fx_free(&f);
+	st = one(&f, "same A A -> ENOMEM yes");
+	assert_int_equal(st->expect.status, EXPECT_ERRNO);
+	fx_free(&f);
+
+	static const struct err_case cases[] = {
+		{ "same A", 1, 7, "expected a second range ([PROC:]R, R[a], R[a..b] or R[a..]), found end of line" },
+		{ "same A -> yes", 1, 8, "expected a second range" },
+		{ "same A B", 1, 9, "expected '->' and a yes/no list, found end of line" },
+		{ "same A B yes", 1, 10, "unexpected 'yes' after the arguments of 'same' (expected '->' before it)" },
+		{ "same A B -> ok", 1, 15, "expected a yes/no list, found end of line" },
+		{ "same A B -> yes no", 1, 17, "a second yes/no list after '->': 'no'" },
+		{ "same A B -> yes,maybe", 1, 13, "expected yes or no, found 'maybe'" },
+		{ "same A B -> yes*0", 1, 13, "a repeat count after '*' must be at least 1" },
+		{ "same A B -> Yes", 1, 13, "expected yes or no, found 'Yes'" },
+		{ "same A B -> refs=1", 1, 13, "unknown expectation key 'refs' for 'same' (expected ok, any, an error name or a yes/no list)" },
+		{ "same ghost:A A -> yes", 1, 6, "expected a range" },
+		{ "same A ghost:A -> yes", 1, 8, "no process 'ghost' here (main and the children of the fork lines above are)" },
+		{ "same A c:A -> yes\nfork c", 1, 8, "no process 'c' here" },
+		{ "fork c\nsame A d:A[0] -> yes", 2, 8, "no process 'd' here" },
+		{ "same A 1c:A -> yes", 1, 8, "expected a process name before ':', found '1c:A'" },
+		{ "same A :A -> yes", 1, 8, "expected a process name before ':', found ':A'" },
+		{ "same A main: -> yes", 1, 8, "expected a range (R, R[a], R[a..b] or R[a..]), found ''" },
+		{ "same A main:A[2..1] -> yes", 1, 8, "bad range 'A[2..1]'" },
+		{ "same A[0..1] A[2] -> yes", 1, 14, "the two ranges differ in size: 'A[0..1]' has 2 pages, 'A[2]' has 1" },
+		{ "fork c\nc: same A[0..1] main:B[2..4] -> yes*2", 2, 17, "the two ranges differ in size: 'A[0..1]' has 2 pages, 'main:B[2..4]' has 3" },
+		{ "same A B C -> yes", 1, 10, "unexpected 'C' after the arguments of 'same'" },
+	};
+	PARSE_ERRORS(cases);
+}
+
 static void test_stat_check_show_expect_freed(void **state)
 {
 	struct fx f;
@@ -1683,6 +1761,7 @@ static void test_sample_scripts(void **state)
 		{ "memory.dmm", 1, 27 },
 		{ "variants.dmm", 4, 7 },
 		{ "repeat.dmm", 2, 1 + 2 * 6 + 2 * 2 + 3 },
+		{ "pins.dmm", 2, 14 },
 	};
 	struct step_list l;
 
@@ -1797,6 +1876,7 @@ static void test_random_scripts(void **state)
 		"data[1]=i", "cpages=1", "EFAULT", "-1", "0x", "99999999999999999999", "#", "\t",
 		"file:f+1", "as", "H", "device", "private", "where", "gpu*2,sys", "$", "\n", "\n",
 		"\n", "1", "x", "pin", "to=A+1", "system", "pages=4", "byte:0x11", "A+4", "store",
+		"same", "c:A[1]", "yes,no*2", "writable=1", "fork",
 	};
 	const char *env = getenv("TEST_PARSE_SEED");
 	unsigned int seed = env ? (unsigned int)strtoul(env, NULL, 0) : 20240601u;
@@ -1868,6 +1948,7 @@ int main(void)
 		cmocka_unit_test(test_device_command_errors),
 		cmocka_unit_test(test_gup_unpin),
 		cmocka_unit_test(test_where),
+		cmocka_unit_test(test_same),
 		cmocka_unit_test(test_stat_check_show_expect_freed),
 		cmocka_unit_test(test_expect_status),
 		cmocka_unit_test(test_expect_errors),
