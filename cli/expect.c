@@ -199,9 +199,9 @@ static bool check_item(const struct step *st, const struct outcome *o, const str
 			return true;
 		return mismatch(msg, size, "expected %#x, got %#x", it->u.value, o->value);
 	case EXP_PATTERN:
-		/* read, rmw (the old words), pread */
+		/* read, rmw (the old words), pread, readpin */
 		return check_words(o->data, o->data_word0, o->data_word0, o->data_word0 + o->data_words, &it->u.pat,
-				   st->kind == STEP_RMW ? "old" : "", msg, size);
+				   st->kind == STEP_RMW ? "old" : st->kind == STEP_READPIN ? "pinned" : "", msg, size);
 	}
 	return true;
 }

@@ -420,6 +420,18 @@ static int parse_same(struct cursor *c, struct step *st)
 	return 0;
 }
 
+static int parse_readpin(struct cursor *c, struct step *st)
+{
+	return take_name(c, "a handle name", &st->u.pinio.handle);
+}
+
+static int parse_writepin(struct cursor *c, struct step *st)
+{
+	if (take_name(c, "a handle name", &st->u.pinio.handle))
+		return c->p->err;
+	return take_pattern(c, &st->u.pinio.pat);
+}
+
 static int parse_show(struct cursor *c, struct step *st)
 {
 	if (c->pos == c->n)
@@ -500,6 +512,8 @@ static const struct command commands[] = {
 	{ "rmw", NULL, STEP_RMW, parse_range_pattern, { 0, EXP_PATTERN, true }, 0 },
 	{ "gup", NULL, STEP_GUP, parse_gup, { K(PINNED), -1, false }, 0 },
 	{ "unpin", NULL, STEP_UNPIN, parse_unpin, NOKEYS, 0 },
+	{ "readpin", NULL, STEP_READPIN, parse_readpin, { 0, EXP_PATTERN, true }, 0 },
+	{ "writepin", NULL, STEP_WRITEPIN, parse_writepin, NOKEYS, 0 },
 	{ "where", NULL, STEP_WHERE, parse_range, { 0, EXP_WHERE, false }, 0 },
 	{ "same", NULL, STEP_SAME, parse_same, { 0, EXP_SAME, true }, 0 },
 	{ "stat", NULL, STEP_STAT, parse_range,

@@ -596,6 +596,8 @@ static int do_gup(struct runner *r, const struct step *st, struct span_addr *sa,
 	h->pfns = pfns;
 	h->n = n;
 	h->pin = g->pin;
+	h->write = g->write;
+	h->word0 = sa->first * WORDS_PER_PAGE;
 	return 0;
 }
 
@@ -614,6 +616,45 @@ static int do_unpin(struct runner *r, const struct step *st, struct outcome *o)
 	if (!h)
 		return fail(o, "no handle '%s'", st->u.unpin.handle);
 	release_handle(r, h);
+	return 0;
+}
+
+/*
+ * readpin H / writepin H PATTERN: the pages H holds, through the references
+ * themselves (a device's DMA), not through any page table. Word k of the
+ * handle's page i is k = word0 + i * 1024 + w, as for the range H was taken
+ * on. GUP never returns device-private pages, and a write GUP never returns
+ * the zero page; a frame without contents is a runner failure.
+ */
+static int do_pinio(struct runner *r, const struct step *st, struct outcome *o)
+{
+	struct handle *h = find_handle(r, st->u.pinio.handle);
+	bool write = st->kind == STEP_WRITEPIN;
+
+	if (!h)
+		return fail(o, "no handle '%s'", st->u.pinio.handle);
+	if (write && !h->write) {
+		o->err = -EPERM;
+		return 0;
+	}
+	if (!write) {
+		if (!(o->data = alloc_pages((uint64_t)h->n, o)))
+			return -1;
+		o->data_word0 = h->word0;
+		o->data_words = (uint64_t)h->n * WORDS_PER_PAGE;
+	}
+	for (long i = 0; i < h->n; i++) {
+		uint8_t *mem = dmm_page_address(r->sys, h->pfns[i]);
+		uint64_t k0 = h->word0 + (uint64_t)i * WORDS_PER_PAGE;
+
+		if (!mem || (write && h->pfns[i] == DMM_ZERO_PFN))
+			return fail(o, "handle '%s' page %ld: frame %#llx cannot be %s", h->name, i,
+				    (unsigned long long)h->pfns[i], write ? "written" : "read");
+		if (write)
+			fill_pattern(mem, WORDS_PER_PAGE, k0, &st->u.pinio.pat);
+		else
+			memcpy(o->data + (uint64_t)i * PAGE, mem, PAGE);
+	}
 	return 0;
 }
 
@@ -835,6 +876,9 @@ int run_step(struct runner *r, const struct step *st, struct outcome *o)
 		return do_dev_whole(r, st, o);
 	case STEP_UNPIN:
 		return do_unpin(r, st, o);
+	case STEP_READPIN:
+	case STEP_WRITEPIN:
+		return do_pinio(r, st, o);
 	case STEP_CHECK:
 		return do_check(r, o);
 	case STEP_INJECT:

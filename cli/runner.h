@@ -44,6 +44,8 @@ struct handle {
 	uint64_t *pfns;
 	long n;
 	bool pin;
+	bool write;	/* taken with FOLL_WRITE: writepin may write through it */
+	uint64_t word0;	/* pattern index k of the first word (range start page * 1024) */
 };
 
 struct runner_opts {

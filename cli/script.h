@@ -251,6 +251,8 @@ enum step_kind {
 	STEP_DEV_POOL,
 	STEP_GUP,
 	STEP_UNPIN,
+	STEP_READPIN,
+	STEP_WRITEPIN,
 	STEP_WHERE,
 	STEP_STAT,
 	STEP_SAME,
@@ -326,6 +328,10 @@ struct step {
 			const char *as; /* NULL: released at the end of the step */
 		} gup;
 		struct { const char *handle; } unpin;
+		struct {
+			const char *handle;
+			struct pattern pat; /* writepin */
+		} pinio; /* readpin, writepin */
 		struct {
 			/* RANGE2 of `same RANGE [PROC:]RANGE2`, in process proc2
 			 * (NULL: the performing process) */

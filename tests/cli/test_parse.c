@@ -1006,6 +1006,66 @@ static void test_gup_unpin(void **state)
 	parse_error("unpin", 1, 6, "expected a handle name, found end of line");
 }
 
+static void test_readpin_writepin(void **state)
+{
+	struct fx f;
+	const struct step *st;
+
+	(void)state;
+	st = one(&f, "readpin H -> i+1");
+	assert_int_equal(st->kind, STEP_READPIN);
+	assert_string_equal(st->u.pinio.handle, "H");
+	assert_int_equal(item(st, 0)->kind, EXP_PATTERN);
+	assert_int_equal(item(st, 0)->u.pat.mul, 1);
+	assert_int_equal(item(st, 0)->u.pat.add, 1);
+	fx_free(&f);
+	st = one(&f, "c: readpin pin.0 -> ok byte:0xab");
+	assert_string_equal(st->proc, "c");
+	assert_string_equal(st->u.pinio.handle, "pin.0");
+	assert_int_equal(st->expect.status, EXPECT_OK);
+	assert_int_equal(item(st, 0)->u.pat.add, 0xabababab);
+	fx_free(&f);
+	st = one(&f, "writepin H -i-3");
+	assert_int_equal(st->kind, STEP_WRITEPIN);
+	assert_string_equal(st->u.pinio.handle, "H");
+	assert_int_equal(st->u.pinio.pat.kind, PAT_INDEX);
+	assert_int_equal(st->u.pinio.pat.mul, -1);
+	assert_int_equal(st->u.pinio.pat.add, (uint32_t)-3);
+	assert_int_equal(st->expect.nitems, 0);
+	fx_free(&f);
+	st = one(&f, "writepin H 0xdeadbeef -> EPERM");
+	assert_int_equal(st->u.pinio.pat.add, 0xdeadbeef);
+	assert_int_equal(st->expect.err, EPERM);
+	fx_free(&f);
+	fx_load(&f, "variant h a b\ngup A pin as $h\nreadpin $h -> 0\nwritepin ${h} 1", 1);
+	assert_string_equal(f.l.steps[1]->u.pinio.handle, "b");
+	assert_string_equal(f.l.steps[2]->u.pinio.handle, "b");
+	fx_free(&f);
+
+	static const struct err_case cases[] = {
+		{ "readpin", 1, 8, "expected a handle name, found end of line" },
+		{ "readpin -> i", 1, 9, "expected a handle name, found '->'" },
+		{ "readpin 1H -> i", 1, 9, "expected a handle name, found '1H'" },
+		{ "readpin A[0] -> i", 1, 9, "expected a handle name, found 'A[0]'" },
+		{ "readpin H", 1, 10, "expected '->' and a pattern, found end of line" },
+		{ "readpin H i", 1, 11, "unexpected 'i' after the arguments of 'readpin' (expected '->' before it)" },
+		{ "readpin H ->", 1, 13, "expected an expectation after '->', found end of line" },
+		{ "readpin H -> EFAULT", 1, 20, "expected a pattern, found end of line" },
+		{ "readpin H -> i 1", 1, 16, "a second pattern after '->': '1'" },
+		{ "readpin H -> j", 1, 14, "expected a pattern" },
+		{ "readpin H -> pins=1", 1, 14, "unknown expectation key 'pins' for 'readpin' (expected ok, any, an error name or a pattern)" },
+		{ "writepin", 1, 9, "expected a handle name, found end of line" },
+		{ "writepin H", 1, 11, "expected a pattern, found end of line" },
+		{ "writepin H -> i", 1, 12, "expected a pattern, found '->'" },
+		{ "writepin $x 1", 1, 10, "undefined variable $x" },
+		{ "writepin H: 1", 1, 10, "expected a handle name, found 'H:'" },
+		{ "writepin H i j", 1, 14, "unexpected 'j' after the arguments of 'writepin'" },
+		{ "writepin H i -> i", 1, 17, "unexpected 'i' after '->' of 'writepin' (expected ok, any, an error name)" },
+		{ "together readpin H || writepin H 1", 1, 20, "expected '->' and a pattern, found '||'" },
+	};
+	PARSE_ERRORS(cases);
+}
+
 static void test_where(void **state)
 {
 	struct fx f;
@@ -1761,7 +1821,7 @@ static void test_sample_scripts(void **state)
 		{ "memory.dmm", 1, 27 },
 		{ "variants.dmm", 4, 7 },
 		{ "repeat.dmm", 2, 1 + 2 * 6 + 2 * 2 + 3 },
-		{ "pins.dmm", 2, 14 },
+		{ "pins.dmm", 2, 22 },
 	};
 	struct step_list l;
 
@@ -1876,7 +1936,7 @@ static void test_random_scripts(void **state)
 		"data[1]=i", "cpages=1", "EFAULT", "-1", "0x", "99999999999999999999", "#", "\t",
 		"file:f+1", "as", "H", "device", "private", "where", "gpu*2,sys", "$", "\n", "\n",
 		"\n", "1", "x", "pin", "to=A+1", "system", "pages=4", "byte:0x11", "A+4", "store",
-		"same", "c:A[1]", "yes,no*2", "writable=1", "fork",
+		"same", "c:A[1]", "yes,no*2", "writable=1", "fork", "readpin", "writepin",
 	};
 	const char *env = getenv("TEST_PARSE_SEED");
 	unsigned int seed = env ? (unsigned int)strtoul(env, NULL, 0) : 20240601u;
@@ -1947,6 +2007,7 @@ int main(void)
 		cmocka_unit_test(test_snap_expectations),
 		cmocka_unit_test(test_device_command_errors),
 		cmocka_unit_test(test_gup_unpin),
+		cmocka_unit_test(test_readpin_writepin),
 		cmocka_unit_test(test_where),
 		cmocka_unit_test(test_same),
 		cmocka_unit_test(test_stat_check_show_expect_freed),
