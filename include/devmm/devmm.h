@@ -32,6 +32,14 @@
 extern "C" {
 #endif
 
+/*
+ * The library is built with -fvisibility=hidden: what this header declares
+ * is its whole interface, and only that is visible outside it.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC visibility push(default)
+#endif
+
 #define DMM_PAGE_SHIFT 12
 #define DMM_PAGE_SIZE (1UL << DMM_PAGE_SHIFT)
 #define DMM_PAGE_MASK (~(DMM_PAGE_SIZE - 1))
@@ -908,6 +916,10 @@ int dmm_stats_get(struct dmm_system *sys, struct dmm_stats *out);
 
 /* dmm_stats_print - one "name value  # description" line per counter. */
 void dmm_stats_print(const struct dmm_stats *stats, FILE *f);
+
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
