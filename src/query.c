@@ -24,25 +24,26 @@ const char *dmm_pte_kind_name(enum dmm_pte_kind kind)
 	return names[kind];
 }
 
-int dmm_pte_query(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out)
+/* The entry at addr, read under its PTL (the caller holds the mmap_lock). */
+static pte_t pte_read_locked(struct dmm_mm *mm, uint64_t addr)
 {
-	struct dmm_pte_table *t;
+	struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
 	pte_t e = 0;
 
-	if (!mm || !out || addr >= DMM_TASK_SIZE)
-		return -EINVAL;
-	mmap_read_lock(mm);
-	t = pte_table_lookup(mm, addr, false);
 	if (t) {
 		ptl_lock(t);
 		e = pte_get(pte_slot(t, addr));
 		ptl_unlock(t);
 	}
-	mmap_read_unlock(mm);
+	return e;
+}
+
+static void pte_info_fill(pte_t e, struct dmm_pte_info *out)
+{
 	memset(out, 0, sizeof(*out));
 	out->kind = pte_kind(e);
 	if (pte_none(e))
-		return 0;
+		return;
 	out->pfn = entry_pfn(e);
 	if (pte_present(e)) {
 		out->write = pte_write(e);
@@ -55,6 +56,26 @@ int dmm_pte_query(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out)
 		out->dirty = leaf_dirty(e);
 		out->young = leaf_young(e);
 	}
+}
+
+int dmm_pte_query(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out)
+{
+	pte_t e;
+
+	if (!mm || !out || addr >= DMM_TASK_SIZE)
+		return -EINVAL;
+	mmap_read_lock(mm);
+	e = pte_read_locked(mm, addr);
+	mmap_read_unlock(mm);
+	pte_info_fill(e, out);
+	return 0;
+}
+
+int dmm_pte_query_locked(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out)
+{
+	if (!mm || !out || addr >= DMM_TASK_SIZE)
+		return -EINVAL;
+	pte_info_fill(pte_read_locked(mm, addr), out);
 	return 0;
 }
 

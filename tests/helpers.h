@@ -352,6 +352,23 @@ static inline uint32_t load_at(const char *file, int line, struct dmm_mm *mm, ui
 /* ------------------------------------------------------------------------ */
 /* Page tables and frames                                                    */
 
+/*
+ * The mm whose mmap_lock this thread took with h_mmap_read_lock: the entry
+ * helpers below then query with dmm_pte_query_locked, since the mmap_lock
+ * is not recursive (debug builds abort on a second read lock).
+ */
+static _Thread_local struct dmm_mm *h_mmap_held;
+static inline void h_mmap_read_lock(struct dmm_mm *mm)
+{
+	dmm_mmap_read_lock(mm);
+	h_mmap_held = mm;
+}
+static inline void h_mmap_read_unlock(struct dmm_mm *mm)
+{
+	h_mmap_held = NULL;
+	dmm_mmap_read_unlock(mm);
+}
+
 static inline struct dmm_pte_info pte_at(const char *file, int line, struct dmm_mm *mm,
 					 uint64_t addr)
 {
@@ -359,7 +376,7 @@ static inline struct dmm_pte_info pte_at(const char *file, int line, struct dmm_
 	int rc;
 
 	memset(&p, 0, sizeof(p));
-	rc = dmm_pte_query(mm, addr, &p);
+	rc = mm == h_mmap_held ? dmm_pte_query_locked(mm, addr, &p) : dmm_pte_query(mm, addr, &p);
 	if (rc != 0)
 		h_fail(file, line, "dmm_pte_query(%#" PRIx64 ") = %d (%s)", addr, rc, errname(rc));
 	return p;

@@ -497,7 +497,7 @@ static void test_skipped_destinations_leave_device_pages_in_place(void **state)
 	for (int i = 0; i < 4; i++)
 		dev[i] = DEV_ENTRY(d, d->mm, PAGE_ADDR(TBASE, i), true);
 	mv_init(&m, d->mm, TBASE, 4, d->drv, sel_dev(d));
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	OK(dmm_migrate_vma_setup(&m.a));
 	EQ(m.a.cpages, 4);
 	mv_dst_sys(d, &m);
@@ -514,7 +514,7 @@ static void test_skipped_destinations_leave_device_pages_in_place(void **state)
 	TRUE(!(m.src[1] & DMM_MIGRATE_PFN_MIGRATE));
 	TRUE(!(m.src[3] & DMM_MIGRATE_PFN_MIGRATE));
 	dmm_migrate_vma_finalize(&m.a);
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	CHECK_OK(d->sys);
 	SYS_ENTRY(d->sys, d->mm, TBASE, true);
 	EQ(DEV_ENTRY(d, d->mm, PAGE_ADDR(TBASE, 1), true), dev[1]);
@@ -964,7 +964,7 @@ static void test_migrate_vma_setup_rejects_bad_arguments(void **state)
 	dev_pfn = DEV_ENTRY(d, d->mm, PAGE_ADDR(TBASE, 1), true);
 	CHECK_OK(d->sys);
 
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	EXPECT_RC(-EINVAL, dmm_migrate_vma_setup(NULL));
 #define BAD(how)                                                                           \
 	do {                                                                               \
@@ -1000,7 +1000,7 @@ static void test_migrate_vma_setup_rejects_bad_arguments(void **state)
 	COUNTS(d->sys, fp, 0, 0);
 	BAD(m.a.fault_page = fp; m.a.flags = sel_dev(d));
 #undef BAD
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	CHECK_OK(d->sys);
 	/* Nothing changed. */
 	EQ(SYS_ENTRY(d->sys, d->mm, TBASE, true), sys_pfn);
@@ -1011,7 +1011,7 @@ static void test_migrate_vma_setup_rejects_bad_arguments(void **state)
 	EQ(testdrv_used(d->drv), 1);
 
 	/* Unaligned bounds are rounded down after counting: one page. */
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	mv_init(&m, d->mm, TBASE + 100, 1, d->drv, SEL_SYS);
 	m.a.end = TBASE + 100 + PG;
 	OK(dmm_migrate_vma_setup(&m.a));
@@ -1023,7 +1023,7 @@ static void test_migrate_vma_setup_rejects_bad_arguments(void **state)
 	EQ(m.dst[0], 0);
 	dmm_migrate_vma_pages(&m.a);
 	dmm_migrate_vma_finalize(&m.a);
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	EQ(SYS_ENTRY(d->sys, d->mm, TBASE, true), sys_pfn);
 	VERIFY(d->mm, TBASE, 2 * PG, 0xd000);
 	CHECK_OK(d->sys);
@@ -1048,7 +1048,7 @@ static void test_setup_selects_by_kind_flags_and_owner(void **state)
 	sys_pfn = SYS_ENTRY(d->sys, d->mm, PAGE_ADDR(TBASE, 2), true);
 	EQ(LOAD(d->mm, PAGE_ADDR(TBASE, 3)), 0);
 
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	/* Device pages of this owner; holes always. */
 	mv_init(&m, d->mm, TBASE, 4, d->drv, sel_dev(d));
 	OK(dmm_migrate_vma_setup(&m.a));
@@ -1095,7 +1095,7 @@ static void test_setup_selects_by_kind_flags_and_owner(void **state)
 	TRUE(PTE(d->mm, PAGE_ADDR(TBASE, 3)).special);
 	dmm_migrate_vma_pages(&m.a);
 	dmm_migrate_vma_finalize(&m.a);
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	CHECK_OK(d->sys);
 	EQ(SYS_ENTRY(d->sys, d->mm, PAGE_ADDR(TBASE, 2), true), sys_pfn);
 	COUNTS(d->sys, sys_pfn, 1, 1);
@@ -1140,7 +1140,7 @@ static void test_collect_installs_migration_entries_by_write_bit_and_exclusivity
 	EQ(DEV_ENTRY(d, child, TBASE2, false), pfn[2]);
 	CHECK_OK(d->sys);
 
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	mv_init(&m, d->mm, TBASE, 2, d->drv, sel_dev(d));
 	OK(dmm_migrate_vma_setup(&m.a));
 	EQ(m.a.cpages, 2);
@@ -1169,7 +1169,7 @@ static void test_collect_installs_migration_entries_by_write_bit_and_exclusivity
 	COUNTS(d->sys, pfn[2], 1, 0);
 	dmm_migrate_vma_pages(&m.a);
 	dmm_migrate_vma_finalize(&m.a);
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	CHECK_OK(d->sys);
 	EQ(DEV_ENTRY(d, d->mm, TBASE2, false), pfn[2]);
 	EQ(DEV_ENTRY(d, child, TBASE2, false), pfn[2]);
@@ -1197,7 +1197,7 @@ static void test_fault_page_is_migrated_and_left_locked_for_the_caller(void **st
 	dev = DEV_ENTRY(d, d->mm, TBASE, true);
 	OK(dmm_get_page(d->sys, dev));
 	OK(dmm_lock_page(d->sys, dev));
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	mv_init(&m, d->mm, TBASE, 1, d->drv, sel_dev(d));
 	m.a.fault_page = dev;
 	OK(dmm_migrate_vma_setup(&m.a));
@@ -1208,7 +1208,7 @@ static void test_fault_page_is_migrated_and_left_locked_for_the_caller(void **st
 	dmm_migrate_vma_pages(&m.a);
 	EQ(nr_migrate(&m), 1);
 	dmm_migrate_vma_finalize(&m.a);
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	SYS_ENTRY(d->sys, d->mm, TBASE, true);
 	/* Still ours: locked with our reference. */
 	COUNTS(d->sys, dev, 1, 0);
@@ -1241,7 +1241,7 @@ static void test_device_page_with_a_stray_reference_is_refused_by_the_exact_chec
 	OK(dmm_get_page(d->sys, dev));
 	COUNTS(d->sys, dev, 2, 1);
 
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	mv_init(&m, d->mm, TBASE, 1, d->drv, sel_dev(d));
 	OK(dmm_migrate_vma_setup(&m.a));
 	EQ(m.a.cpages, 1);
@@ -1253,7 +1253,7 @@ static void test_device_page_with_a_stray_reference_is_refused_by_the_exact_chec
 	dmm_migrate_vma_pages(&m.a);
 	EQ(m.src[0], dmm_migrate_pfn(dev) | DMM_MIGRATE_PFN_WRITE); /* MIGRATE cleared */
 	dmm_migrate_vma_finalize(&m.a);
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	CHECK_OK(d->sys);
 	EQ(DEV_ENTRY(d, d->mm, TBASE, true), dev);
 	COUNTS(d->sys, dev, 2, 1);
@@ -1263,7 +1263,7 @@ static void test_device_page_with_a_stray_reference_is_refused_by_the_exact_chec
 
 	/* Two stray references: refused at setup. */
 	OK(dmm_get_page(d->sys, dev));
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	mv_init(&m, d->mm, TBASE, 1, d->drv, sel_dev(d));
 	OK(dmm_migrate_vma_setup(&m.a));
 	EQ(m.a.cpages, 0);
@@ -1271,7 +1271,7 @@ static void test_device_page_with_a_stray_reference_is_refused_by_the_exact_chec
 	EQ(DEV_ENTRY(d, d->mm, TBASE, true), dev);
 	dmm_migrate_vma_pages(&m.a);
 	dmm_migrate_vma_finalize(&m.a);
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	CHECK_OK(d->sys);
 	COUNTS(d->sys, dev, 3, 1);
 	dmm_put_page(d->sys, dev);
@@ -1301,7 +1301,7 @@ static void test_setup_silently_leaves_out_locked_pinned_and_referenced_pages(vo
 	EQ(pin, pfn[2]);
 	EQ(ref, pfn[3]);
 
-	dmm_mmap_read_lock(d->mm);
+	h_mmap_read_lock(d->mm);
 	mv_init(&m, d->mm, TBASE, 5, d->drv, SEL_SYS);
 	OK(dmm_migrate_vma_setup(&m.a));
 	EQ(m.a.npages, 5);
@@ -1321,7 +1321,7 @@ static void test_setup_silently_leaves_out_locked_pinned_and_referenced_pages(vo
 	dmm_migrate_vma_pages(&m.a);
 	EQ(nr_migrate(&m), 2);
 	dmm_migrate_vma_finalize(&m.a);
-	dmm_mmap_read_unlock(d->mm);
+	h_mmap_read_unlock(d->mm);
 	DEV_VERIFY(d->drv, DEV_ENTRY(d, d->mm, TBASE, true), 0xe100);
 	DEV_VERIFY(d->drv, DEV_ENTRY(d, d->mm, PAGE_ADDR(TBASE, 4), true), PSEED_OF(0xe100, 4));
 	FLAGS(PAGE(d->sys, pfn[1]).flags, DMM_PAGE_LOCKED, 0);

@@ -359,7 +359,8 @@ static int take_exclusive(struct mirror *m, uint64_t addr)
 		 * (MADV_DONTNEED): the sequence, taken after our own EXCLUSIVE
 		 * invalidation, and the entry itself tell us it is still ours. */
 		seq = dmm_mmu_interval_read_begin(&m->notifier);
-		mapped = !dmm_pte_query(m->mm, addr, &pi) && pi.kind == DMM_PTE_DEVICE_EXCLUSIVE && pi.pfn == pfn;
+		mapped = !dmm_pte_query_locked(m->mm, addr, &pi) && pi.kind == DMM_PTE_DEVICE_EXCLUSIVE &&
+			 pi.pfn == pfn;
 		pthread_mutex_lock(&m->lock);
 		if (mapped && !dmm_mmu_interval_read_retry(&m->notifier, seq))
 			r = ptab_set(m->pt, addr, pfn, MIRROR_ATOMIC);

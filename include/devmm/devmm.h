@@ -350,10 +350,15 @@ struct dmm_pte_info {
 
 /*
  * dmm_pte_query - the page-table entry mapping @addr (any alignment).
- * An address with no page table or no VMA reports DMM_PTE_NONE.
+ * An address with no page table or no VMA reports DMM_PTE_NONE. It takes
+ * the mmap_lock for read: a caller that holds it (a driver between
+ * dmm_mmap_read_lock and unlock) calls dmm_pte_query_locked instead.
  * Errors: -EINVAL (NULL argument, address outside user space).
  */
 int dmm_pte_query(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out);
+/* dmm_pte_query_locked - the same, for a caller that holds @mm's mmap_lock
+ * (read or write). */
+int dmm_pte_query_locked(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out);
 
 /* Page flags reported by dmm_page_query(). */
 #define DMM_PAGE_LOCKED 0x0001
@@ -414,10 +419,24 @@ int dmm_vma_query(struct dmm_mm *mm, uint64_t addr, struct dmm_vma_info *out);
 /* Locking for drivers                                                       */
 
 /*
- * The address space's mmap_lock, for drivers: dmm_migrate_vma_* and
- * dmm_hmm_range_fault must be called with it held for read (a driver's
- * migrate_to_ram callback already runs with it held). Never call a
- * mapping system call (mmap, munmap, ...) or dmm_fork while holding it.
+ * The address space's mmap_lock, for drivers: dmm_migrate_vma_setup,
+ * _pages and _finalize, dmm_hmm_range_fault and dmm_make_device_exclusive
+ * must be called with it held for read (a driver's migrate_to_ram
+ * callback already runs with it held).
+ *
+ * It is not recursive: as in the kernel, where a second read lock
+ * deadlocks once a writer waits between the two, a thread that holds it
+ * must not take it again, directly or through a call that takes it.
+ * Calls that take it themselves, and so must not be made while holding
+ * it: dmm_mmap_read_lock, the mapping calls (dmm_mmap, dmm_munmap,
+ * dmm_mprotect, dmm_madvise, dmm_mremap), dmm_fork, dmm_mm_exit, CPU
+ * access (dmm_read, dmm_write, dmm_load32, dmm_store32, dmm_cmpxchg32,
+ * dmm_fetch_add32), dmm_get_user_pages and dmm_get_user_pages_fast (its
+ * fallback), dmm_pte_query (use dmm_pte_query_locked), dmm_vma_query,
+ * dmm_oom_reap and dmm_check. Everything else may be called with it
+ * held, within the other rules of docs/locking.md (a folio lock is taken
+ * inside it, never the other way round). Debug builds (no NDEBUG) abort
+ * on a recursive lock, and on a call that needs the lock without it.
  */
 void dmm_mmap_read_lock(struct dmm_mm *mm);
 void dmm_mmap_read_unlock(struct dmm_mm *mm);
