@@ -254,8 +254,20 @@ static inline _Atomic pte_t *pte_slot(struct dmm_pte_table *t, uint64_t addr)
 }
 static inline pte_t pte_get(_Atomic pte_t *slot) { return atomic_load_explicit(slot, memory_order_acquire); }
 static inline void pte_set(_Atomic pte_t *slot, pte_t e) { atomic_store_explicit(slot, e, memory_order_release); }
-static inline void ptl_lock(struct dmm_pte_table *t) { pthread_mutex_lock(&t->ptl); }
-static inline void ptl_unlock(struct dmm_pte_table *t) { pthread_mutex_unlock(&t->ptl); }
+static inline void ptl_lock(struct dmm_pte_table *t)
+{
+	pthread_mutex_lock(&t->ptl);
+#ifdef DMM_LOCKDEP
+	atomic_store_explicit(&t->ptl_owner, lockdep_thread_tag(), memory_order_relaxed);
+#endif
+}
+static inline void ptl_unlock(struct dmm_pte_table *t)
+{
+#ifdef DMM_LOCKDEP
+	atomic_store_explicit(&t->ptl_owner, 0, memory_order_relaxed);
+#endif
+	pthread_mutex_unlock(&t->ptl);
+}
 
 /* Visit every existing PTE table over [start, end): fn gets the table and
  * the sub-range it covers; a non-zero return stops the walk and is
@@ -391,19 +403,34 @@ void mm_register(struct dmm_mm *mm);
 void exit_mmap(struct dmm_mm *mm);
 
 /* The mmap_lock (see struct dmm_mm): a thread always uses the same shard,
- * so read lock and unlock pair up. */
-static inline void mmap_read_lock(struct dmm_mm *mm) { pthread_rwlock_rdlock(&mm->mmap_lock[dmm_shard()].lock); }
-static inline void mmap_read_unlock(struct dmm_mm *mm) { pthread_rwlock_unlock(&mm->mmap_lock[dmm_shard()].lock); }
-static inline void mmap_write_lock(struct dmm_mm *mm)
+ * so read lock and unlock pair up. Debug builds record each hold per
+ * thread (lockdep.h): a thread never takes an mmap_lock it holds. */
+static inline void mmap_read_lock_at(struct dmm_mm *mm, const char *file, int line, const char *func)
 {
+	lockdep_mmap_acquire(mm, false, file, line, func);
+	pthread_rwlock_rdlock(&mm->mmap_lock[dmm_shard()].lock);
+}
+static inline void mmap_read_unlock_at(struct dmm_mm *mm, const char *file, int line, const char *func)
+{
+	lockdep_mmap_release(mm, false, file, line, func);
+	pthread_rwlock_unlock(&mm->mmap_lock[dmm_shard()].lock);
+}
+static inline void mmap_write_lock_at(struct dmm_mm *mm, const char *file, int line, const char *func)
+{
+	lockdep_mmap_acquire(mm, true, file, line, func);
 	for (unsigned int i = 0; i < NR_SHARDS; i++)
 		pthread_rwlock_wrlock(&mm->mmap_lock[i].lock);
 }
-static inline void mmap_write_unlock(struct dmm_mm *mm)
+static inline void mmap_write_unlock_at(struct dmm_mm *mm, const char *file, int line, const char *func)
 {
+	lockdep_mmap_release(mm, true, file, line, func);
 	for (unsigned int i = NR_SHARDS; i-- > 0;)
 		pthread_rwlock_unlock(&mm->mmap_lock[i].lock);
 }
+#define mmap_read_lock(mm) mmap_read_lock_at(mm, __FILE__, __LINE__, __func__)
+#define mmap_read_unlock(mm) mmap_read_unlock_at(mm, __FILE__, __LINE__, __func__)
+#define mmap_write_lock(mm) mmap_write_lock_at(mm, __FILE__, __LINE__, __func__)
+#define mmap_write_unlock(mm) mmap_write_unlock_at(mm, __FILE__, __LINE__, __func__)
 
 /* MMU notifiers (notifier.c). start returns 0, or -EAGAIN when a
  * non-blockable range was refused (then end must not be called). */

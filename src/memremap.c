@@ -358,7 +358,7 @@ int dmm_zone_device_page_init(struct dmm_system *sys, uint64_t pfn)
 	p->index = 0;
 	atomic_store(&p->mapcount, 0);
 	atomic_store(&p->pincount, 0);
-	atomic_store(&p->flags, PG_zone_device | PG_locked | PG_uptodate);
+	atomic_store(&p->flags, PG_zone_device | PG_locked | PG_uptodate | page_lock_owner_bits());
 	dmm_stat_inc(sys, dev_page_alloc);
 	return 0;
 }

@@ -7,6 +7,9 @@
  * unlocker clears both bits at once and, if PG_waiters was set, wakes the
  * bucket. The waiter sets PG_waiters while holding the bucket mutex, so the
  * wake-up can not be missed. This is the kernel's page wait table.
+ *
+ * Debug builds also record the locking thread in the flags' upper bits
+ * (lockdep.h), cleared by the unlock, whichever thread unlocks.
  */
 #include "internal.h"
 
@@ -36,7 +39,19 @@ static struct dmm_wait_bucket *page_waitq(struct dmm_system *sys, struct dmm_pag
 
 bool trylock_page(struct dmm_page *p)
 {
+#ifdef DMM_LOCKDEP
+	/* The lock bit and its owner in one atomic step. */
+	uint32_t old = atomic_load_explicit(&p->flags, memory_order_relaxed);
+
+	do {
+		if (old & PG_locked)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&p->flags, &old, old | PG_locked | page_lock_owner_bits(),
+							memory_order_acquire, memory_order_relaxed));
+	return true;
+#else
 	return !(atomic_fetch_or_explicit(&p->flags, PG_locked, memory_order_acquire) & PG_locked);
+#endif
 }
 
 /*
@@ -54,7 +69,8 @@ static void page_wait(struct dmm_system *sys, struct dmm_page *p, bool take)
 		if (!(old & PG_locked)) {
 			if (!take)
 				break;
-			if (atomic_compare_exchange_weak_explicit(&p->flags, &old, old | PG_locked,
+			if (atomic_compare_exchange_weak_explicit(&p->flags, &old,
+								  old | PG_locked | page_lock_owner_bits(),
 								  memory_order_acquire, memory_order_relaxed))
 				break;
 			continue;
@@ -76,7 +92,7 @@ void lock_page(struct dmm_system *sys, struct dmm_page *p)
 
 void unlock_page(struct dmm_system *sys, struct dmm_page *p)
 {
-	uint32_t old = atomic_fetch_and_explicit(&p->flags, ~(PG_locked | PG_waiters),
+	uint32_t old = atomic_fetch_and_explicit(&p->flags, ~(PG_locked | PG_waiters | PG_OWNER_MASK),
 						 memory_order_release);
 
 	DMM_BUG_ON(!(old & PG_locked));

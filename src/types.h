@@ -56,6 +56,8 @@
 
 #include <devmm/devmm.h>
 
+#include "lockdep.h"
+
 #define PAGE_SHIFT DMM_PAGE_SHIFT
 #define PAGE_SIZE DMM_PAGE_SIZE
 #define PAGE_MASK DMM_PAGE_MASK
@@ -80,6 +82,8 @@
 #define PG_lru (1u << 11)	 /* a system page the core may migrate (LRU model) */
 #define PG_migrate_local (1u << 12) /* under migration (locked): its one migration
 				     * entry is at its own address in the range */
+/* Bits 16..31 (PG_OWNER_MASK, lockdep.h): in debug builds, the tag of the
+ * thread holding PG_locked; always 0 with NDEBUG. */
 
 /*
  * One frame's metadata (48 bytes, within the kernel's 64 of struct page).
@@ -126,6 +130,9 @@ typedef uint64_t pte_t;
 struct dmm_pte_table {
 	_Atomic pte_t ent[PTRS_PER_TABLE]; /* written under ptl; read locklessly too */
 	pthread_mutex_t ptl;
+#ifdef DMM_LOCKDEP
+	_Atomic uint32_t ptl_owner; /* the holder's lockdep_thread_tag(), 0 = none */
+#endif
 };
 
 /* Upper levels: 512 pointers to the next level, populated once by CAS and
