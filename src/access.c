@@ -71,6 +71,7 @@ static int access_one(struct dmm_mm *mm, uint64_t addr, size_t len, struct acces
 {
 	bool write = op_writes(a->op);
 
+	mmap_assert_locked(mm);
 	for (;;) {
 		struct dmm_vma *vma = vma_lookup(mm, addr);
 		vm_fault_t r;

@@ -18,6 +18,7 @@ static bool install_exclusive(struct dmm_mm *mm, uint64_t addr, struct dmm_page 
 	pte_t e;
 	bool ok;
 
+	lockdep_assert_page_locked(p);
 	if (!t)
 		return false;
 	slot = pte_slot(t, addr);
@@ -38,6 +39,7 @@ int dmm_make_device_exclusive(struct dmm_mm *mm, uint64_t addr, void *owner, uin
 {
 	if (!mm || !pfn)
 		return -EINVAL;
+	mmap_assert_locked(mm);
 	addr &= PAGE_MASK;
 	for (;;) {
 		struct dmm_mmu_notifier_range r;

@@ -250,6 +250,7 @@ static vm_fault_t do_wp_page(struct vm_fault *vmf)
 	pte_t e = vmf->orig;
 	struct dmm_page *p;
 
+	lockdep_assert_ptl_held(vmf->tbl);
 	if (pte_special(e)) {
 		ptl_unlock(vmf->tbl);
 		return wp_page_copy(vmf, NULL);
@@ -351,14 +352,17 @@ static vm_fault_t do_device_private_fault(struct vm_fault *vmf)
 }
 
 /*
- * Turn a device-exclusive entry back into a present one (PTL held, page
+ * Turn a device-exclusive entry back into a present one (t's PTL held, page
  * locked): same page, the VMA's protections, old, dirty only if the page
  * is, writable if the VMA allows (the page is exclusive anon).
  */
-void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, _Atomic pte_t *slot, pte_t e)
+void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, struct dmm_pte_table *t,
+			   uint64_t addr, pte_t e)
 {
 	uint64_t bits = vma_prot_bits(vma);
 
+	lockdep_assert_page_locked(p);
+	lockdep_assert_ptl_held(t);
 	if ((vma->flags & VM_WRITE) && page_test(p, PG_anon_exclusive))
 		bits |= _PTE_WRITE;
 	if (page_test(p, PG_dirty))
@@ -367,7 +371,7 @@ void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, _Atomic pte_
 		bits |= _PTE_SOFT_DIRTY;
 	if (leaf_uffd_wp(e))
 		bits |= _PTE_UFFD_WP;
-	pte_set(slot, pfn_pte(entry_pfn(e), bits));
+	pte_set(pte_slot(t, addr), pfn_pte(entry_pfn(e), bits));
 }
 
 /* A CPU access (or GUP, or an hmm fault) revokes device-exclusive access. */
@@ -382,7 +386,7 @@ static vm_fault_t do_device_exclusive_fault(struct vm_fault *vmf)
 	mmu_notify(DMM_MMU_NOTIFY_CLEAR, vmf->mm, vmf->addr, vmf->addr + PAGE_SIZE, NULL, &r);
 	ptl_lock(vmf->tbl);
 	if (pte_get(vmf->pte) == vmf->orig)
-		restore_exclusive_pte(vmf->vma, p, vmf->pte, vmf->orig);
+		restore_exclusive_pte(vmf->vma, p, vmf->tbl, vmf->addr, vmf->orig);
 	ptl_unlock(vmf->tbl);
 	mmu_notifier_invalidate_range_end(&r);
 	unlock_page(vmf->sys, p);
@@ -409,6 +413,7 @@ vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flag
 		.addr = addr & PAGE_MASK, .flags = flags,
 	};
 
+	mmap_assert_locked(vma->mm);
 	vmf.tbl = pte_table_lookup(vmf.mm, vmf.addr, true);
 	if (!vmf.tbl)
 		return VM_FAULT_OOM;

@@ -8,8 +8,9 @@
  * Device-private entries are shared read-only, writable migration entries
  * are downgraded to read.
  *
- * Lock order: parent mmap_lock (write), then the parent PTL, then the
- * child's PTL (the child is not visible to anyone yet).
+ * Lock order: parent mmap_lock (write), then the child's (write; nobody
+ * can see the child yet, so nobody contends), then the parent PTL, then the
+ * child's PTL.
  */
 #include "internal.h"
 
@@ -75,9 +76,10 @@ static int copy_present_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic pte
  * present entry. A busy page fails the whole fork with -ENOMEM, as Linux
  * does (pitfall 1).
  */
-static int copy_exclusive_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic pte_t *dst, uint64_t addr,
-			      pte_t e)
+static int copy_exclusive_pte(struct fork_ctx *fc, struct dmm_pte_table *t, _Atomic pte_t *dst,
+			      uint64_t addr, pte_t e)
 {
+	_Atomic pte_t *src = pte_slot(t, addr);
 	struct dmm_system *sys = fc->child->sys;
 	struct dmm_page *p = pfn_to_page(sys, entry_pfn(e));
 	int r;
@@ -85,7 +87,7 @@ static int copy_exclusive_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic p
 	DMM_BUG_ON(!is_cow_mapping(fc->src_vma->flags));
 	if (!trylock_page(p))
 		return -ENOMEM;
-	restore_exclusive_pte(fc->src_vma, p, src, e);
+	restore_exclusive_pte(fc->src_vma, p, t, addr, e);
 	r = copy_present_pte(fc, src, dst, addr, pte_get(src));
 	unlock_page(sys, p);
 	dmm_stat_inc(sys, exclusive_restored);
@@ -142,7 +144,7 @@ static int copy_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t a
 		if (pte_present(e))
 			r = copy_present_pte(fc, src, pte_slot(dt, addr), addr, e);
 		else if (is_device_exclusive_entry(e))
-			r = copy_exclusive_pte(fc, src, pte_slot(dt, addr), addr, e);
+			r = copy_exclusive_pte(fc, t, pte_slot(dt, addr), addr, e);
 		else
 			copy_nonpresent_pte(fc, src, pte_slot(dt, addr), e);
 	}
@@ -192,6 +194,7 @@ int dmm_fork(struct dmm_mm *parent, struct dmm_mm **out)
 	if (!child)
 		return -ENOMEM;
 	mmap_write_lock(parent);
+	mmap_write_lock(child); /* nobody else sees it yet; as dup_mmap, for the callees' contracts */
 	child->mmap_base = parent->mmap_base;
 	atomic_fetch_add(&parent->write_protect_seq, 1); /* odd: GUP-fast pins back off */
 	for (size_t i = 0; i < parent->nr_vmas && !r; i++)
@@ -199,8 +202,10 @@ int dmm_fork(struct dmm_mm *parent, struct dmm_mm **out)
 			r = dup_vma(parent, child, parent->vmas[i]);
 	atomic_fetch_add(&parent->write_protect_seq, 1);
 	mmap_write_unlock(parent);
-	if (r) {
+	if (r)
 		exit_mmap(child);
+	mmap_write_unlock(child);
+	if (r) {
 		mm_free(child);
 		dmm_stat_inc(parent->sys, fork_failed);
 		return r;

@@ -134,6 +134,7 @@ int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 	struct dmm_vma *vma = vma_lookup(mm, addr);
 	int r;
 
+	mmap_assert_locked(mm);
 	if (!vma)
 		return -EFAULT;
 	r = check_vma_flags(vma, f);
@@ -176,6 +177,7 @@ static long gup_range_locked(struct dmm_mm *mm, uint64_t start, unsigned long nr
 	unsigned long done = 0;
 	int r = 0;
 
+	mmap_assert_locked(mm);
 	for (; done < nr; done++) {
 		r = gup_one(mm, start + (done << PAGE_SHIFT), f, &pfns[done]);
 		if (r)

@@ -144,6 +144,7 @@ int dmm_hmm_range_fault(struct dmm_hmm_range *range)
 	    !PAGE_ALIGNED(range->start) || !PAGE_ALIGNED(range->end) || range->start >= range->end ||
 	    range->end > DMM_TASK_SIZE)
 		return -EINVAL;
+	mmap_assert_locked(range->notifier->mm);
 	w.range = range;
 	w.mm = range->notifier->mm;
 	w.addr = range->start;

@@ -339,8 +339,9 @@ void page_remove_rmap(struct dmm_page *p);
 pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive);
 void try_to_migrate(struct dmm_system *sys, struct dmm_page *p);
 void remove_migration_ptes(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst);
-bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, _Atomic pte_t *slot,
-				 struct dmm_page *src, struct dmm_page *dst);
+/* t's PTL held: replace src's migration entry at addr, in vma, by dst. */
+bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, struct dmm_pte_table *t,
+				 uint64_t addr, struct dmm_page *src, struct dmm_page *dst);
 /* migrate_device.c: move a device-coherent page to system RAM for a
  * long-term pin; consumes the caller's reference. 0 or -EBUSY. */
 int migrate_device_coherent_page(struct dmm_system *sys, struct dmm_page *p);
@@ -380,8 +381,9 @@ typedef unsigned int vm_fault_t;
 /* Resolve one fault at addr in vma (mmap_lock held for read). The caller
  * checked the VMA's permissions. 0 means "retry the access". */
 vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flags);
-/* Restore a device-exclusive entry (PTL held, page locked). */
-void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, _Atomic pte_t *slot, pte_t e);
+/* Restore the device-exclusive entry e at addr (t's PTL held, page locked). */
+void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, struct dmm_pte_table *t,
+			   uint64_t addr, pte_t e);
 /* One page of get_user_pages (mmap_lock held for read): 0 and the pfn
  * with a GET or PIN reference taken, or -errno. */
 int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int gup_flags, uint64_t *pfn);

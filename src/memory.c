@@ -59,6 +59,7 @@ void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
 {
 	struct zap_batch zb = { .vma = vma };
 
+	mmap_assert_locked(vma->mm);
 	start = DMM_MAX(start, vma->start);
 	end = DMM_MIN(end, vma->end);
 	walk_pte_tables(vma->mm, start, end, zap_pte_range, &zb);
@@ -137,6 +138,7 @@ int dmm_mm_create(struct dmm_system *sys, struct dmm_mm **out)
  * repeated invalidations, as in Linux, pitfall 12). */
 void exit_mmap(struct dmm_mm *mm)
 {
+	mmap_assert_write_locked(mm);
 	for (size_t i = 0; i < mm->nr_vmas; i++) {
 		struct dmm_vma *v = mm->vmas[i];
 		struct dmm_mmu_notifier_range r;

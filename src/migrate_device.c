@@ -105,6 +105,7 @@ static void migrate_vma_collect(struct collect *c)
 	struct dmm_migrate_vma *a = c->args;
 	struct dmm_mmu_notifier_range r;
 
+	mmap_assert_locked(a->mm);
 	mmu_notify(DMM_MMU_NOTIFY_MIGRATE, a->mm, a->start, a->end, a->pgmap_owner, &r);
 	for (uint64_t addr = a->start; addr < a->end;) {
 		uint64_t next = pte_table_end(addr, a->end);
@@ -166,7 +167,7 @@ static void restore_entries(struct dmm_system *sys, struct dmm_migrate_vma *a, u
 
 		if (t && vma) {
 			ptl_lock(t);
-			done = remove_migration_pte_locked(sys, vma, pte_slot(t, addr), s, d);
+			done = remove_migration_pte_locked(sys, vma, t, addr, s, d);
 			ptl_unlock(t);
 		}
 		if (done)
@@ -234,6 +235,7 @@ static int setup_check(struct dmm_migrate_vma *a, struct dmm_vma **vma, struct d
 
 	if (!a || !a->mm || !a->src || !a->dst || a->end <= a->start)
 		return -EINVAL;
+	mmap_assert_locked(a->mm);
 	nr = (a->end - a->start) >> PAGE_SHIFT; /* before rounding, as Linux */
 	a->start &= PAGE_MASK;
 	a->end &= PAGE_MASK;
@@ -287,6 +289,7 @@ static void migrate_vma_insert_page(struct dmm_migrate_vma *a, uint64_t addr, st
 	pte_t e, ne;
 	bool write;
 
+	mmap_assert_locked(a->mm);
 	*src &= ~MPFN_MIGRATE;
 	if (!vma || !vma_is_anonymous(vma) || anon_vma_prepare(vma))
 		return;
@@ -321,6 +324,8 @@ static bool migrate_page_meta(struct dmm_page *s, struct dmm_page *d, struct dmm
 	uint32_t expected = 1 + (s == fault_page);
 	const uint32_t keep = PG_anon | PG_dirty | PG_uptodate | PG_swapbacked;
 
+	lockdep_assert_page_locked(s);
+	lockdep_assert_page_locked(d);
 	/* Page-cache pages stay in system memory: devmm does not move them. */
 	if (!page_is_anon(s))
 		return false;
@@ -377,6 +382,7 @@ void dmm_migrate_vma_pages(struct dmm_migrate_vma *a)
 
 	if (!a || !a->mm)
 		return;
+	mmap_assert_locked(a->mm);
 	fp = a->fault_page ? pfn_to_page(a->mm->sys, a->fault_page) : NULL;
 	migrate_pages_common(a->mm->sys, a, a->src, a->dst, a->npages, fp);
 }
@@ -423,6 +429,7 @@ void dmm_migrate_vma_finalize(struct dmm_migrate_vma *a)
 
 	if (!a || !a->mm)
 		return;
+	mmap_assert_locked(a->mm);
 	fp = a->fault_page ? pfn_to_page(a->mm->sys, a->fault_page) : NULL;
 	migrate_finalize_common(a->mm->sys, a, a->src, a->dst, a->npages, fp);
 }

@@ -50,6 +50,7 @@ int do_munmap(struct dmm_mm *mm, uint64_t start, uint64_t len)
 	struct dmm_vma *v;
 	size_t i;
 
+	mmap_assert_write_locked(mm);
 	if (!range_has_vma(mm, start, end))
 		return 0;
 	struct dmm_mmu_notifier_range r;
@@ -111,6 +112,7 @@ static int mmap_check_args(uint64_t addr, uint64_t len, int prot, int flags,
 static int mmap_region(struct dmm_mm *mm, uint64_t addr, uint64_t len, int flags,
 		       struct dmm_vma *vma, uint64_t *start)
 {
+	mmap_assert_write_locked(mm);
 	if (flags & DMM_MAP_FIXED_NOREPLACE) {
 		if (range_has_vma(mm, addr, addr + len))
 			return -EEXIST;

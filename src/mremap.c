@@ -76,6 +76,7 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 	struct move_ctx mc = { .old_start = old, .new_start = new_addr };
 	int r;
 
+	mmap_assert_write_locked(mm);
 	r = prealloc_tables(mm, new_addr, len);
 	if (!r)
 		r = vma_split_range(mm, old, old + len);

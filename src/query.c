@@ -75,6 +75,7 @@ int dmm_pte_query_locked(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *
 {
 	if (!mm || !out || addr >= DMM_TASK_SIZE)
 		return -EINVAL;
+	mmap_assert_locked(mm);
 	pte_info_fill(pte_read_locked(mm, addr), out);
 	return 0;
 }

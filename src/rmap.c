@@ -111,6 +111,7 @@ pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive
 			   : anon_exclusive ? LEAF_MIGRATION_READ_EXCLUSIVE : LEAF_MIGRATION_READ;
 	uint64_t bits = pte_present(e) ? present_to_leaf_bits(e) : leaf_flag_bits(e);
 
+	lockdep_assert_page_locked(p);
 	(void)p;
 	return make_migration_entry(t, entry_pfn(e), bits);
 }
@@ -163,6 +164,7 @@ out:
 
 void try_to_migrate(struct dmm_system *sys, struct dmm_page *p)
 {
+	lockdep_assert_page_locked(p);
 	rmap_walk(sys, p, try_to_migrate_one, p);
 }
 
@@ -170,15 +172,19 @@ struct remove_migration_args {
 	struct dmm_page *src, *dst;
 };
 
-/* Replace a migration entry for src at slot, in vma, by a mapping of dst
- * (PTL held). false: the entry is not src's migration entry. */
-bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, _Atomic pte_t *slot,
-				 struct dmm_page *src, struct dmm_page *dst)
+/* Replace a migration entry for src at addr, in vma, by a mapping of dst
+ * (t's PTL held, src locked). false: the entry is not src's migration
+ * entry. */
+bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, struct dmm_pte_table *t,
+				 uint64_t addr, struct dmm_page *src, struct dmm_page *dst)
 {
+	_Atomic pte_t *slot = pte_slot(t, addr);
 	uint64_t dpfn = page_to_pfn(sys, dst);
 	pte_t e = pte_get(slot), ne;
 	bool w, excl;
 
+	lockdep_assert_ptl_held(t);
+	lockdep_assert_page_locked(src);
 	if (!is_migration_entry(e) || entry_pfn(e) != page_to_pfn(sys, src))
 		return false;
 	w = is_writable_migration_entry(e);
@@ -204,7 +210,7 @@ static void remove_migration_pte(struct dmm_system *sys, struct dmm_vma *vma, ui
 	if (!t)
 		return;
 	ptl_lock(t);
-	remove_migration_pte_locked(sys, vma, pte_slot(t, addr), ra->src, ra->dst);
+	remove_migration_pte_locked(sys, vma, t, addr, ra->src, ra->dst);
 	ptl_unlock(t);
 }
 
@@ -212,5 +218,6 @@ void remove_migration_ptes(struct dmm_system *sys, struct dmm_page *src, struct 
 {
 	struct remove_migration_args ra = { .src = src, .dst = dst };
 
+	lockdep_assert_page_locked(src);
 	rmap_walk(sys, src, remove_migration_pte, &ra);
 }

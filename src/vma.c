@@ -11,6 +11,7 @@ struct dmm_vma *find_vma(struct dmm_mm *mm, uint64_t addr, size_t *idx)
 {
 	size_t lo = 0, hi = mm->nr_vmas;
 
+	mmap_assert_locked(mm);
 	/* The first VMA whose end is above addr. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -96,6 +97,7 @@ int vma_link(struct dmm_mm *mm, struct dmm_vma *vma)
 {
 	size_t idx;
 
+	mmap_assert_write_locked(mm);
 	if (vmas_reserve(mm, 1))
 		return -ENOMEM;
 	find_vma(mm, vma->start, &idx);
@@ -130,6 +132,7 @@ void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma)
 {
 	size_t idx = vma_index(mm, vma);
 
+	mmap_assert_write_locked(mm);
 	if (idx < mm->nr_vmas) {
 		memmove(&mm->vmas[idx], &mm->vmas[idx + 1], (mm->nr_vmas - idx - 1) * sizeof(*mm->vmas));
 		mm->nr_vmas--;
@@ -159,6 +162,7 @@ void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma)
  */
 void rmap_lock_vma(struct dmm_vma *v)
 {
+	mmap_assert_write_locked(v->mm);
 	if (v->anon_vma)
 		pthread_rwlock_wrlock(&v->anon_vma->lock);
 	if (v->file)
@@ -188,6 +192,7 @@ struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr)
 {
 	struct dmm_vma *nv;
 
+	mmap_assert_write_locked(mm);
 	DMM_BUG_ON(addr <= vma->start || addr >= vma->end || !PAGE_ALIGNED(addr));
 	if (vmas_reserve(mm, 1))
 		return NULL;
@@ -217,6 +222,7 @@ int vma_split_range(struct dmm_mm *mm, uint64_t start, uint64_t end)
 {
 	struct dmm_vma *v = vma_lookup(mm, start);
 
+	mmap_assert_write_locked(mm);
 	if (v && v->start < start && !split_vma(mm, v, start))
 		return -ENOMEM;
 	v = end ? vma_lookup(mm, end - 1) : NULL;
@@ -256,6 +262,7 @@ void vma_merge_range(struct dmm_mm *mm, uint64_t start, uint64_t end)
 {
 	size_t i;
 
+	mmap_assert_write_locked(mm);
 	find_vma(mm, start ? start - 1 : 0, &i);
 	while (i + 1 < mm->nr_vmas && mm->vmas[i]->start <= end) {
 		if (can_merge(mm->vmas[i], mm->vmas[i + 1]))
@@ -269,6 +276,7 @@ int anon_vma_prepare(struct dmm_vma *vma)
 {
 	struct dmm_anon_vma *av;
 
+	mmap_assert_locked(vma->mm);
 	if (likely(atomic_load_explicit((_Atomic(struct dmm_anon_vma *) *)&vma->anon_vma,
 					memory_order_acquire)))
 		return 0;

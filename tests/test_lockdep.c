@@ -339,6 +339,233 @@ static void test_ptl_assertion(void **state)
 	EXPECT_ABORT(ptl_held_by_other_thread, t, "the PTL of PTE table");
 }
 
+/* ------------------------------------------------------------------------ */
+/* The assertions at the entries of devmm's functions                        */
+
+/* One written anonymous page at TBASE. */
+static struct dmm_page *mapped_page(struct fx *f)
+{
+	MAP_ANON(f->mm, TBASE, 1);
+	FILL(f->mm, TBASE, PG, 0x1000);
+	return pfn_to_page(f->sys, PFN(f->mm, TBASE));
+}
+
+struct entry_arg {
+	struct fx *f;
+	struct dmm_page *page;
+	bool lock; /* the variant that holds what it must */
+};
+
+/* restore_exclusive_pte with the PTL (and the mmap_lock) but not the page. */
+static void restore_exclusive_unlocked_page(void *arg)
+{
+	struct entry_arg *a = arg;
+	struct dmm_mm *mm = a->f->mm;
+	struct dmm_pte_table *t;
+
+	mmap_read_lock(mm);
+	t = pte_table_lookup(mm, TBASE, false);
+	ptl_lock(t);
+	restore_exclusive_pte(vma_lookup(mm, TBASE), a->page, t, TBASE, pte_get(pte_slot(t, TBASE)));
+}
+
+/* remove_migration_pte_locked with the page locked but not the PTL. */
+static void remove_migration_pte_without_ptl(void *arg)
+{
+	struct entry_arg *a = arg;
+	struct dmm_mm *mm = a->f->mm;
+	struct dmm_pte_table *t = pte_table_lookup(mm, TBASE, false);
+
+	mmap_read_lock(mm);
+	lock_page(a->f->sys, a->page);
+	remove_migration_pte_locked(a->f->sys, vma_lookup(mm, TBASE), t, TBASE, a->page, a->page);
+}
+
+static void try_to_migrate_unlocked(void *arg)
+{
+	struct entry_arg *a = arg;
+
+	try_to_migrate(a->f->sys, a->page);
+}
+
+/* A driver migrates the page to a system page it allocated: locked as
+ * the contract says (a->lock), or not, which migrate_page_meta catches. */
+static void migrate_to_new_page(void *arg)
+{
+	struct entry_arg *a = arg;
+	struct dmm_system *sys = a->f->sys;
+	struct dmm_mm *mm = a->f->mm;
+	uint64_t src = 0, dst = 0, pfn;
+	struct dmm_migrate_vma m = {
+		.mm = mm, .start = TBASE, .end = TBASE + PG, .src = &src, .dst = &dst,
+		.flags = DMM_MIGRATE_VMA_SELECT_SYSTEM,
+	};
+
+	dmm_mmap_read_lock(mm);
+	if (dmm_migrate_vma_setup(&m) || m.cpages != 1 || dmm_alloc_page(sys, &pfn))
+		_exit(3);
+	if (a->lock)
+		dmm_lock_page(sys, pfn);
+	memcpy(dmm_page_address(sys, pfn), dmm_page_address(sys, dmm_migrate_pfn_to_pfn(src)), PG);
+	dst = dmm_migrate_pfn(pfn);
+	dmm_migrate_vma_pages(&m);
+	dmm_migrate_vma_finalize(&m);
+	dmm_mmap_read_unlock(mm);
+	if (!(src & DMM_MIGRATE_PFN_MIGRATE) || PFN(mm, TBASE) != pfn)
+		_exit(4);
+	VERIFY(mm, TBASE, PG, 0x1000);
+}
+
+static void test_page_lock_required_by_callee(void **state)
+{
+	struct fx *f = *state;
+	struct entry_arg a = { .f = f, .page = mapped_page(f), .lock = true };
+
+	EXPECT_CLEAN(migrate_to_new_page, &a);
+	EXPECT_ABORT(restore_exclusive_unlocked_page, &a, "the folio lock of page");
+	EXPECT_ABORT(try_to_migrate_unlocked, &a, "the folio lock of page");
+	EXPECT_ABORT(remove_migration_pte_without_ptl, &a, "the PTL of PTE table");
+	a.lock = false;
+	EXPECT_ABORT(migrate_to_new_page, &a, "in migrate_page_meta()");
+}
+
+/* Public calls whose caller must hold the mmap_lock, called without it. */
+static void migrate_setup_unlocked(void *arg)
+{
+	struct entry_arg *a = arg;
+	uint64_t src, dst;
+	struct dmm_migrate_vma m = {
+		.mm = a->f->mm, .start = TBASE, .end = TBASE + PG, .src = &src, .dst = &dst,
+		.flags = DMM_MIGRATE_VMA_SELECT_SYSTEM,
+	};
+
+	dmm_migrate_vma_setup(&m);
+}
+
+static bool ignore_invalidate(struct dmm_mmu_interval_notifier *sub,
+			      const struct dmm_mmu_notifier_range *range, unsigned long cur_seq)
+{
+	(void)range;
+	dmm_mmu_interval_set_seq(sub, cur_seq);
+	return true;
+}
+
+static void hmm_unlocked(void *arg)
+{
+	static const struct dmm_mmu_interval_notifier_ops ops = { .invalidate = ignore_invalidate };
+	struct entry_arg *a = arg;
+	struct dmm_mmu_interval_notifier sub;
+	uint64_t pfns[1] = { 0 };
+	struct dmm_hmm_range range = {
+		.notifier = &sub, .start = TBASE, .end = TBASE + PG, .hmm_pfns = pfns,
+		.default_flags = DMM_HMM_PFN_REQ_FAULT,
+	};
+
+	if (dmm_mmu_interval_notifier_insert(&sub, a->f->mm, TBASE, PG, &ops))
+		_exit(3);
+	range.notifier_seq = dmm_mmu_interval_read_begin(&sub);
+	if (a->lock)
+		dmm_mmap_read_lock(a->f->mm);
+	if (dmm_hmm_range_fault(&range) || !(pfns[0] & DMM_HMM_PFN_VALID))
+		_exit(4);
+	if (a->lock)
+		dmm_mmap_read_unlock(a->f->mm);
+	dmm_mmu_interval_notifier_remove(&sub);
+}
+
+static void exclusive_unlocked(void *arg)
+{
+	struct entry_arg *a = arg;
+	uint64_t pfn;
+
+	dmm_make_device_exclusive(a->f->mm, TBASE, NULL, &pfn);
+}
+
+static void pte_query_locked_unlocked(void *arg)
+{
+	struct entry_arg *a = arg;
+	struct dmm_pte_info pi;
+
+	dmm_pte_query_locked(a->f->mm, TBASE, &pi);
+}
+
+static void fault_unlocked(void *arg)
+{
+	struct entry_arg *a = arg;
+	struct dmm_vma *v;
+
+	mmap_read_lock(a->f->mm);
+	v = vma_lookup(a->f->mm, TBASE);
+	mmap_read_unlock(a->f->mm);
+	handle_mm_fault(v, TBASE, FAULT_FLAG_WRITE);
+}
+
+static void munmap_under_read_lock(void *arg)
+{
+	struct entry_arg *a = arg;
+
+	mmap_read_lock(a->f->mm);
+	do_munmap(a->f->mm, TBASE, PG);
+}
+
+static void test_mmap_lock_required_by_callee(void **state)
+{
+	struct fx *f = *state;
+	struct entry_arg a = { .f = f, .page = mapped_page(f), .lock = true };
+
+	EXPECT_CLEAN(hmm_unlocked, &a);
+	a.lock = false;
+	EXPECT_ABORT(hmm_unlocked, &a, "in dmm_hmm_range_fault()");
+	EXPECT_ABORT(migrate_setup_unlocked, &a, "the mmap_lock of mm");
+	EXPECT_ABORT(exclusive_unlocked, &a, "in dmm_make_device_exclusive()");
+	EXPECT_ABORT(pte_query_locked_unlocked, &a, "in dmm_pte_query_locked()");
+	EXPECT_ABORT(fault_unlocked, &a, "in handle_mm_fault()");
+	EXPECT_ABORT(munmap_under_read_lock, &a, "is not held for write by this thread");
+}
+
+/* A driver that holds the mmap_lock calls something that takes it. */
+static void pte_query_under_lock(void *arg)
+{
+	struct entry_arg *a = arg;
+	struct dmm_pte_info pi;
+
+	dmm_mmap_read_lock(a->f->mm);
+	if (dmm_pte_query_locked(a->f->mm, TBASE, &pi) || pi.kind != DMM_PTE_PRESENT)
+		_exit(3);
+	if (a->lock)
+		dmm_pte_query(a->f->mm, TBASE, &pi); /* the mirror's old mistake */
+	dmm_mmap_read_unlock(a->f->mm);
+}
+
+static void load_under_lock(void *arg)
+{
+	struct entry_arg *a = arg;
+	uint32_t v;
+
+	dmm_mmap_read_lock(a->f->mm);
+	dmm_load32(a->f->mm, TBASE, &v);
+}
+
+static void munmap_under_lock(void *arg)
+{
+	struct entry_arg *a = arg;
+
+	dmm_mmap_read_lock(a->f->mm);
+	dmm_munmap(a->f->mm, TBASE, PG);
+}
+
+static void test_mmap_lock_taken_by_callee_under_it(void **state)
+{
+	struct fx *f = *state;
+	struct entry_arg a = { .f = f, .page = mapped_page(f), .lock = false };
+
+	EXPECT_CLEAN(pte_query_under_lock, &a);
+	a.lock = true;
+	EXPECT_ABORT(pte_query_under_lock, &a, "recursive read lock of the mmap_lock");
+	EXPECT_ABORT(load_under_lock, &a, "recursive read lock of the mmap_lock");
+	EXPECT_ABORT(munmap_under_lock, &a, "recursive write lock of the mmap_lock");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +575,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmap_assert_locked, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_page_lock_assertion, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ptl_assertion, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_page_lock_required_by_callee, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_mmap_lock_required_by_callee, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_mmap_lock_taken_by_callee_under_it, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -623,7 +623,8 @@ struct dmm_migrate_vma {
  * the call still returns 0 ("cpages" says how many were taken).
  * After it, each src[] entry with VALID|MIGRATE is locked, unmapped
  * everywhere (migration entries) and stable; entries without MIGRATE are
- * untouched. The caller then allocates and locks destinations, copies the
+ * untouched. The caller then allocates and locks destinations (in the
+ * calling thread: debug builds check that it holds them), copies the
  * data (zero for holes, src without VALID) and fills dst[] with
  * dmm_migrate_pfn(pfn); 0 skips an entry (not allowed for the fault page).
  * Errors: -EINVAL (args, mm, src or dst NULL; no pages; no VMA at start;
