@@ -3,6 +3,7 @@
  * The internal interface between devmm's layers (see docs/design.md):
  *
  *   frames:      system.c frame.c page.c memremap.c (device) stats.c inject.c
+ *                rcu.c (grace periods for lockless readers)
  *   page tables: pgtable.c
  *   mm objects:  vma.c rmap.c file.c notifier.c
  *   operations:  fault.c memory.c (zap, exit) mmap.c mprotect.c madvise.c
@@ -72,6 +73,28 @@ __attribute__((visibility("hidden"))) unsigned int dmm_shard(void);
 #define dmm_stat_add(sys, name, n) \
 	atomic_fetch_add_explicit(&(sys)->stats[dmm_shard()].name, (uint64_t)(n), memory_order_relaxed)
 #define dmm_stat_inc(sys, name) dmm_stat_add(sys, name, 1)
+
+/* ------------------------------------------------------------------------ */
+/* Grace periods for lockless readers (rcu.c; docs/locking.md lists them)   */
+
+/* Enter / leave a read section: objects reached through a published
+ * pointer stay allocated until the section ends. Cheap (a store and a
+ * fence on the thread's own cache line), nestable, never blocks. */
+void rcu_read_lock(void);
+void rcu_read_unlock(void);
+bool rcu_read_lock_held(void);
+/* Wait until every read section that began before the call has ended.
+ * Not from inside a read section. */
+void synchronize_rcu(void);
+/* Run func(head) after a grace period (it may only free memory). Callbacks
+ * are drained in batches, by a later call_rcu or by rcu_barrier. */
+void call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head));
+/* Wait a grace period and run every callback queued before the call. Not
+ * from inside a read section. */
+void rcu_barrier(void);
+/* Callbacks queued and not yet run; reader slots ever created (tests). */
+unsigned long rcu_pending(void);
+unsigned int rcu_nr_slots(void);
 
 /* ------------------------------------------------------------------------ */
 /* Fault injection (inject.c)                                                */

@@ -65,6 +65,15 @@
 #define NR_SHARDS 16 /* allocator and statistics shards, picked per thread */
 
 /* ------------------------------------------------------------------------ */
+/* Deferred freeing (rcu.c)                                                  */
+
+/* Embedded in an object freed after a grace period (call_rcu). */
+struct rcu_head {
+	struct rcu_head *next;
+	void (*func)(struct rcu_head *head);
+};
+
+/* ------------------------------------------------------------------------ */
 /* Frames                                                                    */
 
 /* struct dmm_page.flags bits */
