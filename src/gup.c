@@ -264,6 +264,17 @@ long dmm_get_user_pages(struct dmm_mm *mm, uint64_t start, unsigned long nr,
 /* ------------------------------------------------------------------------ */
 /* The lockless fast path                                                    */
 
+_Atomic(gup_fast_hook_fn) gup_fast_hook;
+
+/* Tests only: where a stalled reader holds a bare pointer to a frame. */
+static inline void gup_fast_stall_point(struct dmm_page *p)
+{
+	gup_fast_hook_fn hook = atomic_load_explicit(&gup_fast_hook, memory_order_relaxed);
+
+	if (unlikely(hook) && p)
+		hook(p);
+}
+
 /* Can the fast path return this entry as it is? */
 static bool fast_ok(pte_t e, unsigned int f)
 {
@@ -315,6 +326,7 @@ static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long n
 		if (!fast_ok(e, f))
 			break;
 		p = pfn_to_page(sys, pte_pfn(e));
+		gup_fast_stall_point(p);
 		if (!p || try_grab_page(sys, p, f))
 			break;
 		if (pte_get(pte_slot(t, addr)) != e || !fast_page_ok(p, f)) {
@@ -341,7 +353,11 @@ long dmm_get_user_pages_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr
 		return -EINVAL;
 	if (nr > (DMM_TASK_SIZE >> PAGE_SHIFT) || !user_range_len(start, nr << PAGE_SHIFT))
 		return -EINVAL;
+	/* Lockless: page-table pages and device page metadata it reaches stay
+	 * allocated until the section ends (docs/locking.md). */
+	rcu_read_lock();
 	n = gup_fast(mm, start, nr, gup_flags, pfns);
+	rcu_read_unlock();
 	if (n == nr)
 		return (long)n;
 	dmm_stat_inc(mm->sys, gup_fast_fallback);

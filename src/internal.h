@@ -411,6 +411,11 @@ void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, struct dmm_p
  * with a GET or PIN reference taken, or -errno. */
 int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int gup_flags, uint64_t *pfn);
 
+/* Tests only: called by GUP-fast between pfn_to_page and taking the
+ * reference, where a stalled reader holds a pointer and no reference. */
+typedef void (*gup_fast_hook_fn)(struct dmm_page *p);
+extern _Atomic(gup_fast_hook_fn) gup_fast_hook;
+
 /* Errno for a fault result. */
 int vm_fault_to_errno(vm_fault_t r);
 

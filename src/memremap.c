@@ -11,6 +11,12 @@
  * pfn_to_page() stays one table lookup for every kind of frame.
  * sys->pgmap_lock protects the list of pgmaps and the section table's
  * device part; it is never held while calling a driver.
+ *
+ * Lockless walkers (GUP-fast, pfn queries) reach a device page's metadata
+ * through the section table without holding any reference, inside an RCU
+ * read section: unregistering unpublishes the sections and frees the
+ * metadata only after a grace period (docs/design.md, "pgmaps and device
+ * pages"; docs/locking.md, section 7).
  */
 #include <stdio.h>
 #include <sys/mman.h>
@@ -119,6 +125,8 @@ static void pgmap_free(struct dmm_pgmap *pg)
 	free(pg);
 }
 
+/* Publish the pgmap's sections, or unpublish them: then only the table
+ * changes, as lockless readers may still be reading the sections. */
 static void publish_sections(struct dmm_system *sys, struct dmm_pgmap *pg, bool on)
 {
 	uint64_t first = pg->pfn_start >> SECTION_SHIFT;
@@ -126,9 +134,11 @@ static void publish_sections(struct dmm_system *sys, struct dmm_pgmap *pg, bool 
 	for (uint64_t i = 0; i < nr_sections(pg->nr_pages); i++) {
 		struct dmm_section *sec = &pg->sections[i];
 
-		sec->pages = pg->pages + i * PAGES_PER_SECTION;
-		sec->mem = pg->mem ? pg->mem + i * PAGES_PER_SECTION * PAGE_SIZE : NULL;
-		sec->nr = DMM_MIN(PAGES_PER_SECTION, pg->nr_pages - i * PAGES_PER_SECTION);
+		if (on) {
+			sec->pages = pg->pages + i * PAGES_PER_SECTION;
+			sec->mem = pg->mem ? pg->mem + i * PAGES_PER_SECTION * PAGE_SIZE : NULL;
+			sec->nr = DMM_MIN(PAGES_PER_SECTION, pg->nr_pages - i * PAGES_PER_SECTION);
+		}
 		atomic_store_explicit(&sys->sections[first + i], on ? sec : NULL, memory_order_release);
 	}
 }
@@ -168,13 +178,18 @@ static void pgmap_get(struct dmm_pgmap *pg)
 	atomic_fetch_add(&pg->ref, 1);
 }
 
+/* The last put wakes a memunmap that waits; the read section keeps the
+ * pgmap allocated until the wake-up is done, since the waiter may see the
+ * count at 0 and unregister before this thread takes done_lock. */
 static void pgmap_put(struct dmm_pgmap *pg)
 {
+	rcu_read_lock();
 	if (atomic_fetch_sub(&pg->ref, 1) == 1 && atomic_load(&pg->dying)) {
 		pthread_mutex_lock(&pg->done_lock);
 		pthread_cond_broadcast(&pg->done_cond);
 		pthread_mutex_unlock(&pg->done_lock);
 	}
+	rcu_read_unlock();
 }
 
 /* Wait until every reference is gone; false on timeout (ms < 0: forever). */
@@ -203,11 +218,13 @@ static bool pgmap_wait_unused(struct dmm_pgmap *pg, long ms)
 	return ok;
 }
 
-#define MAX_RETIRED_PGMAPS 4
+static void pgmap_free_rcu(struct rcu_head *head)
+{
+	pgmap_free(container_of(head, struct dmm_pgmap, rcu));
+}
 
 static int memunmap(struct dmm_pgmap *pg, long ms)
 {
-	struct dmm_pgmap *old = NULL;
 	struct dmm_system *sys;
 
 	if (!pg)
@@ -221,19 +238,15 @@ static int memunmap(struct dmm_pgmap *pg, long ms)
 	pthread_mutex_lock(&sys->pgmap_lock);
 	publish_sections(sys, pg, false);
 	list_del(&pg->node);
-	/* The contents go now; the metadata retires behind the last few. */
+	pthread_mutex_unlock(&sys->pgmap_lock);
+	/* Every page is free, so no walker touches the contents: they go now.
+	 * A walker may still hold a pointer into the metadata, read from the
+	 * section table or from an entry just before the page was freed: the
+	 * metadata goes after a grace period. */
 	if (pg->mem)
 		munmap(pg->mem, pg->mem_bytes);
 	pg->mem = NULL;
-	list_add_tail(&pg->node, &sys->retired);
-	if (++sys->nr_retired > MAX_RETIRED_PGMAPS) {
-		old = container_of(sys->retired.next, struct dmm_pgmap, node);
-		list_del(&old->node);
-		sys->nr_retired--;
-	}
-	pthread_mutex_unlock(&sys->pgmap_lock);
-	if (old)
-		pgmap_free(old);
+	call_rcu(&pg->rcu, pgmap_free_rcu);
 	return 0;
 }
 
@@ -261,13 +274,7 @@ void pgmaps_destroy(struct dmm_system *sys)
 				(unsigned long)pg->pfn_start, (unsigned long)live);
 		list_del(&pg->node);
 		publish_sections(sys, pg, false);
-		pgmap_free(pg);
-	}
-	while (!list_empty(&sys->retired)) {
-		struct dmm_pgmap *pg = container_of(sys->retired.next, struct dmm_pgmap, node);
-
-		list_del(&pg->node);
-		pgmap_free(pg);
+		call_rcu(&pg->rcu, pgmap_free_rcu);
 	}
 }
 
@@ -293,11 +300,19 @@ static struct dmm_page *device_page(struct dmm_system *sys, uint64_t pfn)
 	return p && page_is_zone_device(p) ? p : NULL;
 }
 
+/* Any pfn may be asked about, one whose pgmap goes away meanwhile too:
+ * the lookup is a lockless reader. */
 struct dmm_pgmap *dmm_page_pgmap(struct dmm_system *sys, uint64_t pfn)
 {
-	struct dmm_page *p = device_page(sys, pfn);
+	struct dmm_pgmap *pg = NULL;
+	struct dmm_page *p;
 
-	return p ? p->pgmap : NULL;
+	rcu_read_lock();
+	p = device_page(sys, pfn);
+	if (p)
+		pg = p->pgmap;
+	rcu_read_unlock();
+	return pg;
 }
 
 struct dmm_pgmap *dmm_get_dev_pagemap(struct dmm_system *sys, uint64_t pfn)

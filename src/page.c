@@ -190,14 +190,18 @@ int dmm_alloc_page(struct dmm_system *sys, uint64_t *pfn)
 	return 0;
 }
 
+/* A speculative reference, as GUP-fast takes: the frame may be free and
+ * its pgmap going away, so the lookup is a lockless reader. */
 int dmm_get_page(struct dmm_system *sys, uint64_t pfn)
 {
-	struct dmm_page *p = driver_page(sys, pfn);
-	int r;
+	struct dmm_page *p;
+	int r = -EINVAL;
 
-	if (!p)
-		return -EINVAL;
-	r = page_ref_try_add(p, 1);
+	rcu_read_lock();
+	p = driver_page(sys, pfn);
+	if (p)
+		r = page_ref_try_add(p, 1);
+	rcu_read_unlock();
 	return r == -EAGAIN ? -EINVAL : r;
 }
 

@@ -103,13 +103,18 @@ int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *o
 
 	if (!sys || !out)
 		return -EINVAL;
+	/* A lockless reader: the pfn's pgmap may be unregistered meanwhile. */
+	rcu_read_lock();
 	p = pfn_to_page(sys, pfn);
-	if (!p || (pfn > sys->nr_frames && !page_is_zone_device(p)))
+	if (!p || (pfn > sys->nr_frames && !page_is_zone_device(p))) {
+		rcu_read_unlock();
 		return -ENXIO;
+	}
 	memset(out, 0, sizeof(*out));
 	out->flags = public_page_flags(page_flags(p));
 	if (page_is_zero(sys, p)) {
 		out->location = DMM_LOC_ZERO;
+		rcu_read_unlock();
 		return 0;
 	}
 	out->refcount = page_ref_count(p);
@@ -121,6 +126,7 @@ int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *o
 		out->location = DMM_LOC_DEVICE_COHERENT;
 	else
 		out->location = DMM_LOC_SYSTEM;
+	rcu_read_unlock();
 	return 0;
 }
 

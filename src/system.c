@@ -81,7 +81,6 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 	list_init(&sys->files);
 	pthread_mutex_init(&sys->pgmap_lock, NULL);
 	list_init(&sys->pgmaps);
-	list_init(&sys->retired);
 	sys->device_pfn_base = (sys->nr_frames + 1 + PAGES_PER_SECTION - 1) & ~(PAGES_PER_SECTION - 1);
 	if (cfg->flags & DMM_SYS_PRETOUCH)
 		dmm_system_prefault(sys, sys->nr_frames);
@@ -142,6 +141,9 @@ void dmm_system_destroy(struct dmm_system *sys)
 		free(f);
 	}
 	pgmaps_destroy(sys);
+	/* Whatever was unregistered or unlinked for lockless readers is freed
+	 * now (the callbacks of other systems run too: they are due). */
+	rcu_barrier();
 	wait_table_destroy(sys);
 	for (unsigned int i = 0; i < NR_SHARDS; i++)
 		pthread_mutex_destroy(&sys->shards[i].lock);

@@ -300,6 +300,10 @@ struct dmm_pgmap {
 	pthread_cond_t done_cond;
 	struct dmm_list node;	/* in sys->pgmaps, under sys->pgmap_lock */
 	uint64_t check_base;	/* dmm_check's slot of the first page */
+	/* Unregistered, the pgmap and its page metadata are freed a grace
+	 * period later: a lockless walker (GUP-fast) may still look at a page
+	 * whose entry it read before the page was freed. */
+	struct rcu_head rcu;
 	struct dmm_section sections[]; /* one per section covered */
 };
 
@@ -353,13 +357,8 @@ struct dmm_system {
 	pthread_mutex_t file_list_lock;
 	struct dmm_list files;
 
-	pthread_mutex_t pgmap_lock;	/* protects pgmaps, retired and pfn placement */
+	pthread_mutex_t pgmap_lock;	/* protects pgmaps and pfn placement */
 	struct dmm_list pgmaps;
-	/* Unregistered pgmaps whose page metadata is kept a while longer: a
-	 * lockless walker (GUP-fast) may still look at a page it read from an
-	 * entry just before the page was freed and its pgmap unregistered. */
-	struct dmm_list retired;
-	unsigned int nr_retired;
 	uint64_t device_pfn_base;	/* first section above RAM */
 
 	struct dmm_inject_state inject[DMM_NR_INJECT_SITES];
