@@ -17,6 +17,8 @@
  *    only on anon-exclusive pages; anon-exclusive pages mapped at most once;
  *    migration entries only on locked frames; no frame locked otherwise;
  *  - rss counters = the entries counted per type;
+ *  - page tables: every table below the pgd translates part of some VMA
+ *    (munmap freed the others), and the mm's count of tables is right;
  *  - the allocator: every free frame listed exactly once and clean, the
  *    free count matching, never-used frames untouched; the zero page never
  *    counted;
@@ -234,12 +236,29 @@ static void check_notifiers(struct checker *ck, struct dmm_mm *mm)
 	pthread_mutex_unlock(&st->lock);
 }
 
+/* A page-table page must translate part of some VMA. */
+static void check_pgtable(void *arg, uint64_t start, uint64_t end, int level)
+{
+	struct checker *ck = arg;
+	struct dmm_vma *v = find_vma(ck->mm, start, NULL);
+
+	if (!v || v->start >= end)
+		report(ck, "mm %u: level-%d page table over [%#lx, %#lx) outside every VMA", ck->mm->id, level,
+		       (unsigned long)start, (unsigned long)end);
+}
+
 static void check_mm(struct checker *ck, struct dmm_mm *mm)
 {
+	unsigned long tables;
+
 	ck->mm = mm;
 	memset(ck->rss, 0, sizeof(ck->rss));
 	check_vmas(ck, mm);
 	check_notifiers(ck, mm);
+	tables = walk_pgtables(mm, check_pgtable, ck);
+	if ((long)tables != atomic_load(&mm->nr_pgtables))
+		report(ck, "mm %u: %lu page tables, the count says %ld", mm->id, tables,
+		       atomic_load(&mm->nr_pgtables));
 	walk_pte_tables(mm, 0, DMM_TASK_SIZE, check_pte_table, ck);
 	for (int t = 0; t < DMM_NR_MM_COUNTERS; t++)
 		if (ck->rss[t] != mm_rss_sum(mm, t))

@@ -268,8 +268,11 @@ static inline uint64_t pte_table_end(uint64_t addr, uint64_t end)
 }
 
 /* The PTE table covering @addr; allocated when @alloc. NULL: none there
- * (or, with @alloc, out of memory). Lockless; tables never go away while
- * the mm lives. */
+ * (or, with @alloc, out of memory). Lockless. The tables found stay while
+ * the caller holds the mmap_lock, or walks inside a VMA it found under an
+ * rmap lock, or is in an RCU read section (GUP-fast): munmap frees tables
+ * only under the mmap_lock (write), only where no VMA is left, and only
+ * after a grace period. */
 struct dmm_pte_table *pte_table_lookup(struct dmm_mm *mm, uint64_t addr, bool alloc);
 static inline _Atomic pte_t *pte_slot(struct dmm_pte_table *t, uint64_t addr)
 {
@@ -299,6 +302,19 @@ typedef int (*pte_range_fn)(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t
 			    uint64_t end, void *arg);
 int walk_pte_tables(struct dmm_mm *mm, uint64_t start, uint64_t end, pte_range_fn fn, void *arg);
 void pgtable_free_all(struct dmm_mm *mm);
+/* The end of the address space the four levels translate. */
+#define PGTABLE_TOP (PAGE_SIZE << (PT_BITS * PT_LEVELS))
+/* Unlink every table that covers part of [start, end) and lies wholly
+ * inside [floor, ceiling), the hole between the VMAs left around it, and
+ * free it after a grace period. mmap_lock held for write; the VMAs that
+ * were there already unlinked from their anon_vma and file; every entry
+ * in the hole zapped. */
+void free_pgtables(struct dmm_mm *mm, uint64_t start, uint64_t end, uint64_t floor, uint64_t ceiling);
+/* Visit every table below the pgd (dmm_check): fn gets the span of
+ * addresses it translates and its level (0: a PTE table). Returns the
+ * number of tables. mmap_lock held. */
+typedef void (*pgtable_fn)(void *arg, uint64_t start, uint64_t end, int level);
+unsigned long walk_pgtables(struct dmm_mm *mm, pgtable_fn fn, void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* VMAs, anon_vma, rmap (vma.c, rmap.c)                                      */
@@ -424,6 +440,9 @@ int vm_fault_to_errno(vm_fault_t r);
 
 /* Clear every entry of [start, end) within vma, dropping references. */
 void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end);
+/* [start, end) has just lost its VMAs (mmap_lock held for write): free
+ * the page-table pages under it that no VMA left around it needs. */
+void free_pgtables_hole(struct dmm_mm *mm, uint64_t start, uint64_t end);
 /* munmap with mmap_lock held for write. */
 int do_munmap(struct dmm_mm *mm, uint64_t start, uint64_t len);
 /* Free the mm structure itself (after teardown). */

@@ -65,6 +65,18 @@ void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
 	walk_pte_tables(vma->mm, start, end, zap_pte_range, &zb);
 }
 
+void free_pgtables_hole(struct dmm_mm *mm, uint64_t start, uint64_t end)
+{
+	size_t i;
+	struct dmm_vma *next = find_vma(mm, start, &i);
+	uint64_t floor = i ? mm->vmas[i - 1]->end : 0;
+	uint64_t ceiling = next ? next->start : PGTABLE_TOP;
+
+	mmap_assert_write_locked(mm);
+	DMM_BUG_ON(floor > start || ceiling < end);
+	free_pgtables(mm, start, end, floor, ceiling);
+}
+
 struct dmm_mm *mm_alloc(struct dmm_system *sys)
 {
 	struct dmm_mm *mm = meta_calloc(sys, 1, sizeof(*mm));
@@ -76,6 +88,7 @@ struct dmm_mm *mm_alloc(struct dmm_system *sys)
 		free(mm);
 		return NULL;
 	}
+	mm->pgd->level = PT_LEVELS - 1;
 	mm->sys = sys;
 	atomic_store(&mm->mm_count, 1);
 	notifier_state_init(&mm->notif);

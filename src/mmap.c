@@ -64,6 +64,7 @@ int do_munmap(struct dmm_mm *mm, uint64_t start, uint64_t len)
 	mmu_notifier_invalidate_range_end(&r);
 	while (i < mm->nr_vmas && (v = mm->vmas[i])->start < end)
 		vma_unlink_free(mm, v);
+	free_pgtables_hole(mm, start, end);
 	return 0;
 }
 

@@ -106,14 +106,18 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 		mmu_notifier_invalidate_range_end(&r);
 	}
 	dmm_stat_add(mm->sys, mremap_pte, mc.moved);
-	if (!dontunmap)
+	if (!dontunmap) {
 		vma_unlink_free(mm, vma);
+		free_pgtables_hole(mm, old, old + len);
+	}
 	vma_merge_range(mm, new_addr, new_addr + new_len);
 	vma_merge_range(mm, old, old + len);
 	return 0;
 undo_split:
-	/* A failure changes nothing: glue the pieces of a split back. */
+	/* A failure changes nothing: glue the pieces of a split back, and
+	 * free the tables allocated for the target. */
 	vma_merge_range(mm, old, old + len);
+	free_pgtables_hole(mm, new_addr, new_addr + new_len);
 	return r;
 }
 

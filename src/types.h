@@ -142,13 +142,18 @@ struct dmm_pte_table {
 #ifdef DMM_LOCKDEP
 	_Atomic uint32_t ptl_owner; /* the holder's lockdep_thread_tag(), 0 = none */
 #endif
+	struct rcu_head rcu;	/* freed a grace period after munmap unlinks it */
 };
 
-/* Upper levels: 512 pointers to the next level, populated once by CAS and
- * freed only when the address space is destroyed (lockless walkers rely on
- * that, as GUP-fast relies on RCU in the kernel). */
+/* Upper levels: 512 pointers to the next level, populated by CAS under
+ * mmap_lock (read), cleared only under mmap_lock (write) by munmap once
+ * no VMA is left under the whole table; an unlinked table is freed after
+ * a grace period (GUP-fast walks without the mmap_lock, inside an RCU
+ * read section, as it does in the kernel). */
 struct dmm_pt_dir {
 	_Atomic(void *) ent[PTRS_PER_TABLE];
+	struct rcu_head rcu;
+	int level;		/* 1: entries are PTE tables; PT_LEVELS - 1: the pgd */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -235,6 +240,7 @@ struct dmm_mm {
 	struct dmm_vma **vmas;	/* sorted by start, non-overlapping; mmap_lock */
 	size_t nr_vmas, cap_vmas;
 	struct dmm_pt_dir *pgd;	/* populated by CAS; freed at destroy */
+	_Atomic long nr_pgtables; /* tables below the pgd (dmm_check counts them) */
 	pthread_mutex_t anon_lock; /* serialises anon_vma_prepare under mmap_lock read */
 	/* rss, sharded like the statistics: summed by dmm_mm_rss and dmm_check */
 	struct dmm_rss_shard {

@@ -22,6 +22,11 @@
  * freed by the fifth later unregistration and the reader's reference
  * attempt was a use-after-free (ASan: heap-use-after-free in
  * try_grab_page).
+ *
+ * The same stall shows that a page-table page munmap unlinks stays until
+ * the reader, who holds a pointer to it, is done. Without a reader,
+ * munmap gives back every page-table page no VMA needs any more (the
+ * counts: the mm's, the pgtable_alloc/free statistics, dmm_check's).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -77,6 +82,16 @@ static atomic_int stalled, go;
 static void stall_on_device_page(struct dmm_page *p)
 {
 	if (!page_is_zone_device(p) || atomic_load(&stalled))
+		return;
+	atomic_store(&stalled, 1);
+	while (!atomic_load(&go))
+		sched_yield();
+}
+
+static void stall_on_any_page(struct dmm_page *p)
+{
+	(void)p;
+	if (atomic_load(&stalled))
 		return;
 	atomic_store(&stalled, 1);
 	while (!atomic_load(&go))
@@ -228,12 +243,171 @@ static void test_pfn_lookups_race_unregister(void **state)
 	CHECK_OK(g->sys);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Page-table pages                                                          */
+
+static long nr_tables(struct gfx *g)
+{
+	return atomic_load(&g->mm->nr_pgtables);
+}
+
+/* The tables the statistics say are allocated, over every mm. */
+static long stat_tables(struct gfx *g)
+{
+	struct dmm_stats st;
+
+	OK(dmm_stats_get(g->sys, &st));
+	return (long)(st.pgtable_alloc - st.pgtable_free);
+}
+
+/* Touch one page in each 2 MiB of [addr, addr + len). */
+static void touch_each_table(struct gfx *g, uint64_t addr, uint64_t len)
+{
+	for (uint64_t a = addr; a < addr + len; a += PTE_TABLE_SPAN)
+		OK(dmm_store32(g->mm, a, 1));
+}
+
+#define MiB (1UL << 20)
+#define GiB (1UL << 30)
+
+/*
+ *   TBASE (1 GiB aligned)                                 + 64 MiB
+ *   |<--------------------------- VMA ---------------------------->|
+ *   one page touched per 2 MiB: 32 PTE tables, one PMD table, one PUD
+ *
+ *   munmap [+1 MiB, +3 MiB): two PTE tables half under each remaining
+ *   piece stay; munmap [+16 MiB, +48 MiB): the 16 tables wholly inside go;
+ *   munmap all: everything goes.
+ */
+static void test_munmap_frees_page_tables(void **state)
+{
+	struct gfx *g = *state;
+	uint64_t base = TBASE, len = 64 * MiB;
+	long before = nr_tables(g);
+
+	EQ(before, 0);
+	OK(dmm_mmap(g->mm, base, len, RW, ANON_PRIVATE | DMM_MAP_FIXED, NULL, 0, NULL));
+	touch_each_table(g, base, len);
+	EQ(nr_tables(g), 32 + 2);
+	EQ(stat_tables(g), nr_tables(g));
+	CHECK_OK(g->sys);
+
+	OK(dmm_munmap(g->mm, base + 1 * MiB, 2 * MiB));
+	EQ(nr_tables(g), 34);
+	OK(dmm_munmap(g->mm, base + 16 * MiB, 32 * MiB));
+	EQ(nr_tables(g), 34 - 16);
+	CHECK_OK(g->sys);
+
+	OK(dmm_munmap(g->mm, base, len));
+	EQ(nr_tables(g), 0);
+	EQ(stat_tables(g), 0);
+	CHECK_OK(g->sys);
+	rcu_barrier(); /* and the memory is really given back (ASan's leak check) */
+}
+
+/* Many map/touch/unmap rounds leave nothing behind. */
+static void test_map_unmap_rounds_keep_no_tables(void **state)
+{
+	struct gfx *g = *state;
+
+	for (int i = 0; i < 200; i++) {
+		uint64_t addr = TBASE + (uint64_t)(i % 7) * GiB + (uint64_t)(i % 5) * 3 * MiB;
+
+		OK(dmm_mmap(g->mm, addr, 8 * MiB, RW, ANON_PRIVATE | DMM_MAP_FIXED, NULL, 0, NULL));
+		touch_each_table(g, addr, 8 * MiB);
+		OK(dmm_munmap(g->mm, addr, 8 * MiB));
+		EQ(nr_tables(g), 0);
+	}
+	EQ(stat_tables(g), 0);
+	CHECK_OK(g->sys);
+}
+
+/* A table shared with a neighbouring VMA stays; the neighbour's entries
+ * with it. */
+static void test_munmap_keeps_tables_of_neighbours(void **state)
+{
+	struct gfx *g = *state;
+	uint64_t a = TBASE, b = TBASE + 2 * MiB - PG; /* b's first page shares a's table */
+	uint32_t v = 0;
+
+	OK(dmm_mmap(g->mm, a, PG, RW, ANON_PRIVATE | DMM_MAP_FIXED, NULL, 0, NULL));
+	OK(dmm_mmap(g->mm, b, 4 * PG, DMM_PROT_READ, ANON_PRIVATE | DMM_MAP_FIXED, NULL, 0, NULL));
+	OK(dmm_store32(g->mm, a, 42));
+	OK(dmm_load32(g->mm, b + 3 * PG, &v)); /* the zero page, in the next table */
+	EQ(nr_tables(g), 2 + 2);
+	OK(dmm_munmap(g->mm, b, 4 * PG));
+	EQ(nr_tables(g), 1 + 2); /* the second table went, a's stays */
+	OK(dmm_load32(g->mm, a, &v));
+	EQ(v, 42);
+	CHECK_OK(g->sys);
+	OK(dmm_munmap(g->mm, a, PG));
+	EQ(nr_tables(g), 0);
+	CHECK_OK(g->sys);
+}
+
+/* mremap moves the entries and frees the source's tables. */
+static void test_mremap_frees_source_tables(void **state)
+{
+	struct gfx *g = *state;
+	uint32_t v = 0;
+
+	OK(dmm_mmap(g->mm, TBASE, 4 * MiB, RW, ANON_PRIVATE | DMM_MAP_FIXED, NULL, 0, NULL));
+	touch_each_table(g, TBASE, 4 * MiB);
+	OK(dmm_mremap(g->mm, TBASE, 4 * MiB, 4 * MiB, DMM_MREMAP_MAYMOVE | DMM_MREMAP_FIXED,
+		      TBASE + 4 * GiB));
+	EQ(nr_tables(g), 2 + 2); /* only the target's: 2 PTE, its PMD and PUD */
+	OK(dmm_load32(g->mm, TBASE + 4 * GiB + 2 * MiB, &v));
+	EQ(v, 1);
+	CHECK_OK(g->sys);
+}
+
+/*
+ * A GUP-fast reader stalled with a pointer to a PTE table that munmap
+ * unlinks: the table is freed only after the reader is done. The page
+ * keeps an extra reference, so the reader gets its reference and then
+ * re-reads the entry through its (unlinked) table: it finds it cleared and
+ * lets go.
+ */
+static void test_stalled_gup_fast_keeps_pte_table(void **state)
+{
+	struct gfx *g = *state;
+	struct fast_reader r = { .mm = g->mm, .addr = TBASE, .nr = 1 };
+	struct dmm_pte_info pi;
+	struct dmm_page_info page;
+	pthread_t b;
+
+	OK(dmm_mmap(g->mm, TBASE, PG, RW, ANON_PRIVATE | DMM_MAP_FIXED, NULL, 0, NULL));
+	OK(dmm_store32(g->mm, TBASE, 7));
+	OK(dmm_pte_query(g->mm, TBASE, &pi));
+	OK(dmm_get_page(g->sys, pi.pfn));
+	stall_reader_start(&r, stall_on_any_page);
+	OK(dmm_munmap(g->mm, TBASE, PG));
+	EQ(nr_tables(g), 0); /* unlinked */
+	atomic_store(&barrier_done, 0);
+	assert_int_equal(pthread_create(&b, NULL, barrier_fn, NULL), 0);
+	sleep_ms(50);
+	EQ(atomic_load(&barrier_done), 0);
+	stall_reader_finish(&r);
+	pthread_join(b, NULL);
+	EQ(atomic_load(&barrier_done), 1);
+	EXPECT_RC(-EFAULT, r.rc);
+	OK(dmm_page_query(g->sys, pi.pfn, &page));
+	EQ(page.refcount, 1); /* ours only: the reader let go */
+	dmm_put_page(g->sys, pi.pfn);
+	CHECK_OK(g->sys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_stalled_gup_fast_keeps_pgmap_metadata, gfx_setup,
 						gfx_teardown),
 		cmocka_unit_test_setup_teardown(test_pfn_lookups_race_unregister, gfx_setup, gfx_teardown),
+		cmocka_unit_test_setup_teardown(test_munmap_frees_page_tables, gfx_setup, gfx_teardown),
+		cmocka_unit_test_setup_teardown(test_map_unmap_rounds_keep_no_tables, gfx_setup, gfx_teardown),
+		cmocka_unit_test_setup_teardown(test_munmap_keeps_tables_of_neighbours, gfx_setup, gfx_teardown),
+		cmocka_unit_test_setup_teardown(test_mremap_frees_source_tables, gfx_setup, gfx_teardown),
+		cmocka_unit_test_setup_teardown(test_stalled_gup_fast_keeps_pte_table, gfx_setup, gfx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -922,7 +922,9 @@ int dmm_check(struct dmm_system *sys, char *report, size_t size);
 	X(gup_fast_fallback, "GUP-fast calls that fell back to the slow path")    \
 	X(longterm_migrated, "coherent pages migrated for a long-term pin")       \
 	X(hmm_faults, "pages faulted by hmm_range_fault")                         \
-	X(cow_device, "copy-on-write copies placed in device memory by cow_alloc")
+	X(cow_device, "copy-on-write copies placed in device memory by cow_alloc") \
+	X(pgtable_alloc, "page-table pages allocated (below the pgd)")            \
+	X(pgtable_free, "page-table pages freed (munmap, mremap, exit)")
 
 struct dmm_stats {
 #define DMM_STAT_FIELD(name, desc) uint64_t name;
