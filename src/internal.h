@@ -335,7 +335,21 @@ static inline uint64_t vm_prot_bits(unsigned long vm_flags)
 		return _PTE_PROTNONE;
 	return (vm_flags & VM_READ) ? 0 : _PTE_NOREAD;
 }
-static inline uint64_t vma_prot_bits(const struct dmm_vma *v) { return vm_prot_bits(v->flags); }
+/* A VMA's flags change under its mm's mmap_lock (write), but rmap walkers
+ * from other mms read them (remove_migration_pte makes entries with
+ * vma_prot_bits) holding only the PTL, as the kernel reads vm_page_prot: the
+ * writer stores before it walks the page tables under the PTL, so a reader
+ * either sees the new flags or makes an entry that the walk then changes.
+ * Both sides are single-copy atomic (READ_ONCE/WRITE_ONCE). */
+static inline unsigned long vma_flags_read(const struct dmm_vma *v)
+{
+	return __atomic_load_n(&v->flags, __ATOMIC_RELAXED);
+}
+static inline void vma_flags_write(struct dmm_vma *v, unsigned long flags)
+{
+	__atomic_store_n(&v->flags, flags, __ATOMIC_RELAXED);
+}
+static inline uint64_t vma_prot_bits(const struct dmm_vma *v) { return vm_prot_bits(vma_flags_read(v)); }
 static inline uint64_t vma_pages(const struct dmm_vma *v) { return (v->end - v->start) >> PAGE_SHIFT; }
 static inline uint64_t linear_page_index(const struct dmm_vma *v, uint64_t addr)
 {

@@ -47,7 +47,7 @@ static void set_flags_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg
 
 	(void)s;
 	(void)e;
-	v->flags = (v->flags & ~f[1]) | f[0];
+	vma_flags_write(v, (v->flags & ~f[1]) | f[0]);
 }
 
 static int madvise_flags(struct dmm_mm *mm, uint64_t start, uint64_t end, unsigned long set,

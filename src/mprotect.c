@@ -142,7 +142,7 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot)
 			continue;
 		struct dmm_mmu_notifier_range r;
 
-		v->flags = cp.newflags;
+		vma_flags_write(v, cp.newflags);
 		mmu_notify(DMM_MMU_NOTIFY_PROTECTION_VMA, mm, v->start, v->end, NULL, &r);
 		walk_pte_tables(mm, v->start, v->end, change_pte_range, &cp);
 		mmu_notifier_invalidate_range_end(&r);

@@ -148,7 +148,7 @@ static void try_to_migrate_one(struct dmm_system *sys, struct dmm_vma *vma, uint
 	if (pte_present(e) && pte_dirty(e))
 		page_set(p, PG_dirty);
 	/* A device-exclusive entry is writable only as far as the VMA is. */
-	if (is_device_exclusive_entry(e) && !(vma->flags & VM_WRITE))
+	if (is_device_exclusive_entry(e) && !(vma_flags_read(vma) & VM_WRITE))
 		ne = make_migration_entry(LEAF_MIGRATION_READ_EXCLUSIVE, pfn, leaf_flag_bits(e));
 	else
 		ne = make_migration_entry_from(p, e, excl);

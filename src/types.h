@@ -202,7 +202,8 @@ struct dmm_vma {
 	struct dmm_mm *mm;
 	uint64_t start, end;	/* [start, end), page aligned */
 	uint64_t pgoff;		/* page offset of start in its object (anon: linear index) */
-	unsigned long flags;	/* VM_* */
+	unsigned long flags;	/* VM_*; once linked, changed with vma_flags_write
+				 * (rmap walkers of other mms read it) */
 	struct dmm_file *file;	/* shmem or file; holds a file reference */
 	struct dmm_anon_vma *anon_vma;
 	struct dmm_list anon_node; /* in anon_vma->vmas, under anon_vma->lock */
