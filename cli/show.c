@@ -84,8 +84,9 @@ static void show_proc(struct runner *r, FILE *out, const struct proc *p)
 		char prot[4];
 
 		vma_prot(v.flags, prot);
-		fprintf(out, "  vma [%#llx, %#llx) %s %s pgoff %llu%s\n", (unsigned long long)v.start,
+		fprintf(out, "  vma [%#llx, %#llx) %s %s pgoff %llu%s%s\n", (unsigned long long)v.start,
 			(unsigned long long)v.end, vma_type(v.type), prot, (unsigned long long)v.pgoff,
+			(v.flags & DMM_VM_ACCOUNT) ? " account" : "",
 			(v.flags & DMM_VM_DONTCOPY) ? " dontfork" : "");
 		fprintf(out, "    %14s %-12s %-20s %10s %-18s %5s %5s %5s\n", "address", "region", "entry", "frame",
 			"location", "refs", "maps", "pins");

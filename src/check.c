@@ -113,6 +113,9 @@ static void check_vmas(struct checker *ck, struct dmm_mm *mm)
 			report(ck, "mm %u: VMA %#lx not on its file", mm->id, (unsigned long)v->start);
 		if (!!(v->flags & VM_SHARED) != !!(v->flags & VM_MAYSHARE) || ((v->flags & VM_SHARED) && !v->file))
 			report(ck, "mm %u: VMA %#lx has inconsistent sharing", mm->id, (unsigned long)v->start);
+		if ((v->flags & (VM_SHARED | VM_ACCOUNT)) == (VM_SHARED | VM_ACCOUNT) ||
+		    ((v->flags & (VM_SHARED | VM_WRITE)) == VM_WRITE && !(v->flags & VM_ACCOUNT)))
+			report(ck, "mm %u: VMA %#lx has wrong accounting", mm->id, (unsigned long)v->start);
 		prev_end = v->end;
 	}
 }

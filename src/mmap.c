@@ -155,6 +155,8 @@ int dmm_mmap(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 	len = (len + PAGE_SIZE - 1) & PAGE_MASK;
 	if (flags & DMM_MAP_SHARED)
 		vm_flags |= VM_SHARED | VM_MAYSHARE;
+	else if (prot & DMM_PROT_WRITE)
+		vm_flags |= VM_ACCOUNT; /* a private writable mapping commits memory */
 	if (!file && (flags & DMM_MAP_SHARED)) {
 		obj = file_alloc(mm->sys, len >> PAGE_SHIFT, true);
 		if (!obj)

@@ -86,14 +86,25 @@ static bool range_fully_mapped(struct dmm_mm *mm, uint64_t start, uint64_t end)
 	return true;
 }
 
+/*
+ * The VMA's flags after the change (mprotect_fixup). Making a private
+ * mapping writable charges it (VM_ACCOUNT) unless it already is; making it
+ * read-only keeps the charge, since its anonymous pages may still need the
+ * memory, except on an anonymous VMA that has none yet (no anon_vma).
+ */
 static unsigned long new_vm_flags(const struct dmm_vma *v, int prot)
 {
 	unsigned long f = v->flags & ~VM_ACCESS_FLAGS;
 
 	if (prot & DMM_PROT_READ)
 		f |= VM_READ;
-	if (prot & DMM_PROT_WRITE)
+	if (prot & DMM_PROT_WRITE) {
 		f |= VM_WRITE;
+		if (!(v->flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED)))
+			f |= VM_ACCOUNT;
+	} else if ((v->flags & VM_ACCOUNT) && vma_is_anonymous(v) && !v->anon_vma) {
+		f &= ~VM_ACCOUNT;
+	}
 	return f;
 }
 

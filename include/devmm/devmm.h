@@ -395,6 +395,13 @@ int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *o
 #define DMM_VM_MAYWRITE 0x0020
 #define DMM_VM_MAYSHARE 0x0080
 #define DMM_VM_DONTCOPY 0x00020000
+/* Committed memory is charged for the VMA (Linux VM_ACCOUNT): set at mmap
+ * on a private writable mapping, and by mprotect when a private mapping
+ * first becomes writable; kept when it becomes read-only again, except on
+ * an anonymous VMA that has no anonymous pages yet. Shared and read-only
+ * private mappings are not accounted. VMAs merge only with equal flags,
+ * this one included. */
+#define DMM_VM_ACCOUNT 0x00100000
 #define DMM_VM_HUGEPAGE 0x20000000
 #define DMM_VM_NOHUGEPAGE 0x40000000
 
