@@ -231,11 +231,11 @@ int vma_split_range(struct dmm_mm *mm, uint64_t start, uint64_t end)
 	return 0;
 }
 
-/* Can b be appended to a (adjacent, same object and flags, pgoff contiguous)?
- * VM_ACCOUNT is not compared yet. */
+/* Can b be appended to a (adjacent, same object, identical flags —
+ * VM_ACCOUNT included —, pgoff contiguous, compatible anon_vmas)? */
 static bool can_merge(const struct dmm_vma *a, const struct dmm_vma *b)
 {
-	if (a->end != b->start || ((a->flags ^ b->flags) & ~VM_ACCOUNT) || a->file != b->file)
+	if (a->end != b->start || a->flags != b->flags || a->file != b->file)
 		return false;
 	if (b->pgoff != a->pgoff + vma_pages(a))
 		return false;

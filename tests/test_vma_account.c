@@ -123,6 +123,62 @@ static void test_split_fork_and_mremap_keep_the_charge(void **state)
 	CHECK_OK(f->sys);
 }
 
+/* A child's entry at addr (DMM_PTE_NONE if fork did not copy it). */
+static enum dmm_pte_kind child_kind(struct dmm_mm *child, uint64_t addr)
+{
+	return PTE(child, addr).kind;
+}
+
+/*
+ *   TBASE
+ *   | A rw, written | B r |   mprotect(A, r): A keeps its charge, B has none
+ *   | A r  account  | B r |   two VMAs: B must not join A's anon_vma
+ */
+static void test_vmas_with_different_charges_do_not_merge(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_mm *child = NULL;
+	uint32_t w;
+
+	MAP_ANON(f->mm, TBASE, 1);
+	FILL(f->mm, TBASE, PG, 7);
+	MAP_FIXED(f->mm, PAGE_ADDR(TBASE, 1), PG, DMM_PROT_READ, ANON_PRIVATE, NULL, 0);
+	OK(dmm_mprotect(f->mm, TBASE, PG, DMM_PROT_READ));
+	CHECK_OK(f->sys);
+	EQ(VMA(f->mm, TBASE).end, PAGE_ADDR(TBASE, 1));
+	EQ(VMA(f->mm, PAGE_ADDR(TBASE, 1)).start, PAGE_ADDR(TBASE, 1));
+	FLAGS(flags_at(f->mm, TBASE), ACCT, DMM_VM_WRITE);
+	FLAGS(flags_at(f->mm, PAGE_ADDR(TBASE, 1)), 0, ACCT | DMM_VM_WRITE);
+	/* Visible through fork: B maps the zero page but has no anon_vma,
+	 * so the child does not get a copy of its page table. */
+	OK(dmm_load32(f->mm, PAGE_ADDR(TBASE, 1), &w));
+	EQ(PTE(f->mm, PAGE_ADDR(TBASE, 1)).kind, DMM_PTE_PRESENT);
+	OK(dmm_fork(f->mm, &child));
+	CHECK_OK(f->sys);
+	EQ(child_kind(child, TBASE), DMM_PTE_PRESENT);
+	EQ(child_kind(child, PAGE_ADDR(TBASE, 1)), DMM_PTE_NONE);
+	VERIFY(child, TBASE, PG, 7);
+	dmm_mm_exit(child);
+	CHECK_OK(f->sys);
+}
+
+/* The same charge merges: a read-only VMA made writable is charged and
+ * joins its charged writable neighbour. */
+static void test_vmas_charged_alike_merge(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_vma_info v;
+
+	MAP_FIXED(f->mm, TBASE, PG, DMM_PROT_READ, ANON_PRIVATE, NULL, 0);
+	MAP_ANON(f->mm, PAGE_ADDR(TBASE, 1), 1);
+	EQ(VMA(f->mm, TBASE).end, PAGE_ADDR(TBASE, 1));
+	OK(dmm_mprotect(f->mm, TBASE, PG, RW));
+	CHECK_OK(f->sys);
+	v = VMA(f->mm, TBASE);
+	EQ(v.end, PAGE_ADDR(TBASE, 2));
+	FLAGS(v.flags, ACCT | DMM_VM_WRITE, 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -132,6 +188,8 @@ int main(void)
 		T(test_mprotect_read_only_keeps_the_charge_of_a_vma_with_anon_pages),
 		T(test_mprotect_read_only_uncharges_an_anon_vma_without_anon_pages),
 		T(test_split_fork_and_mremap_keep_the_charge),
+		T(test_vmas_with_different_charges_do_not_merge),
+		T(test_vmas_charged_alike_merge),
 	};
 #undef T
 
