@@ -71,21 +71,6 @@ static int change_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t
 	return 0;
 }
 
-/* Is [start, end) covered by VMAs without a hole? */
-static bool range_fully_mapped(struct dmm_mm *mm, uint64_t start, uint64_t end)
-{
-	size_t i;
-	uint64_t at = start;
-
-	find_vma(mm, start, &i);
-	for (; at < end; i++) {
-		if (i >= mm->nr_vmas || mm->vmas[i]->start > at)
-			return false;
-		at = mm->vmas[i]->end;
-	}
-	return true;
-}
-
 /*
  * The VMA's flags after the change (mprotect_fixup). Making a private
  * mapping writable charges it (VM_ACCOUNT) unless it already is; making it
@@ -108,38 +93,57 @@ static unsigned long new_vm_flags(const struct dmm_vma *v, int prot)
 	return f;
 }
 
-/* Check permissions and whether anything changes. <0 error, 0 no-op, 1 work. */
-static int mprotect_precheck(struct dmm_mm *mm, uint64_t start, uint64_t end, int prot)
+/*
+ * How far the change reaches, as Linux's VMA loop (do_mprotect_pkey) goes:
+ * VMA after VMA from start, stopping at the first hole (-ENOMEM) or at the
+ * first VMA that may not get the protection (-EACCES). *stop is where it
+ * stopped (start: nothing is changed); *change tells whether some VMA
+ * before it gets new flags.
+ */
+static int mprotect_reach(struct dmm_mm *mm, uint64_t start, uint64_t end, int prot, uint64_t *stop,
+			  bool *change)
 {
-	bool change = false;
+	uint64_t at = start;
 	size_t i;
+	int r = 0;
 
-	if (!range_fully_mapped(mm, start, end))
-		return -ENOMEM;
-	for (find_vma(mm, start, &i); i < mm->nr_vmas && mm->vmas[i]->start < end; i++) {
-		const struct dmm_vma *v = mm->vmas[i];
+	*change = false;
+	for (find_vma(mm, start, &i); at < end; i++) {
+		const struct dmm_vma *v = i < mm->nr_vmas ? mm->vmas[i] : NULL;
 
-		if ((prot & DMM_PROT_WRITE) && !(v->flags & VM_MAYWRITE))
-			return -EACCES;
+		if (!v || v->start > at) {
+			r = -ENOMEM;
+			break;
+		}
+		if ((prot & DMM_PROT_WRITE) && !(v->flags & VM_MAYWRITE)) {
+			r = -EACCES;
+			break;
+		}
 		if (new_vm_flags(v, prot) != v->flags)
-			change = true;
+			*change = true;
+		at = v->end;
 	}
-	return change;
+	*stop = DMM_MIN(at, end);
+	return r;
 }
 
 int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot)
 {
 	uint64_t end;
+	bool change;
 	size_t i;
-	int r;
+	int r, err;
 
 	if (!mm || !(len = user_range_len(addr, len)) || (prot & ~(DMM_PROT_READ | DMM_PROT_WRITE)))
 		return -EINVAL;
-	end = addr + len;
 	mmap_write_lock(mm);
-	r = mprotect_precheck(mm, addr, end, prot);
-	if (r <= 0)
+	/* The VMAs before a hole or a forbidden VMA are changed, then the
+	 * error is returned, as in Linux. */
+	err = mprotect_reach(mm, addr, addr + len, prot, &end, &change);
+	if (!change) {
+		r = err;
 		goto out;
+	}
 	r = vma_split_range(mm, addr, end);
 	if (r) {
 		vma_merge_range(mm, addr, end);
@@ -160,7 +164,7 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot)
 		dmm_stat_add(mm->sys, mprotect_pte, cp.changed);
 	}
 	vma_merge_range(mm, addr, end);
-	r = 0;
+	r = err;
 out:
 	mmap_write_unlock(mm);
 	dmm_stat_inc(mm->sys, mprotect);

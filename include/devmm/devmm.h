@@ -202,8 +202,12 @@ int dmm_munmap(struct dmm_mm *mm, uint64_t addr, uint64_t len);
 
 /*
  * dmm_mprotect - change the protection of [addr, addr+len) to @prot.
- * Errors: -EINVAL (unaligned addr, bad prot, overflow), -ENOMEM (part of
- *         the range is not mapped; nothing changes), -EACCES (PROT_WRITE on
+ * As in Linux, the VMAs are changed one after the other from addr; the
+ * first hole or forbidden VMA stops the walk with its error, and the VMAs
+ * before it keep their new protection (a range that starts in a hole
+ * changes nothing).
+ * Errors: -EINVAL (unaligned addr, bad prot, overflow; nothing changes),
+ *         -ENOMEM (part of the range is not mapped), -EACCES (PROT_WRITE on
  *         a shared mapping that may not be written).
  */
 int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot);
