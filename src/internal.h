@@ -457,6 +457,7 @@ void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end);
 /* [start, end) has just lost its VMAs (mmap_lock held for write): free
  * the page-table pages under it that no VMA left around it needs. */
 void free_pgtables_hole(struct dmm_mm *mm, uint64_t start, uint64_t end);
+void lazyfree_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end);
 /* munmap with mmap_lock held for write. */
 int do_munmap(struct dmm_mm *mm, uint64_t start, uint64_t len);
 /* Free the mm structure itself (after teardown). */

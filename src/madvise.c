@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * madvise: DONTNEED and FREE zap (under mmap_lock read, as in the kernel);
- * DONTFORK, DOFORK, HUGEPAGE and NOHUGEPAGE change VMA flags (write).
+ * madvise: DONTNEED zaps and FREE frees lazily (under mmap_lock read, as in
+ * the kernel); DONTFORK, DOFORK, HUGEPAGE and NOHUGEPAGE change VMA flags
+ * (write).
  * As in Linux, advice applies to the mapped parts of the range and a hole
  * makes the call return -ENOMEM afterwards.
  */
 #include "internal.h"
 
-/* Apply fn to each VMA piece of [start, end). Returns -ENOMEM on holes. */
+/* Apply fn to each VMA piece of [start, end), in address order. An error
+ * from fn stops the walk and is returned (the pieces before it are
+ * advised); otherwise a hole makes the result -ENOMEM. */
 static int for_each_vma_piece(struct dmm_mm *mm, uint64_t start, uint64_t end,
-			      void (*fn)(struct dmm_vma *, uint64_t, uint64_t, void *), void *arg)
+			      int (*fn)(struct dmm_vma *, uint64_t, uint64_t, void *), void *arg)
 {
 	uint64_t at = start;
 	bool hole = false;
@@ -17,37 +20,53 @@ static int for_each_vma_piece(struct dmm_mm *mm, uint64_t start, uint64_t end,
 
 	for (find_vma(mm, start, &i); i < mm->nr_vmas && mm->vmas[i]->start < end; i++) {
 		struct dmm_vma *v = mm->vmas[i];
+		int r;
 
 		if (v->start > at)
 			hole = true;
-		fn(v, DMM_MAX(start, v->start), DMM_MIN(end, v->end), arg);
+		r = fn(v, DMM_MAX(start, v->start), DMM_MIN(end, v->end), arg);
+		if (r)
+			return r;
 		at = v->end;
 	}
 	return hole || at < end ? -ENOMEM : 0;
 }
 
-static void dontneed_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
+static int dontneed_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
 {
-	bool free_only = *(bool *)arg;
-
-	/* MADV_FREE: only private anonymous memory is lazily freeable; devmm
-	 * frees it at once, as reclaim would the moment it ran. */
 	struct dmm_mmu_notifier_range r;
 
-	if (free_only && !(vma_is_anonymous(v) && !(v->flags & VM_SHARED)))
-		return;
+	(void)arg;
 	mmu_notify(DMM_MMU_NOTIFY_CLEAR, v->mm, s, e, NULL, &r);
 	zap_page_range(v, s, e);
 	mmu_notifier_invalidate_range_end(&r);
+	return 0;
 }
 
-static void set_flags_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
+/* MADV_FREE: private anonymous memory only (a file or shared VMA fails
+ * with -EINVAL, as madvise_free_single_vma does); not a zap, see
+ * lazyfree_page_range. */
+static int free_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
+{
+	struct dmm_mmu_notifier_range r;
+
+	(void)arg;
+	if (!vma_is_anonymous(v) || (v->flags & VM_SHARED))
+		return -EINVAL;
+	mmu_notify(DMM_MMU_NOTIFY_CLEAR, v->mm, s, e, NULL, &r);
+	lazyfree_page_range(v, s, e);
+	mmu_notifier_invalidate_range_end(&r);
+	return 0;
+}
+
+static int set_flags_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
 {
 	const unsigned long *f = arg; /* f[0] set, f[1] clear */
 
 	(void)s;
 	(void)e;
 	vma_flags_write(v, (v->flags & ~f[1]) | f[0]);
+	return 0;
 }
 
 static int madvise_flags(struct dmm_mm *mm, uint64_t start, uint64_t end, unsigned long set,
@@ -68,7 +87,6 @@ static int madvise_flags(struct dmm_mm *mm, uint64_t start, uint64_t end, unsign
 int dmm_madvise(struct dmm_mm *mm, uint64_t addr, uint64_t len, int advice)
 {
 	uint64_t end;
-	bool free_only;
 	int r;
 
 	if (!mm || !(len = user_range_len(addr, len)))
@@ -78,9 +96,9 @@ int dmm_madvise(struct dmm_mm *mm, uint64_t addr, uint64_t len, int advice)
 	switch (advice) {
 	case DMM_MADV_DONTNEED:
 	case DMM_MADV_FREE:
-		free_only = advice == DMM_MADV_FREE;
 		mmap_read_lock(mm);
-		r = for_each_vma_piece(mm, addr, end, dontneed_piece, &free_only);
+		r = for_each_vma_piece(mm, addr, end, advice == DMM_MADV_FREE ? free_piece : dontneed_piece,
+				       NULL);
 		mmap_read_unlock(mm);
 		return r;
 	case DMM_MADV_DONTFORK:

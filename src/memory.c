@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Zapping entries (munmap, MADV_DONTNEED, exit: semantics.md §3.4) and the
+ * Zapping entries (munmap, MADV_DONTNEED, exit: semantics.md §3.4), MADV_FREE's
+ * lazy freeing, and the
  * life of an address space: creation, registration, exit.
  *
  * Zap clears each entry under its PTL and drops the references after the
@@ -11,6 +12,7 @@
 
 struct zap_batch {
 	struct dmm_vma *vma;
+	bool lazyfree;	/* MADV_FREE: only entries lazyfree_discards() allows */
 	unsigned int n;
 	struct dmm_page *pages[PTRS_PER_TABLE];
 };
@@ -35,6 +37,26 @@ static void zap_one(struct dmm_mm *mm, struct zap_batch *zb, _Atomic pte_t *slot
 	zb->pages[zb->n++] = p;
 }
 
+/*
+ * MADV_FREE is not a zap (semantics.md §3.4, madvise_free_pte_range): it
+ * marks exclusively mapped anonymous system pages lazily freeable, and
+ * devmm frees them at once, as reclaim would the moment it ran (never a
+ * page someone else still holds: mapped elsewhere, pinned or referenced,
+ * or locked). The zero page, device-coherent pages, and device-private,
+ * device-exclusive and migration entries are left alone, so device data
+ * survives. PTL held.
+ */
+static bool lazyfree_discards(struct dmm_system *sys, pte_t e)
+{
+	struct dmm_page *p;
+
+	if (!pte_present(e) || pte_special(e))
+		return false;
+	p = pfn_to_page(sys, pte_pfn(e));
+	return page_is_anon(p) && !page_is_zone_device(p) && !page_locked(p) && page_mapcount(p) == 1 &&
+	       page_ref_count(p) == 1;
+}
+
 static int zap_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
 			 void *arg)
 {
@@ -46,7 +68,7 @@ static int zap_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t ad
 		_Atomic pte_t *slot = pte_slot(t, addr);
 		pte_t e = pte_get(slot);
 
-		if (!pte_none(e))
+		if (!pte_none(e) && (!zb->lazyfree || lazyfree_discards(mm->sys, e)))
 			zap_one(mm, zb, slot, e);
 	}
 	ptl_unlock(t);
@@ -75,6 +97,16 @@ void free_pgtables_hole(struct dmm_mm *mm, uint64_t start, uint64_t end)
 	mmap_assert_write_locked(mm);
 	DMM_BUG_ON(floor > start || ceiling < end);
 	free_pgtables(mm, start, end, floor, ceiling);
+}
+
+void lazyfree_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
+{
+	struct zap_batch zb = { .vma = vma, .lazyfree = true };
+
+	mmap_assert_locked(vma->mm);
+	start = DMM_MAX(start, vma->start);
+	end = DMM_MIN(end, vma->end);
+	walk_pte_tables(vma->mm, start, end, zap_pte_range, &zb);
 }
 
 struct dmm_mm *mm_alloc(struct dmm_system *sys)

@@ -761,7 +761,10 @@ static void test_madvise_rejects_unknown_advice_and_unaligned_ranges(void **stat
 	VERIFY(f->mm, TBASE, 4 * PG, 1);
 }
 
-static void test_madvise_free_frees_anon_private_pages_and_spares_shmem(void **state)
+/* MADV_FREE frees private anonymous pages (at once in devmm, as reclaim
+ * would). A shared VMA in the range fails with EINVAL, as in Linux, after
+ * the VMAs before it have been advised; shmem keeps its data. */
+static void test_madvise_free_frees_anon_private_pages_and_refuses_shmem(void **state)
 {
 	struct fx *f = *state;
 	uint64_t free_before;
@@ -771,10 +774,13 @@ static void test_madvise_free_frees_anon_private_pages_and_spares_shmem(void **s
 	FILL(f->mm, TBASE, 5 * PG, 3);
 	CHECK_OK(f->sys);
 	free_before = dmm_system_nr_free(f->sys);
-	OK(dmm_madvise(f->mm, TBASE, 5 * PG, DMM_MADV_FREE));
+	OK(dmm_madvise(f->mm, TBASE, PG, DMM_MADV_FREE));
+	EQ(dmm_system_nr_free(f->sys), free_before + 1);
+	EXPECT_RC(-EINVAL, dmm_madvise(f->mm, TBASE, 5 * PG, DMM_MADV_FREE));
 	CHECK_OK(f->sys);
 	EQ(dmm_system_nr_free(f->sys), free_before + 3);
 	PTE_NONE(f->mm, TBASE);
+	PTE_NONE(f->mm, PAGE_ADDR(TBASE, 2));
 	EQ(PTE(f->mm, PAGE_ADDR(TBASE, 3)).kind, DMM_PTE_PRESENT);
 	VERIFY_ZERO(f->mm, TBASE, 3 * PG);
 	VERIFY(f->mm, PAGE_ADDR(TBASE, 3), 2 * PG, 3 + 3 * WORDS_PER_PAGE);
@@ -1079,7 +1085,7 @@ int main(void)
 		T(test_madvise_dontneed_on_private_file_mapping_shows_file_data_again),
 		T(test_madvise_over_a_hole_is_enomem_but_advises_the_mapped_parts),
 		T(test_madvise_rejects_unknown_advice_and_unaligned_ranges),
-		T(test_madvise_free_frees_anon_private_pages_and_spares_shmem),
+		T(test_madvise_free_frees_anon_private_pages_and_refuses_shmem),
 		T(test_madvise_hugepage_is_recorded_on_the_vma),
 		T(test_madvise_dontfork_leaves_the_range_out_of_the_child),
 		T(test_mremap_moves_pages_with_their_data),

@@ -222,11 +222,17 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot);
 /*
  * dmm_madvise - DONTNEED (zap; private anonymous memory reads as zero
  * afterwards, file and shared memory refault from their object), FREE
- * (devmm frees private anonymous pages at once, as reclaim would; other
- * mappings are left alone), DONTFORK / DOFORK (leave the range out of, or
- * back in, future forks), HUGEPAGE / NOHUGEPAGE (recorded on the VMA).
- * Errors: -EINVAL (unaligned, unknown advice, overflow), -ENOMEM (part of
- *         the range is unmapped; as in Linux the mapped parts are advised).
+ * (private anonymous memory only; not a zap: devmm frees the anonymous
+ * system pages that only this entry maps and nothing else holds at once,
+ * as reclaim would, so they read as zero; the zero page, device-coherent
+ * pages and device-private, device-exclusive and migration entries are
+ * left alone, so device data survives), DONTFORK / DOFORK (leave the range
+ * out of, or back in, future forks), HUGEPAGE / NOHUGEPAGE (recorded on
+ * the VMA). The VMAs of the range are advised in address order.
+ * Errors: -EINVAL (unaligned, unknown advice, overflow; FREE over a file or
+ *         shared mapping: the VMAs before it have been advised), -ENOMEM
+ *         (part of the range is unmapped; as in Linux the mapped parts are
+ *         advised).
  */
 int dmm_madvise(struct dmm_mm *mm, uint64_t addr, uint64_t len, int advice);
 
