@@ -2,9 +2,10 @@
 /*
  * mremap to a fixed target (semantics.md §3.6): every entry — present,
  * device-private, device-exclusive, migration — moves verbatim to the new
- * address. The new VMA keeps the old one's pgoff and anon_vma, so every
- * page keeps its reverse-map index and needs no update. With DONTUNMAP
- * the old VMA stays, empty.
+ * address. The new VMA keeps the old one's anon_vma and, if it has one,
+ * its pgoff, so every page keeps its reverse-map index and needs no
+ * update; a never-faulted anonymous VMA takes the pgoff of its new
+ * address. With DONTUNMAP the old VMA stays, empty.
  */
 #include "internal.h"
 
@@ -83,7 +84,12 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 	if (r)
 		goto undo_split;
 	vma = vma_lookup(mm, old);
-	nv = vma_alloc(mm, new_addr, new_addr + new_len, vma->flags, vma->file, vma->pgoff);
+	/* copy_vma: an anonymous VMA never faulted (no anon_vma, so no page
+	 * has an index in it) takes the pgoff of its new place, as if mapped
+	 * there, and can merge with its new neighbours; one with anonymous
+	 * pages keeps its pgoff, so that their indices stay valid. */
+	nv = vma_alloc(mm, new_addr, new_addr + new_len, vma->flags, vma->file,
+		       vma_is_anonymous(vma) && !vma->anon_vma ? new_addr >> PAGE_SHIFT : vma->pgoff);
 	if (!nv) {
 		r = -ENOMEM;
 		goto undo_split;

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VMA bookkeeping of mremap (semantics.md §3.6, checked against the
+ * live 6.18 kernel), seen through dmm_vma_query and through fork, which
+ * copies the page table of a VMA only if it has an anon_vma (§3.3).
+ */
+#include "helpers.h"
+
+#define MOVE (DMM_MREMAP_MAYMOVE | DMM_MREMAP_FIXED)
+
+/* The kind of the entry at addr in a fresh child of mm (the child exits). */
+static enum dmm_pte_kind kind_in_a_child(struct dmm_mm *mm, uint64_t addr)
+{
+	struct dmm_mm *child = NULL;
+	enum dmm_pte_kind k;
+
+	OK(dmm_fork(mm, &child));
+	k = PTE(child, addr).kind;
+	dmm_mm_exit(child);
+	return k;
+}
+
+/*
+ *   TBASE                 TBASE+16
+ *   | X (never faulted) |  ...  | B0 written |   (hole)   | B2 |
+ *        ---------------- mremap ------------>
+ *                             | B0 written | X, pgoff 17 | B2 |   one VMA
+ */
+static void test_a_never_faulted_anon_vma_takes_the_pgoff_of_its_new_place(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_vma_info v;
+	uint32_t w;
+
+	MAP_ANON(f->mm, TBASE, 1);
+	OK(dmm_load32(f->mm, TBASE, &w)); /* the zero page: still no anon_vma */
+	MAP_ANON(f->mm, PAGE_ADDR(TBASE, 16), 3);
+	FILL(f->mm, PAGE_ADDR(TBASE, 16), PG, 1);
+	OK(dmm_munmap(f->mm, PAGE_ADDR(TBASE, 17), PG));
+	OK(dmm_mremap(f->mm, TBASE, PG, PG, MOVE, PAGE_ADDR(TBASE, 17)));
+	CHECK_OK(f->sys);
+	v = VMA(f->mm, PAGE_ADDR(TBASE, 17));
+	EQ(v.start, PAGE_ADDR(TBASE, 16));
+	EQ(v.end, PAGE_ADDR(TBASE, 19));
+	EQ(v.pgoff, PAGE_ADDR(TBASE, 16) >> DMM_PAGE_SHIFT);
+	/* It shares B's anon_vma now: fork copies its zero-page entry. */
+	EQ(PTE(f->mm, PAGE_ADDR(TBASE, 17)).kind, DMM_PTE_PRESENT);
+	EQ(kind_in_a_child(f->mm, PAGE_ADDR(TBASE, 17)), DMM_PTE_PRESENT);
+	FILL(f->mm, PAGE_ADDR(TBASE, 17), 2 * PG, 5);
+	VERIFY(f->mm, PAGE_ADDR(TBASE, 16), PG, 1);
+	VERIFY(f->mm, PAGE_ADDR(TBASE, 17), 2 * PG, 5);
+	CHECK_OK(f->sys);
+}
+
+/* Alone at its new place it still takes the new pgoff. */
+static void test_a_never_faulted_anon_vma_moved_alone_gets_the_new_pgoff(void **state)
+{
+	struct fx *f = *state;
+
+	MAP_ANON(f->mm, TBASE, 2);
+	OK(dmm_mremap(f->mm, TBASE, 2 * PG, 2 * PG, MOVE, PAGE_ADDR(TBASE, 32)));
+	CHECK_OK(f->sys);
+	EQ(VMA(f->mm, PAGE_ADDR(TBASE, 32)).pgoff, PAGE_ADDR(TBASE, 32) >> DMM_PAGE_SHIFT);
+}
+
+/* A VMA with anonymous pages keeps its pgoff (their indices) and stays
+ * apart from neighbours whose pgoffs do not continue it. */
+static void test_a_faulted_anon_vma_keeps_its_pgoff(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_vma_info v;
+
+	MAP_ANON(f->mm, TBASE, 1);
+	FILL(f->mm, TBASE, PG, 9);
+	MAP_ANON(f->mm, PAGE_ADDR(TBASE, 16), 3);
+	FILL(f->mm, PAGE_ADDR(TBASE, 16), PG, 1);
+	OK(dmm_munmap(f->mm, PAGE_ADDR(TBASE, 17), PG));
+	OK(dmm_mremap(f->mm, TBASE, PG, PG, MOVE, PAGE_ADDR(TBASE, 17)));
+	CHECK_OK(f->sys);
+	v = VMA(f->mm, PAGE_ADDR(TBASE, 17));
+	EQ(v.start, PAGE_ADDR(TBASE, 17));
+	EQ(v.end, PAGE_ADDR(TBASE, 18));
+	EQ(v.pgoff, TBASE >> DMM_PAGE_SHIFT);
+	VERIFY(f->mm, PAGE_ADDR(TBASE, 17), PG, 9);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_a_never_faulted_anon_vma_takes_the_pgoff_of_its_new_place),
+		T(test_a_never_faulted_anon_vma_moved_alone_gets_the_new_pgoff),
+		T(test_a_faulted_anon_vma_keeps_its_pgoff),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
