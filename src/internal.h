@@ -366,6 +366,7 @@ struct dmm_vma *vma_alloc(struct dmm_mm *mm, uint64_t start, uint64_t end, unsig
 int vma_link(struct dmm_mm *mm, struct dmm_vma *vma);
 /* Unlink from mm, anon_vma and file, and free. */
 void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma);
+void vma_drop_anon_vma(struct dmm_vma *vma);
 /* Hold the rmap locks (anon_vma, i_mmap) of a VMA for writing: bounds and
  * entries that rmap walkers look at change atomically for them. */
 void rmap_lock_vma(struct dmm_vma *v);

@@ -5,7 +5,8 @@
  * address. The new VMA keeps the old one's anon_vma and, if it has one,
  * its pgoff, so every page keeps its reverse-map index and needs no
  * update; a never-faulted anonymous VMA takes the pgoff of its new
- * address. With DONTUNMAP the old VMA stays, empty.
+ * address. With DONTUNMAP the old VMA stays, empty; if all of it moved,
+ * it loses its anon_vma.
  */
 #include "internal.h"
 
@@ -75,9 +76,12 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 {
 	struct dmm_vma *vma, *nv;
 	struct move_ctx mc = { .old_start = old, .new_start = new_addr };
+	bool whole;
 	int r;
 
 	mmap_assert_write_locked(mm);
+	vma = vma_lookup(mm, old);
+	whole = vma->start == old && vma->end == old + len;
 	r = prealloc_tables(mm, new_addr, len);
 	if (!r)
 		r = vma_split_range(mm, old, old + len);
@@ -115,9 +119,16 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 	if (!dontunmap) {
 		vma_unlink_free(mm, vma);
 		free_pgtables_hole(mm, old, old + len);
+	} else if (whole) {
+		/* dontunmap_complete: the old VMA, all of it moved, keeps no
+		 * anon_vma link, so a later fork does not copy it and it
+		 * merges like a fresh VMA. It keeps VM_ACCOUNT, as the live
+		 * 6.18 kernel does. Like Linux, it is not merged now. */
+		vma_drop_anon_vma(vma);
 	}
 	vma_merge_range(mm, new_addr, new_addr + new_len);
-	vma_merge_range(mm, old, old + len);
+	if (!dontunmap || !whole)
+		vma_merge_range(mm, old, old + len); /* glue a split back */
 	return 0;
 undo_split:
 	/* A failure changes nothing: glue the pieces of a split back, and

@@ -155,6 +155,26 @@ void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma)
 }
 
 /*
+ * Unlink vma from its anon_vma (unlink_anon_vmas), for a VMA that maps no
+ * anonymous page any more: it is then as if never faulted. mmap_lock held
+ * for write, so no anon_vma_prepare runs on it; rmap walkers find it on
+ * the list or not at all.
+ */
+void vma_drop_anon_vma(struct dmm_vma *vma)
+{
+	struct dmm_anon_vma *av = vma->anon_vma;
+
+	mmap_assert_write_locked(vma->mm);
+	if (!av)
+		return;
+	pthread_rwlock_wrlock(&av->lock);
+	list_del(&vma->anon_node);
+	vma->anon_vma = NULL;
+	pthread_rwlock_unlock(&av->lock);
+	anon_vma_put(av);
+}
+
+/*
  * Split at addr. The new VMA shares the anon_vma and file; its pgoff moves
  * with the offset, so every page keeps a consistent linear index. The
  * bounds change under the anon_vma and i_mmap write locks, which rmap

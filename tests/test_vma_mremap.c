@@ -84,6 +84,57 @@ static void test_a_faulted_anon_vma_keeps_its_pgoff(void **state)
 	VERIFY(f->mm, PAGE_ADDR(TBASE, 17), PG, 9);
 }
 
+/*
+ * MREMAP_DONTUNMAP of a whole VMA: the old VMA stays, empty, without its
+ * anon_vma (dontunmap_complete), so a fork does not copy what is mapped
+ * there afterwards (only the zero page can be, without a write). It keeps
+ * VM_ACCOUNT, as the live 6.18 kernel does, and merges with a fresh
+ * writable mapping beside it.
+ */
+static void test_dontunmap_of_a_whole_vma_drops_its_anon_vma(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_mm *child = NULL;
+	uint32_t w;
+
+	MAP_ANON(f->mm, TBASE, 2);
+	FILL(f->mm, TBASE, 2 * PG, 3);
+	OK(dmm_mremap(f->mm, TBASE, 2 * PG, 2 * PG, MOVE | DMM_MREMAP_DONTUNMAP, PAGE_ADDR(TBASE, 32)));
+	CHECK_OK(f->sys);
+	OK(dmm_load32(f->mm, TBASE, &w));
+	EQ(w, 0);
+	EQ(PTE(f->mm, TBASE).kind, DMM_PTE_PRESENT);
+	OK(dmm_fork(f->mm, &child));
+	CHECK_OK(f->sys);
+	EQ(PTE(child, TBASE).kind, DMM_PTE_NONE);
+	EQ(PTE(child, PAGE_ADDR(TBASE, 32)).kind, DMM_PTE_PRESENT);
+	VERIFY(child, PAGE_ADDR(TBASE, 32), 2 * PG, 3);
+	dmm_mm_exit(child);
+	FLAGS(VMA(f->mm, TBASE).flags, DMM_VM_ACCOUNT | DMM_VM_WRITE, 0);
+	MAP_ANON(f->mm, PAGE_ADDR(TBASE, 2), 1);
+	EQ(VMA(f->mm, TBASE).end, PAGE_ADDR(TBASE, 3));
+	CHECK_OK(f->sys);
+}
+
+/* Part of a VMA: the old VMA keeps its anon_vma (it may still have pages
+ * outside the moved range), and fork copies its entries. */
+static void test_dontunmap_of_part_of_a_vma_keeps_its_anon_vma(void **state)
+{
+	struct fx *f = *state;
+	uint32_t w;
+
+	MAP_ANON(f->mm, TBASE, 4);
+	FILL(f->mm, TBASE, 4 * PG, 3);
+	OK(dmm_mremap(f->mm, TBASE, 2 * PG, 2 * PG, MOVE | DMM_MREMAP_DONTUNMAP, PAGE_ADDR(TBASE, 32)));
+	CHECK_OK(f->sys);
+	EQ(VMA(f->mm, TBASE).end, PAGE_ADDR(TBASE, 4));
+	OK(dmm_load32(f->mm, TBASE, &w));
+	EQ(kind_in_a_child(f->mm, TBASE), DMM_PTE_PRESENT);
+	EQ(kind_in_a_child(f->mm, PAGE_ADDR(TBASE, 2)), DMM_PTE_PRESENT);
+	VERIFY(f->mm, PAGE_ADDR(TBASE, 2), 2 * PG, 3 + 2 * WORDS_PER_PAGE);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -91,6 +142,8 @@ int main(void)
 		T(test_a_never_faulted_anon_vma_takes_the_pgoff_of_its_new_place),
 		T(test_a_never_faulted_anon_vma_moved_alone_gets_the_new_pgoff),
 		T(test_a_faulted_anon_vma_keeps_its_pgoff),
+		T(test_dontunmap_of_a_whole_vma_drops_its_anon_vma),
+		T(test_dontunmap_of_part_of_a_vma_keeps_its_anon_vma),
 	};
 #undef T
 
