@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mremap to a fixed target (semantics.md §3.6): every entry — present,
+ * mremap to a fixed target (semantics.md §3.6), of one VMA or, for a pure
+ * move, of every VMA piece of the range: every entry — present,
  * device-private, device-exclusive, migration — moves verbatim to the new
  * address. The new VMA keeps the old one's anon_vma and, if it has one,
  * its pgoff, so every page keeps its reverse-map index and needs no
@@ -138,6 +139,32 @@ undo_split:
 	return r;
 }
 
+/*
+ * A move of old_len == new_len to a fixed address may span several VMAs
+ * and holes (Linux >= 6.17, "permit moves across multiple VMAs"): each VMA
+ * piece moves on its own, as a one-VMA mremap would (its part of the target
+ * unmapped first), to the same offset in the target range. Holes move
+ * nothing and leave the target beneath them alone. An error stops the
+ * walk; the pieces before it stay moved, as in Linux.
+ */
+static int move_pieces(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_addr, bool dontunmap)
+{
+	uint64_t end = old + len, at = old;
+	struct dmm_vma *v;
+	int r = 0;
+
+	while (!r && at < end && (v = find_vma(mm, at, NULL)) && v->start < end) {
+		uint64_t s = DMM_MAX(at, v->start), e = DMM_MIN(end, v->end);
+		uint64_t to = new_addr + (s - old);
+
+		r = do_munmap(mm, to, e - s);
+		if (!r)
+			r = move_vma(mm, s, e - s, to, e - s, dontunmap);
+		at = e;
+	}
+	return r;
+}
+
 int dmm_mremap(struct dmm_mm *mm, uint64_t old, uint64_t old_len, uint64_t new_len, int flags,
 	       uint64_t new_addr)
 {
@@ -150,8 +177,19 @@ int dmm_mremap(struct dmm_mm *mm, uint64_t old, uint64_t old_len, uint64_t new_l
 	if (r)
 		return r;
 	mmap_write_lock(mm);
+	/* Only a range that starts in a hole fails at once. */
 	vma = vma_lookup(mm, old);
-	if (!vma || old + old_len > vma->end) {
+	if (!vma) {
+		r = -EFAULT;
+		goto out;
+	}
+	if (old_len == new_len) {
+		r = move_pieces(mm, old, old_len, new_addr, flags & DMM_MREMAP_DONTUNMAP);
+		goto out;
+	}
+	/* Resizing needs one VMA: all of the old range when it grows, the
+	 * part that stays when it shrinks. Checked before anything changes. */
+	if (old + DMM_MIN(old_len, new_len) > vma->end) {
 		r = -EFAULT;
 		goto out;
 	}
@@ -161,7 +199,7 @@ int dmm_mremap(struct dmm_mm *mm, uint64_t old, uint64_t old_len, uint64_t new_l
 		old_len = new_len;
 	}
 	if (!r)
-		r = move_vma(mm, old, old_len, new_addr, new_len, flags & DMM_MREMAP_DONTUNMAP);
+		r = move_vma(mm, old, old_len, new_addr, new_len, false);
 out:
 	mmap_write_unlock(mm);
 	dmm_stat_inc(mm->sys, mremap);

@@ -1015,19 +1015,23 @@ static void test_mremap_rejects_overlapping_ranges(void **state)
 
 /*
  *   TBASE
- *   | 0 RW | 1 RW | 2 R | 3 R |    two VMAs; mremap of 1..2 spans both
+ *   | 0 RW | 1 RW | 2 R | 3 R |    two VMAs
+ *
+ * A resize across them, or a range that starts in a hole, is EFAULT (a
+ * pure move across them works: test_vma_mremap).
  */
-static void test_mremap_of_a_range_spanning_two_vmas_is_efault(void **state)
+static void test_mremap_resizing_across_two_vmas_or_from_a_hole_is_efault(void **state)
 {
 	struct fx *f = *state;
 
 	populate(f);
 	OK(dmm_mprotect(f->mm, PAGE_ADDR(TBASE, 2), 2 * PG, DMM_PROT_READ));
 	CHECK_OK(f->sys);
-	FAILS_CLEANLY(f, -EFAULT, dmm_mremap(f->mm, PAGE_ADDR(TBASE, 1), 2 * PG, 2 * PG, MOVE, NEWBASE));
-	/* A range that runs off the end of its VMA into a hole, or lies in a hole. */
-	FAILS_CLEANLY(f, -EFAULT, dmm_mremap(f->mm, PAGE_ADDR(TBASE, 3), 2 * PG, 2 * PG, MOVE, NEWBASE));
+	FAILS_CLEANLY(f, -EFAULT, dmm_mremap(f->mm, PAGE_ADDR(TBASE, 1), 2 * PG, 3 * PG, MOVE, NEWBASE));
+	/* Shrinking: what stays, [1, 3), spans both. */
+	FAILS_CLEANLY(f, -EFAULT, dmm_mremap(f->mm, PAGE_ADDR(TBASE, 1), 3 * PG, 2 * PG, MOVE, NEWBASE));
 	FAILS_CLEANLY(f, -EFAULT, dmm_mremap(f->mm, PAGE_ADDR(TBASE, 16), PG, PG, MOVE, NEWBASE));
+	FAILS_CLEANLY(f, -EFAULT, dmm_mremap(f->mm, PAGE_ADDR(TBASE, 4), 2 * PG, 2 * PG, MOVE, NEWBASE));
 	VERIFY(f->mm, TBASE, 4 * PG, 1);
 }
 
@@ -1095,7 +1099,7 @@ int main(void)
 		T(test_mremap_replaces_what_was_mapped_at_the_target),
 		T(test_mremap_of_part_of_a_file_mapping_keeps_its_file_offset),
 		T(test_mremap_rejects_overlapping_ranges),
-		T(test_mremap_of_a_range_spanning_two_vmas_is_efault),
+		T(test_mremap_resizing_across_two_vmas_or_from_a_hole_is_efault),
 		T(test_mremap_rejects_bad_flags_and_lengths),
 	};
 #undef T

@@ -241,15 +241,23 @@ int dmm_madvise(struct dmm_mm *mm, uint64_t addr, uint64_t len, int advice);
 #define DMM_MREMAP_DONTUNMAP 4
 
 /*
- * dmm_mremap - move [old, old+old_len), which must lie in one VMA, to
- * @new_addr (MREMAP_MAYMOVE|MREMAP_FIXED; DONTUNMAP may be added). Page
- * table entries of every kind move verbatim. With DONTUNMAP the old range
- * stays mapped and empty (old_len must equal new_len). A larger new_len
- * extends the moved mapping with empty pages; a smaller one unmaps the
- * tail. Whatever was mapped at the target is unmapped first.
+ * dmm_mremap - move [old, old+old_len) to @new_addr (MREMAP_MAYMOVE|
+ * MREMAP_FIXED; DONTUNMAP may be added). Page table entries of every kind
+ * move verbatim. With DONTUNMAP the old range stays mapped and empty
+ * (old_len must equal new_len); an old VMA moved whole loses its anon_vma
+ * (a later fork does not copy it). A larger new_len extends the moved
+ * mapping with empty pages; a smaller one unmaps the tail. Whatever was
+ * mapped at the target is unmapped first. A never-faulted anonymous VMA
+ * takes the pgoff of its new address and may merge with its neighbours.
+ * When old_len == new_len the range may span several VMAs and holes (Linux
+ * >= 6.17): each VMA piece moves to the same offset of the target, its
+ * own part of the target unmapped first; holes move nothing and leave the
+ * target beneath them alone. Resizing needs one VMA: the whole old range
+ * when growing, [old, old+new_len) when shrinking.
  * Errors: -EINVAL (unaligned, zero length, overlapping ranges, flags other
- *         than MAYMOVE|FIXED[|DONTUNMAP]), -EFAULT (old range not inside
- *         one VMA), -ENOMEM.
+ *         than MAYMOVE|FIXED[|DONTUNMAP]), -EFAULT (old starts in a hole,
+ *         or a resize not inside one VMA; nothing changes), -ENOMEM (the
+ *         pieces moved before it stay moved).
  */
 int dmm_mremap(struct dmm_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
 	       int flags, uint64_t new_addr);
