@@ -75,7 +75,8 @@ static int change_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t
  * The VMA's flags after the change (mprotect_fixup). Making a private
  * mapping writable charges it (VM_ACCOUNT) unless it already is; making it
  * read-only keeps the charge, since its anonymous pages may still need the
- * memory, except on an anonymous VMA that has none yet (no anon_vma).
+ * memory, except on an anonymous VMA that has none yet (no anon_vma). A
+ * VMA whose protection does not change keeps its flags as they are.
  */
 static unsigned long new_vm_flags(const struct dmm_vma *v, int prot)
 {
@@ -87,7 +88,7 @@ static unsigned long new_vm_flags(const struct dmm_vma *v, int prot)
 		f |= VM_WRITE;
 		if (!(v->flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED)))
 			f |= VM_ACCOUNT;
-	} else if ((v->flags & VM_ACCOUNT) && vma_is_anonymous(v) && !v->anon_vma) {
+	} else if ((v->flags & VM_ACCOUNT) && vma_is_anonymous(v) && !v->anon_vma && f != v->flags) {
 		f &= ~VM_ACCOUNT;
 	}
 	return f;

@@ -123,6 +123,29 @@ static void test_split_fork_and_mremap_keep_the_charge(void **state)
 	CHECK_OK(f->sys);
 }
 
+/* An mprotect that does not change the protection changes nothing, not
+ * even the charge of a VMA that lost its anon_vma (here through a
+ * DONTUNMAP move of all of it): mprotect_fixup returns before it looks at
+ * the charge. */
+static void test_a_no_op_mprotect_keeps_the_charge(void **state)
+{
+	struct fx *f = *state;
+
+	MAP_ANON(f->mm, TBASE, 1);
+	FILL(f->mm, TBASE, PG, 1);
+	OK(dmm_mprotect(f->mm, TBASE, PG, DMM_PROT_READ));
+	OK(dmm_mremap(f->mm, TBASE, PG, PG, DMM_MREMAP_MAYMOVE | DMM_MREMAP_FIXED | DMM_MREMAP_DONTUNMAP,
+		      PAGE_ADDR(TBASE, 32)));
+	FLAGS(flags_at(f->mm, TBASE), ACCT, DMM_VM_WRITE);
+	OK(dmm_mprotect(f->mm, TBASE, PG, DMM_PROT_READ));
+	CHECK_OK(f->sys);
+	FLAGS(flags_at(f->mm, TBASE), ACCT, DMM_VM_WRITE);
+	/* A real change does give the charge back (no anon_vma). */
+	OK(dmm_mprotect(f->mm, TBASE, PG, DMM_PROT_NONE));
+	FLAGS(flags_at(f->mm, TBASE), 0, ACCT | DMM_VM_READ);
+	CHECK_OK(f->sys);
+}
+
 /* A child's entry at addr (DMM_PTE_NONE if fork did not copy it). */
 static enum dmm_pte_kind child_kind(struct dmm_mm *child, uint64_t addr)
 {
@@ -190,6 +213,7 @@ int main(void)
 		T(test_split_fork_and_mremap_keep_the_charge),
 		T(test_vmas_with_different_charges_do_not_merge),
 		T(test_vmas_charged_alike_merge),
+		T(test_a_no_op_mprotect_keeps_the_charge),
 	};
 #undef T
 
