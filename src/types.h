@@ -175,6 +175,7 @@ struct dmm_anon_vma {
 	pthread_rwlock_t lock;	  /* protects vmas */
 	struct dmm_list vmas;	  /* dmm_vma.anon_node */
 	_Atomic long refcount;	  /* one per linked VMA, plus one per anon page */
+	unsigned int mm_id;	  /* the address space that created it (constant) */
 };
 
 /* ------------------------------------------------------------------------ */

@@ -293,9 +293,45 @@ void vma_merge_range(struct dmm_mm *mm, uint64_t start, uint64_t end)
 	}
 }
 
+/*
+ * May a and b (a just below b) share an anon_vma (anon_vma_compatible)?
+ * Adjacent, same object, pgoffs contiguous, flags equal but for the
+ * access bits: they could merge after an mprotect.
+ */
+static bool anon_vma_compatible(const struct dmm_vma *a, const struct dmm_vma *b)
+{
+	return a->end == b->start && a->file == b->file && !((a->flags ^ b->flags) & ~VM_ACCESS_FLAGS) &&
+	       b->pgoff == a->pgoff + vma_pages(a);
+}
+
+/*
+ * find_mergeable_anon_vma: the anon_vma of a compatible neighbour (the
+ * next one first), so that the two can merge later. Linux reuses only a
+ * neighbour linked to a single anon_vma, which a VMA copied by fork is not
+ * (it has its own and its parent's); devmm's fork shares the parent's, so
+ * it reuses only an anon_vma created in this address space. mmap_lock
+ * held (read is enough: neighbours' anon_vmas are set under anon_lock,
+ * which the caller holds).
+ */
+static struct dmm_anon_vma *find_mergeable_anon_vma(struct dmm_vma *vma)
+{
+	struct dmm_mm *mm = vma->mm;
+	size_t i = vma_index(mm, vma);
+	const struct dmm_vma *n[2] = {
+		i + 1 < mm->nr_vmas ? mm->vmas[i + 1] : NULL,
+		i > 0 && i < mm->nr_vmas ? mm->vmas[i - 1] : NULL,
+	};
+
+	if (n[0] && n[0]->anon_vma && n[0]->anon_vma->mm_id == mm->id && anon_vma_compatible(vma, n[0]))
+		return n[0]->anon_vma;
+	if (n[1] && n[1]->anon_vma && n[1]->anon_vma->mm_id == mm->id && anon_vma_compatible(n[1], vma))
+		return n[1]->anon_vma;
+	return NULL;
+}
+
 int anon_vma_prepare(struct dmm_vma *vma)
 {
-	struct dmm_anon_vma *av;
+	struct dmm_anon_vma *av, *reuse;
 
 	mmap_assert_locked(vma->mm);
 	if (likely(atomic_load_explicit((_Atomic(struct dmm_anon_vma *) *)&vma->anon_vma,
@@ -307,8 +343,13 @@ int anon_vma_prepare(struct dmm_vma *vma)
 	pthread_rwlock_init(&av->lock, NULL);
 	list_init(&av->vmas);
 	atomic_store(&av->refcount, 0);
+	av->mm_id = vma->mm->id;
 	pthread_mutex_lock(&vma->mm->anon_lock);
-	if (!vma->anon_vma) {
+	if (!vma->anon_vma && (reuse = find_mergeable_anon_vma(vma))) {
+		atomic_store_explicit((_Atomic(struct dmm_anon_vma *) *)&vma->anon_vma, reuse,
+				      memory_order_release);
+		anon_vma_link(vma);
+	} else if (!vma->anon_vma) {
 		atomic_store_explicit((_Atomic(struct dmm_anon_vma *) *)&vma->anon_vma, av,
 				      memory_order_release);
 		anon_vma_link(vma);

@@ -146,6 +146,46 @@ static void test_a_no_op_mprotect_keeps_the_charge(void **state)
 	CHECK_OK(f->sys);
 }
 
+/*
+ * find_mergeable_anon_vma: a VMA's first anonymous page reuses the
+ * anon_vma of a neighbour that differs only in its access flags, so the
+ * two merge once mprotect makes those equal. A VMA copied by fork is not
+ * reused from (in Linux it is linked to two anon_vmas), so in a child the
+ * two stay apart.
+ *
+ *   | 0: rw written, then r | 1: rw, written |  mprotect(0, rw): one VMA
+ */
+static void test_a_first_fault_reuses_a_compatible_neighbours_anon_vma(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_mm *child = NULL;
+
+	MAP_ANON(f->mm, TBASE, 1);
+	FILL(f->mm, TBASE, PG, 1);
+	OK(dmm_mprotect(f->mm, TBASE, PG, DMM_PROT_READ));
+	MAP_ANON(f->mm, PAGE_ADDR(TBASE, 1), 1);
+	FILL(f->mm, PAGE_ADDR(TBASE, 1), PG, 2);
+	EQ(VMA(f->mm, TBASE).end, PAGE_ADDR(TBASE, 1));
+	OK(dmm_fork(f->mm, &child));
+	OK(dmm_mprotect(f->mm, TBASE, PG, RW));
+	CHECK_OK(f->sys);
+	EQ(VMA(f->mm, TBASE).end, PAGE_ADDR(TBASE, 2));
+	VERIFY(f->mm, TBASE, PG, 1);
+	VERIFY(f->mm, PAGE_ADDR(TBASE, 1), PG, 2);
+
+	/* In the child: [1] (copied) made r, then a fresh [2] written. */
+	OK(dmm_mprotect(child, PAGE_ADDR(TBASE, 1), PG, DMM_PROT_READ));
+	MAP_ANON(child, PAGE_ADDR(TBASE, 2), 1);
+	FILL(child, PAGE_ADDR(TBASE, 2), PG, 3);
+	OK(dmm_mprotect(child, PAGE_ADDR(TBASE, 1), PG, RW));
+	CHECK_OK(f->sys);
+	EQ(VMA(child, PAGE_ADDR(TBASE, 1)).end, PAGE_ADDR(TBASE, 2));
+	EQ(VMA(child, PAGE_ADDR(TBASE, 2)).start, PAGE_ADDR(TBASE, 2));
+	VERIFY(child, PAGE_ADDR(TBASE, 2), PG, 3);
+	dmm_mm_exit(child);
+	CHECK_OK(f->sys);
+}
+
 /* A child's entry at addr (DMM_PTE_NONE if fork did not copy it). */
 static enum dmm_pte_kind child_kind(struct dmm_mm *child, uint64_t addr)
 {
@@ -214,6 +254,7 @@ int main(void)
 		T(test_vmas_with_different_charges_do_not_merge),
 		T(test_vmas_charged_alike_merge),
 		T(test_a_no_op_mprotect_keeps_the_charge),
+		T(test_a_first_fault_reuses_a_compatible_neighbours_anon_vma),
 	};
 #undef T
 
