@@ -12,13 +12,14 @@
 #include <stdio.h>
 
 static _Atomic uint32_t next_tag;
-static _Thread_local uint32_t my_tag;
+_Thread_local struct lockdep_thread lockdep_self __attribute__((tls_model("initial-exec")));
 
-uint32_t lockdep_thread_tag(void)
+/* The first lockdep_thread_tag() of a thread. */
+uint32_t lockdep_thread_tag_init(void)
 {
-	while (unlikely(my_tag == 0))
-		my_tag = atomic_fetch_add_explicit(&next_tag, 1, memory_order_relaxed) % 65536;
-	return my_tag;
+	while (unlikely(lockdep_self.tag == 0))
+		lockdep_self.tag = atomic_fetch_add_explicit(&next_tag, 1, memory_order_relaxed) % 65536;
+	return lockdep_self.tag;
 }
 
 _Noreturn void lockdep_fail(const char *file, int line, const char *func, const char *fmt, ...)
@@ -43,60 +44,28 @@ void lockdep_page_fail(const char *file, int line, const char *func, const struc
 		     (const void *)p, flags >> PG_OWNER_SHIFT, lockdep_thread_tag());
 }
 
-/* The mmap_locks this thread holds. A thread holds one or two at a time
- * (fork: the parent's and the child's); more is a leak. */
-#define MMAP_HELD_MAX 8
-static _Thread_local struct mmap_held {
-	const struct dmm_mm *mm;
-	bool write;
-	const char *file; /* where it was taken */
-	int line;
-} mmap_held[MMAP_HELD_MAX];
-
-static struct mmap_held *mmap_held_find(const struct dmm_mm *mm)
+void lockdep_mmap_acquire_fail(const struct dmm_mm *mm, bool write, const char *file, int line,
+			       const char *func)
 {
-	for (unsigned int i = 0; i < MMAP_HELD_MAX; i++)
-		if (mmap_held[i].mm == mm)
-			return &mmap_held[i];
-	return NULL;
-}
+	int i = lockdep_mmap_find(mm);
 
-void lockdep_mmap_acquire(const struct dmm_mm *mm, bool write, const char *file, int line,
-			  const char *func)
-{
-	struct mmap_held *h = mmap_held_find(mm);
-
-	if (unlikely(h))
+	if (i >= 0)
 		lockdep_fail(file, line, func,
 			     "recursive %s lock of the mmap_lock of mm %u, already held for %s since "
 			     "%s:%d (with a writer queued in between, the kernel deadlocks here)",
-			     write ? "write" : "read", mm->id, h->write ? "write" : "read", h->file,
-			     h->line);
-	h = mmap_held_find(NULL);
-	if (unlikely(!h))
-		lockdep_fail(file, line, func, "more than %d mmap_locks held by one thread",
-			     MMAP_HELD_MAX);
-	*h = (struct mmap_held){ .mm = mm, .write = write, .file = file, .line = line };
+			     write ? "write" : "read", mm->id, lockdep_self.mmap[i].write ? "write" : "read",
+			     lockdep_self.mmap[i].file, lockdep_self.mmap[i].line);
+	lockdep_fail(file, line, func, "more than %d mmap_locks held by one thread", LOCKDEP_MMAP_MAX);
 }
 
-void lockdep_mmap_release(const struct dmm_mm *mm, bool write, const char *file, int line,
-			  const char *func)
+void lockdep_mmap_release_fail(const struct dmm_mm *mm, bool write, const char *file, int line,
+			       const char *func)
 {
-	struct mmap_held *h = mmap_held_find(mm);
+	int i = lockdep_mmap_find(mm);
 
-	if (unlikely(!h || h->write != write))
-		lockdep_fail(file, line, func,
-			     "%s unlock of the mmap_lock of mm %u, which this thread %s",
-			     write ? "write" : "read", mm->id,
-			     !h ? "does not hold" : h->write ? "holds for write" : "holds for read");
-	*h = (struct mmap_held){ 0 };
-}
-
-int lockdep_mmap_held(const struct dmm_mm *mm)
-{
-	struct mmap_held *h = mmap_held_find(mm);
-
-	return !h ? 0 : h->write ? 2 : 1;
+	lockdep_fail(file, line, func, "%s unlock of the mmap_lock of mm %u, which this thread %s",
+		     write ? "write" : "read", mm->id,
+		     i < 0 ? "does not hold" : lockdep_self.mmap[i].write ? "holds for write" : "holds for read");
 }
 
 #else

@@ -51,22 +51,94 @@ struct dmm_pte_table;
 
 #ifdef DMM_LOCKDEP
 
+/* The mmap_locks a thread holds, packed at the front of the array in the
+ * order taken. A thread holds one or two at a time (fork: the parent's and
+ * the child's); more is a leak. */
+#define LOCKDEP_MMAP_MAX 8
+struct lockdep_mmap_held {
+	const struct dmm_mm *mm;
+	bool write;
+	const char *file; /* where it was taken */
+	int line;
+};
+
+/* Everything lockdep keeps per thread. Initial-exec TLS, so that the hot
+ * paths (every mmap_lock, every PTL, every folio lock) read it inline at a
+ * fixed offset from the thread pointer rather than through
+ * __tls_get_addr; the library is linked into programs, not dlopen()ed. */
+struct lockdep_thread {
+	uint32_t tag;        /* lockdep_thread_tag(); 0 until first used */
+	unsigned int nr_mmap; /* entries in use in mmap[] */
+	struct lockdep_mmap_held mmap[LOCKDEP_MMAP_MAX];
+};
+extern _Thread_local struct lockdep_thread lockdep_self __attribute__((tls_model("initial-exec")));
+
+uint32_t lockdep_thread_tag_init(void);
+
 /* This thread's tag: 1..65535, handed out in turn (threads beyond 65535
  * share tags, which can only hide a violation, never invent one). */
-uint32_t lockdep_thread_tag(void);
+static inline uint32_t lockdep_thread_tag(void)
+{
+	uint32_t t = lockdep_self.tag;
+
+	return __builtin_expect(t != 0, 1) ? t : lockdep_thread_tag_init();
+}
 
 /* Report a violated lock contract and abort. */
 _Noreturn void lockdep_fail(const char *file, int line, const char *func, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5), cold));
 
-/* The per-thread mmap_lock record (lockdep.c). acquire checks and records
- * before the lock is taken (a recursion aborts instead of deadlocking);
- * release checks and forgets. held: 0 (not held), 1 (read), 2 (write). */
-void lockdep_mmap_acquire(const struct dmm_mm *mm, bool write, const char *file, int line,
-			  const char *func);
-void lockdep_mmap_release(const struct dmm_mm *mm, bool write, const char *file, int line,
-			  const char *func);
-int lockdep_mmap_held(const struct dmm_mm *mm);
+/* The slot of @mm in this thread's record, or -1: a scan of the entries
+ * in use only, nearly always none or one. */
+static inline int lockdep_mmap_find(const struct dmm_mm *mm)
+{
+	unsigned int n = lockdep_self.nr_mmap;
+
+	for (unsigned int i = 0; i < n; i++)
+		if (lockdep_self.mmap[i].mm == mm)
+			return (int)i;
+	return -1;
+}
+
+_Noreturn void lockdep_mmap_acquire_fail(const struct dmm_mm *mm, bool write, const char *file,
+					 int line, const char *func) __attribute__((cold));
+_Noreturn void lockdep_mmap_release_fail(const struct dmm_mm *mm, bool write, const char *file,
+					 int line, const char *func) __attribute__((cold));
+
+/* The per-thread mmap_lock record. acquire checks and records before the
+ * lock is taken (a recursion aborts instead of deadlocking); release checks
+ * and forgets. One scan of the (usually one-entry) record each. */
+static inline void lockdep_mmap_acquire(const struct dmm_mm *mm, bool write, const char *file,
+					int line, const char *func)
+{
+	unsigned int n = lockdep_self.nr_mmap;
+
+	if (__builtin_expect(lockdep_mmap_find(mm) >= 0 || n == LOCKDEP_MMAP_MAX, 0))
+		lockdep_mmap_acquire_fail(mm, write, file, line, func);
+	lockdep_self.mmap[n] = (struct lockdep_mmap_held){ .mm = mm, .write = write, .file = file, .line = line };
+	lockdep_self.nr_mmap = n + 1;
+}
+
+static inline void lockdep_mmap_release(const struct dmm_mm *mm, bool write, const char *file,
+					int line, const char *func)
+{
+	int i = lockdep_mmap_find(mm);
+	unsigned int last;
+
+	if (__builtin_expect(i < 0 || lockdep_self.mmap[i].write != write, 0))
+		lockdep_mmap_release_fail(mm, write, file, line, func);
+	last = --lockdep_self.nr_mmap;
+	if ((unsigned int)i != last)
+		lockdep_self.mmap[i] = lockdep_self.mmap[last];
+}
+
+/* 0: this thread does not hold mm's mmap_lock; 1: for read; 2: for write. */
+static inline int lockdep_mmap_held(const struct dmm_mm *mm)
+{
+	int i = lockdep_mmap_find(mm);
+
+	return i < 0 ? 0 : lockdep_self.mmap[i].write ? 2 : 1;
+}
 
 /* The folio-lock owner bits to store with PG_locked. */
 static inline uint32_t page_lock_owner_bits(void) { return lockdep_thread_tag() << PG_OWNER_SHIFT; }
@@ -93,7 +165,7 @@ void lockdep_page_fail(const char *file, int line, const char *func, const struc
 
 #define mmap_assert_locked(mm)                                                               \
 	do {                                                                                 \
-		if (unlikely(!lockdep_mmap_held(mm)))                                        \
+		if (unlikely(lockdep_mmap_find(mm) < 0))                                     \
 			lockdep_fail(__FILE__, __LINE__, __func__,                           \
 				     "the mmap_lock of mm %u is not held by this thread",    \
 				     (mm)->id);                                              \
