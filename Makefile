@@ -9,8 +9,9 @@
 #                 and make fuzz (libFuzzer on the parser, FUZZ_SECONDS=30);
 #                 fails on the first failure
 #   make demo     build and run the guided walkthrough (build/devmm demo)
-#   make bench    build and run the benchmarks: build/bench.json and the plot
-#                 build/bench.png (see docs/performance.md)
+#   make bench    build build-release/ (release, no lock assertions, no tests)
+#                 and run the benchmarks there: build-release/bench.json and
+#                 the plot build-release/bench.png (see docs/performance.md)
 #   make clean    remove every build directory
 #
 # Set DEPS_PKGS= (empty) to skip the package check, e.g. on a non-Debian system.
@@ -23,6 +24,7 @@ BUILD := build
 BUILD_ASAN := build-asan
 BUILD_TSAN := build-tsan
 BUILD_CLANG := build-clang
+BUILD_RELEASE := build-release
 
 # Debian packages the build and `make check` need (gcc's sanitizer runtimes
 # come with gcc; clang's with libclang-rt-14-dev).
@@ -31,16 +33,22 @@ DEPS_PKGS ?= meson ninja-build libcmocka-dev pkg-config gcc clang libclang-rt-14
 BENCH_PKGS := gnuplot-nox jq
 
 comma := ,
-SETUP_OPTS := -Dtests=enabled
+# Every test build has the lock assertions (docs/locking.md §5); the plain
+# meson default, and build-release, do not.
+SETUP_OPTS := -Dtests=enabled -Dlockdep=true
 TEST := $(MESON) test --print-errorlogs --num-processes $(NUM_PROCESSES)
 SAN_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
-# $(call setup,DIR,OPTIONS[,ENV]): configure DIR unless it is configured.
+# $(call setup,DIR,OPTIONS[,ENV]): configure DIR unless it is configured;
+# a test build configured before the lockdep option existed gets it turned on.
 setup = @if [ ! -f $(1)/build.ninja ]; then \
 	echo "$(strip $(3) $(MESON) setup $(1) $(SETUP_OPTS) $(2))"; \
-	$(3) $(MESON) setup $(1) $(SETUP_OPTS) $(2); fi
+	$(3) $(MESON) setup $(1) $(SETUP_OPTS) $(2); \
+	elif ! grep -q -e '-DDMM_LOCKDEP=1' $(1)/build.ninja; then \
+	echo "$(MESON) configure $(1) -Dlockdep=true"; \
+	$(MESON) configure $(1) -Dlockdep=true; fi
 
 .NOTPARALLEL:
 .PHONY: all deps check check-testlist check-default check-clang check-asan check-tsan \
@@ -133,11 +141,18 @@ fuzz: deps
 		exit $$rc
 
 # The full run takes about a minute; docs/performance.md shows one (refresh
-# its picture with: cp build/bench.png docs/performance.png).
+# its picture with: cp build-release/bench.png docs/performance.png). It
+# measures a release build without the lock assertions (-Dlockdep=false,
+# the default), not the test builds.
 bench: DEPS_PKGS += $(BENCH_PKGS)
-bench: all
-	./$(BUILD)/devmm bench --json $(BUILD)/bench.json
-	bench/plot.sh $(BUILD)/bench.json $(BUILD)/bench.png
+bench: deps
+	@if [ ! -f $(BUILD_RELEASE)/build.ninja ]; then \
+		echo "$(MESON) setup $(BUILD_RELEASE) -Dbuildtype=release -Db_ndebug=true -Dlockdep=false -Dtests=disabled"; \
+		$(MESON) setup $(BUILD_RELEASE) -Dbuildtype=release -Db_ndebug=true -Dlockdep=false -Dtests=disabled; \
+	fi
+	$(NINJA) -C $(BUILD_RELEASE) devmm
+	./$(BUILD_RELEASE)/devmm bench --json $(BUILD_RELEASE)/bench.json
+	bench/plot.sh $(BUILD_RELEASE)/bench.json $(BUILD_RELEASE)/bench.png
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_RELEASE) $(BUILD_FUZZ)

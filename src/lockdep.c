@@ -2,7 +2,7 @@
 /*
  * The debug builds' lock assertions (lockdep.h): per-thread tags for the
  * folio-lock and PTL owners, and each thread's record of the mmap_locks it
- * holds. Nothing here exists with NDEBUG.
+ * holds. Nothing here exists without DMM_LOCKDEP (meson -Dlockdep=true).
  */
 #include "internal.h"
 

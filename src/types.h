@@ -91,8 +91,9 @@ struct rcu_head {
 #define PG_lru (1u << 11)	 /* a system page the core may migrate (LRU model) */
 #define PG_migrate_local (1u << 12) /* under migration (locked): its one migration
 				     * entry is at its own address in the range */
-/* Bits 16..31 (PG_OWNER_MASK, lockdep.h): in debug builds, the tag of the
- * thread holding PG_locked; always 0 with NDEBUG. */
+/* Bits 16..31 (PG_OWNER_MASK, lockdep.h): with the lock assertions, the tag of the
+ * thread holding PG_locked; always 0 without DMM_LOCKDEP (meson
+ * -Dlockdep=true). */
 
 /*
  * One frame's metadata (48 bytes, within the kernel's 64 of struct page).

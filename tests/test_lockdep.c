@@ -3,8 +3,9 @@
  * The debug builds' lock assertions (src/lockdep.h) fire: each violation
  * runs in a fork()ed child of the test, which must die by SIGABRT with the
  * assertion's message on stderr; the correct use runs in a child too and
- * must exit normally. With NDEBUG the assertions do not exist and the
- * death tests are skipped.
+ * must exit normally. Without the assertions (meson -Dlockdep=false, the
+ * plain meson default) the death tests are skipped; every `make check`
+ * build has them.
  */
 #include <pthread.h>
 #include <signal.h>

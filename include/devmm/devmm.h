@@ -460,8 +460,9 @@ int dmm_vma_query(struct dmm_mm *mm, uint64_t addr, struct dmm_vma_info *out);
  * fallback), dmm_pte_query (use dmm_pte_query_locked), dmm_vma_query,
  * dmm_oom_reap and dmm_check. Everything else may be called with it
  * held, within the other rules of docs/locking.md (a folio lock is taken
- * inside it, never the other way round). Debug builds (no NDEBUG) abort
- * on a recursive lock, and on a call that needs the lock without it.
+ * inside it, never the other way round). Builds with the lock assertions
+ * (meson -Dlockdep=true; off by default) abort on a recursive lock, and
+ * on a call that needs the lock without it.
  */
 void dmm_mmap_read_lock(struct dmm_mm *mm);
 void dmm_mmap_read_unlock(struct dmm_mm *mm);
@@ -649,7 +650,7 @@ struct dmm_migrate_vma {
  * After it, each src[] entry with VALID|MIGRATE is locked, unmapped
  * everywhere (migration entries) and stable; entries without MIGRATE are
  * untouched. The caller then allocates and locks destinations (in the
- * calling thread: debug builds check that it holds them), copies the
+ * calling thread: -Dlockdep=true builds check that it holds them), copies the
  * data (zero for holes, src without VALID) and fills dst[] with
  * dmm_migrate_pfn(pfn); 0 skips an entry (not allowed for the fault page).
  * Errors: -EINVAL (args, mm, src or dst NULL; no pages; no VMA at start;
