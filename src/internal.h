@@ -156,8 +156,21 @@ static inline void get_page(struct dmm_page *p) { page_ref_add(p, 1); }
 bool get_page_unless_zero(struct dmm_page *p);
 /* Add @n references unless the frame is free (-EAGAIN) or the count would
  * pass PAGE_REF_MAX (-ENOMEM); on failure nothing changed. For references
- * whose number a caller controls (GUP, drivers). */
-int page_ref_try_add(struct dmm_page *p, uint32_t n);
+ * whose number a caller controls (GUP, drivers). Inline: GUP-fast takes
+ * one per page. */
+static inline int page_ref_try_add(struct dmm_page *p, uint32_t n)
+{
+	uint32_t old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
+
+	do {
+		if (old == 0)
+			return -EAGAIN;
+		if (old > PAGE_REF_MAX || n > PAGE_REF_MAX - old)
+			return -ENOMEM;
+	} while (!atomic_compare_exchange_weak_explicit(&p->refcount, &old, old + n,
+							memory_order_acquire, memory_order_relaxed));
+	return 0;
+}
 /* Drop @n references; the last one frees the frame. */
 void put_page_refs(struct dmm_system *sys, struct dmm_page *p, uint32_t n);
 static inline void put_page(struct dmm_system *sys, struct dmm_page *p) { put_page_refs(sys, p, 1); }

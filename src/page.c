@@ -124,20 +124,6 @@ bool get_page_unless_zero(struct dmm_page *p)
 	return true;
 }
 
-int page_ref_try_add(struct dmm_page *p, uint32_t n)
-{
-	uint32_t old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
-
-	do {
-		if (old == 0)
-			return -EAGAIN;
-		if (old > PAGE_REF_MAX || n > PAGE_REF_MAX - old)
-			return -ENOMEM;
-	} while (!atomic_compare_exchange_weak_explicit(&p->refcount, &old, old + n,
-							memory_order_acquire, memory_order_relaxed));
-	return 0;
-}
-
 /* The last reference is gone: give the frame back (to the allocator, or
  * to the device driver through folio_free). */
 static void free_page_final(struct dmm_system *sys, struct dmm_page *p)
