@@ -9,6 +9,8 @@
  *
  * sys->mm_list_lock                  mutex: the list of mms (registration, exit, dmm_check)
  *  └ mm->mmap_lock                   16 per-thread-shard rwlocks: the VMAs
+ *     ├ a second mmap_lock          fork: the child's, for write inside the parent's
+ *     │                             (as dup_mmap), invisible to others
  *     └ folio lock (PG_locked)       sleeping bit lock per frame (hashed waits)
  *        ├ mm->anon_lock             mutex: anon_vma_prepare (faults, CoW, and
  *        │  │                        migrate_vma_pages' holes under folio locks)
