@@ -215,24 +215,44 @@ static int check_pte_table(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t 
 }
 
 /* Invariant 10: seq even and no invalidation active while quiescent;
- * every subscription's seq odd. */
+ * every subscription's seq odd; the subscription tree well formed and
+ * counted by nsubs. */
+struct check_sub_arg {
+	struct checker *ck;
+	struct dmm_mm *mm;
+};
+
+static int check_sub(struct itree_node *n, void *arg)
+{
+	struct check_sub_arg *a = arg;
+	struct dmm_mmu_interval_notifier *sub =
+		container_of((uint64_t *)(void *)n, struct dmm_mmu_interval_notifier, _link[0]);
+
+	if (!(__atomic_load_n(&sub->invalidate_seq, __ATOMIC_ACQUIRE) & 1) || sub->mm != a->mm)
+		report(a->ck, "mm %u: subscription [%#lx, %#lx] has an even seq", a->mm->id,
+		       (unsigned long)sub->start, (unsigned long)sub->last);
+	if (n->start != sub->start || n->last != sub->last)
+		report(a->ck, "mm %u: subscription [%#lx, %#lx] filed as [%#lx, %#lx]", a->mm->id,
+		       (unsigned long)sub->start, (unsigned long)sub->last, (unsigned long)n->start,
+		       (unsigned long)n->last);
+	return 0;
+}
+
 static void check_notifiers(struct checker *ck, struct dmm_mm *mm)
 {
 	struct dmm_notifier_state *st = &mm->notif;
-	struct dmm_list *pos;
+	struct check_sub_arg arg = {ck, mm};
+	long n;
 
 	pthread_mutex_lock(&st->lock);
-	if ((atomic_load(&st->seq) & 1) || st->active || !list_empty(&st->deferred))
+	if ((atomic_load(&st->seq) & 1) || atomic_load(&st->active) || !list_empty(&st->deferred))
 		report(ck, "mm %u: notifier seq %lu, %lu invalidations active while quiescent", mm->id,
-		       (unsigned long)atomic_load(&st->seq), st->active);
-	list_for_each(pos, &st->subs) {
-		struct dmm_mmu_interval_notifier *sub =
-			container_of((void **)pos, struct dmm_mmu_interval_notifier, _link[0]);
-
-		if (!(__atomic_load_n(&sub->invalidate_seq, __ATOMIC_ACQUIRE) & 1) || sub->mm != mm)
-			report(ck, "mm %u: subscription [%#lx, %#lx] has an even seq", mm->id,
-			       (unsigned long)sub->start, (unsigned long)sub->last);
-	}
+		       (unsigned long)atomic_load(&st->seq), (unsigned long)atomic_load(&st->active));
+	n = itree_validate(&st->subs);
+	if (n < 0 || (unsigned long)n != atomic_load(&st->nsubs))
+		report(ck, "mm %u: subscription tree malformed (%ld nodes, nsubs %lu)", mm->id, n,
+		       (unsigned long)atomic_load(&st->nsubs));
+	itree_for_each(&st->subs, 0, UINT64_MAX, check_sub, &arg);
 	if (atomic_load(&st->starts) != atomic_load(&st->ends))
 		report(ck, "mm %u: %lu invalidation starts but %lu ends", mm->id,
 		       (unsigned long)atomic_load(&st->starts), (unsigned long)atomic_load(&st->ends));

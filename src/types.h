@@ -58,6 +58,7 @@
 
 #include <devmm/devmm.h>
 
+#include "itree.h"
 #include "lockdep.h"
 
 #define PAGE_SHIFT DMM_PAGE_SHIFT
@@ -221,14 +222,18 @@ struct dmm_vma {
  * subscription, or one that was in flight when a subscription was
  * inserted, runs; active counts every invalidation in flight. While seq is
  * odd, inserts and removes are deferred, so invalidations walk subs
- * without the lock.
+ * without the lock. While nsubs is 0 an invalidation touches only the
+ * atomics (active, seq, the counters) and never the lock: see notifier.c
+ * for the ordering that makes that safe against a concurrent insert.
  */
 struct dmm_notifier_state {
-	pthread_mutex_t lock;	/* protects everything below but the atomics */
+	pthread_mutex_t lock;	/* protects subs and deferred; serialises
+				   every change of seq and nsubs */
 	pthread_cond_t wq;	/* woken when seq becomes even */
 	_Atomic unsigned long seq;
-	unsigned long active;
-	struct dmm_list subs;	  /* subscriptions in effect */
+	_Atomic unsigned long active;	/* changed without the lock */
+	_Atomic unsigned long nsubs;	/* subscriptions inserted, not yet removed */
+	struct itree subs;	  /* subscriptions in effect */
 	struct dmm_list deferred; /* pending adds and removes */
 	_Atomic unsigned long starts, ends, refused;
 };

@@ -1241,6 +1241,66 @@ struct mirror_read_thread {
 	atomic_bool done;
 };
 
+/*
+ * An mm without subscriptions invalidates without the notifier lock; a
+ * subscription inserted meanwhile must still see those invalidations (its
+ * read_begin waits for them) and the last of them must make seq even
+ * again, whichever of the insert and the end comes first. Inserts, reads
+ * and removes race a thread that keeps zapping and refaulting a page; any
+ * lost wake-up hangs read_begin or remove, any lost end leaves seq odd or
+ * active non-zero for dmm_check.
+ */
+struct zapper {
+	struct nfx *f;
+	atomic_bool stop;
+	atomic_int err;
+	long rounds;
+};
+
+static void *zap_loop(void *arg)
+{
+	struct zapper *z = arg;
+	unsigned char b = 1;
+	int r;
+
+	while (!atomic_load(&z->stop)) {
+		r = dmm_madvise(z->f->mm, TBASE, 2 * PG, DMM_MADV_DONTNEED);
+		if (!r)
+			r = dmm_write(z->f->mm, TBASE + PG, &b, 1);
+		if (r) {
+			atomic_store(&z->err, r);
+			break;
+		}
+		z->rounds++;
+	}
+	return NULL;
+}
+
+static void test_inserts_racing_invalidations_of_an_mm_without_subscriptions(void **state)
+{
+	struct nfx *f = *state;
+	struct zapper z = { .f = f };
+	pthread_t t;
+	unsigned long seq;
+
+	MAP_ANON(f->mm, TBASE, 2);
+	FILL(f->mm, TBASE, 2 * PG, 1);
+	EQ(pthread_create(&t, NULL, zap_loop, &z), 0);
+	for (int i = 0; i < 3000; i++) {
+		/* Alternately over the zapped page and elsewhere. */
+		SUB(f, 0, f->mm, (i & 1) ? TBASE : TBASE + 16 * PG, 1);
+		seq = dmm_mmu_interval_read_begin(&f->rec[0].sub);
+		EQ(seq & 1, 1);
+		dmm_mmu_interval_notifier_remove(&f->rec[0].sub);
+	}
+	atomic_store(&z.stop, true);
+	EQ(pthread_join(t, NULL), 0);
+	EQ(atomic_load(&z.err), 0);
+	EQ(nstats(f->mm).invalidate_seq & 1, 0);
+	EQ(nstats(f->mm).starts, nstats(f->mm).ends);
+	CHECK_OK(f->sys);
+}
+
 static void *mirror_read_thread(void *arg)
 {
 	struct mirror_read_thread *t = arg;
@@ -1349,6 +1409,7 @@ int main(void)
 		T(test_read_begin_sleeps_only_for_invalidations_touching_the_subscription),
 		T(test_insert_during_an_invalidation_overlapping_no_subscription_waits_for_its_end),
 		T(test_a_mirror_opened_during_an_invalidation_cannot_keep_the_page_it_replaces),
+		T(test_inserts_racing_invalidations_of_an_mm_without_subscriptions),
 	};
 #undef T
 

@@ -724,13 +724,16 @@ struct dmm_mmu_interval_notifier_ops {
 };
 
 /* A subscription; embed it in the driver's own structure. Its fields are
- * devmm's: read none of them directly. */
+ * devmm's: read none of them directly. (Layout change within 0.1: _link
+ * grew from four pointers to 64 bytes when the subscriptions moved from a
+ * list to an interval tree; code that embeds the structure must be
+ * rebuilt.) */
 struct dmm_mmu_interval_notifier {
 	uint64_t start, last;		/* inclusive */
 	const struct dmm_mmu_interval_notifier_ops *ops;
 	struct dmm_mm *mm;
 	unsigned long invalidate_seq;	/* always odd */
-	void *_link[4];			/* devmm's list linkage */
+	uint64_t _link[8];		/* devmm's interval-tree node and deferred-list linkage */
 	bool _deferred, _in_tree;
 };
 
