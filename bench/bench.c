@@ -3,7 +3,8 @@
  * devmm bench - devmm's memory-management paths beside a baseline measured
  * in the same run: the real kernel (faults, fork, munmap, mprotect), memcpy
  * (migration, device reads), one thread (fault scaling), the kernel's
- * struct page (metadata), Linux's copy-on-write placement (fork_coherent).
+ * struct page (metadata), Linux's copy-on-write placement (fork_coherent),
+ * one notifier subscription (notifier_10k, notifier_none).
  *
  * Every benchmark runs warm: devmm systems are created with
  * DMM_SYS_PRETOUCH and kept alive across a benchmark's rounds, so that the
@@ -249,6 +250,8 @@ static const struct bench benches[] = {
 	{ "fault_scaling_2t", "Mpages/s", bench_fault_scaling_2t, TARGET_GE, 1.6 },
 	{ "metadata_bytes_per_frame", "bytes", bench_metadata, TARGET_LE, 1.0 },
 	{ "fork_coherent", "ns/page", bench_fork_coherent, TARGET_NONE, 0 },
+	{ "notifier_10k", "ns/munmap", bench_notifier_10k, TARGET_LE, 2.0 },
+	{ "notifier_none", "ns/munmap", bench_notifier_none, TARGET_NONE, 0 },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 

@@ -100,6 +100,10 @@ void bench_fault_scaling_2t(const struct bench_opts *o, struct bench_result *r);
 void bench_metadata(const struct bench_opts *o, struct bench_result *r);
 void bench_fork_coherent(const struct bench_opts *o, struct bench_result *r);
 
+/* notifier.c: invalidations in an mm with many subscriptions, or none */
+void bench_notifier_10k(const struct bench_opts *o, struct bench_result *r);
+void bench_notifier_none(const struct bench_opts *o, struct bench_result *r);
+
 /* meta.c (white box: compiled against src/): the bytes devmm reserves for
  * frame metadata, and the frames they describe. */
 uint64_t bench_meta_bytes(const struct dmm_system *sys);
