@@ -86,9 +86,14 @@ bool rcu_read_lock_held(void);
 /* Wait until every read section that began before the call has ended.
  * Not from inside a read section. */
 void synchronize_rcu(void);
-/* Run func(head) after a grace period (it may only free memory). Callbacks
- * are drained in batches, by a later call_rcu or by rcu_barrier. */
+/* Run func(head) after a grace period (it may only free memory). Only
+ * queues, so it may be called under any lock: the queue is drained by
+ * rcu_drain_if_due or rcu_barrier. */
 void call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head));
+/* Drain the queue (one grace period) once it holds a batch. Called by the
+ * public calls that queue frees, on their way out, holding no devmm lock;
+ * not from inside a read section (it then does nothing). */
+void rcu_drain_if_due(void);
 /* Wait a grace period and run every callback queued before the call. Not
  * from inside a read section. */
 void rcu_barrier(void);

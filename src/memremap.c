@@ -247,6 +247,7 @@ static int memunmap(struct dmm_pgmap *pg, long ms)
 		munmap(pg->mem, pg->mem_bytes);
 	pg->mem = NULL;
 	call_rcu(&pg->rcu, pgmap_free_rcu);
+	rcu_drain_if_due();
 	return 0;
 }
 

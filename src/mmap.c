@@ -77,6 +77,7 @@ int dmm_munmap(struct dmm_mm *mm, uint64_t addr, uint64_t len)
 	mmap_write_lock(mm);
 	r = do_munmap(mm, addr, len);
 	mmap_write_unlock(mm);
+	rcu_drain_if_due(); /* the page tables munmap freed */
 	dmm_stat_inc(mm->sys, munmap);
 	return r;
 }
@@ -171,6 +172,7 @@ int dmm_mmap(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot, int flags
 	mmap_write_lock(mm);
 	r = mmap_region(mm, addr, len, flags, vma, &start);
 	mmap_write_unlock(mm);
+	rcu_drain_if_due(); /* MAP_FIXED may have unmapped */
 	if (r)
 		free(vma);
 	else if (out)

@@ -202,6 +202,7 @@ int dmm_mremap(struct dmm_mm *mm, uint64_t old, uint64_t old_len, uint64_t new_l
 		r = move_vma(mm, old, old_len, new_addr, new_len, false);
 out:
 	mmap_write_unlock(mm);
+	rcu_drain_if_due();
 	dmm_stat_inc(mm->sys, mremap);
 	return r;
 }

@@ -38,9 +38,12 @@
  *
  * Rules: a read section never sleeps on a lock and never waits for a grace
  * period (synchronize_rcu and rcu_barrier refuse to run inside one: that
- * would deadlock); a call_rcu callback only frees memory, and may run in
- * any thread that later calls call_rcu, rcu_barrier or synchronize-based
- * teardown (dmm_system_destroy drains everything).
+ * would deadlock); a call_rcu callback only frees memory. call_rcu only
+ * queues: the queue is drained, one grace period per batch, by
+ * rcu_drain_if_due, which the public calls that queue frees run on their
+ * way out, holding no devmm lock (munmap, mremap, mmap, memunmap), and by
+ * rcu_barrier (dmm_system_destroy drains everything). So no thread waits
+ * for a grace period while it holds an mmap_lock.
  *
  * The domain is the whole process: one set of slots and one callback queue
  * serve every dmm_system, as one RCU serves the whole kernel.
@@ -50,7 +53,7 @@
 
 #include "internal.h"
 
-/* call_rcu drains the queue once it holds this many callbacks. */
+/* rcu_drain_if_due drains the queue once it holds this many callbacks. */
 #define RCU_BATCH 64
 
 struct rcu_slot {
@@ -249,17 +252,24 @@ static void process_callbacks_locked(void)
 
 void call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head))
 {
-	unsigned long n;
-
 	head->func = func;
 	head->next = NULL;
 	pthread_mutex_lock(&cb_lock);
 	*cb_tail = head;
 	cb_tail = &head->next;
-	n = ++cb_count;
+	++cb_count;
 	pthread_mutex_unlock(&cb_lock);
-	/* Drain in batches, one grace period for many frees; never from
-	 * inside a section, and never waiting for another drainer. */
+}
+
+void rcu_drain_if_due(void)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&cb_lock);
+	n = cb_count;
+	pthread_mutex_unlock(&cb_lock);
+	/* One grace period for many frees; never from inside a section, and
+	 * never waiting for another drainer. */
 	if (n >= RCU_BATCH && !me.nest && !pthread_mutex_trylock(&process_lock)) {
 		process_callbacks_locked();
 		pthread_mutex_unlock(&process_lock);

@@ -571,6 +571,9 @@ int dmm_memremap_pages(struct dmm_system *sys, const struct dmm_pgmap_desc *desc
  * forever, as in Linux), then frees the pgmap.
  * dmm_memunmap_pages_timeout waits at most @timeout_ms and returns -EBUSY
  * if pages are still in use; the pgmap then stays registered and usable.
+ * Both may wait for a grace period of devmm's lockless readers (GUP-fast),
+ * which may run folio_free: don't hold a lock that your folio_free takes
+ * across them (nor across dmm_munmap, dmm_mremap or dmm_mmap).
  */
 void dmm_memunmap_pages(struct dmm_pgmap *pgmap);
 int dmm_memunmap_pages_timeout(struct dmm_pgmap *pgmap, unsigned int timeout_ms);
