@@ -99,9 +99,12 @@ static uint64_t slot_of(struct checker *ck, struct dmm_page *p)
 static void check_vmas(struct checker *ck, struct dmm_mm *mm)
 {
 	uint64_t prev_end = 0;
+	struct dmm_vma *v;
+	int r = vma_tree_validate(&mm->vmas);
 
-	for (size_t i = 0; i < mm->nr_vmas; i++) {
-		struct dmm_vma *v = mm->vmas[i];
+	if (r)
+		report(ck, "mm %u: VMA tree broken (%d)", mm->id, r);
+	for (v = vma_tree_first(&mm->vmas); v; v = vma_tree_next(&mm->vmas, v)) {
 
 		if (v->mm != mm || !PAGE_ALIGNED(v->start) || !PAGE_ALIGNED(v->end) || v->start >= v->end ||
 		    v->start < prev_end || v->end > DMM_TASK_SIZE)
@@ -263,7 +266,7 @@ static void check_notifiers(struct checker *ck, struct dmm_mm *mm)
 static void check_pgtable(void *arg, uint64_t start, uint64_t end, int level)
 {
 	struct checker *ck = arg;
-	struct dmm_vma *v = find_vma(ck->mm, start, NULL);
+	struct dmm_vma *v = find_vma(ck->mm, start);
 
 	if (!v || v->start >= end)
 		report(ck, "mm %u: level-%d page table over [%#lx, %#lx) outside every VMA", ck->mm->id, level,

@@ -186,6 +186,7 @@ static int dup_vma(struct dmm_mm *parent, struct dmm_mm *child, struct dmm_vma *
 int dmm_fork(struct dmm_mm *parent, struct dmm_mm **out)
 {
 	struct dmm_mm *child;
+	struct dmm_vma *v;
 	int r = 0;
 
 	if (!parent || !out)
@@ -197,9 +198,9 @@ int dmm_fork(struct dmm_mm *parent, struct dmm_mm **out)
 	mmap_write_lock(child); /* nobody else sees it yet; as dup_mmap, for the callees' contracts */
 	child->mmap_base = parent->mmap_base;
 	atomic_fetch_add(&parent->write_protect_seq, 1); /* odd: GUP-fast pins back off */
-	for (size_t i = 0; i < parent->nr_vmas && !r; i++)
-		if (!(parent->vmas[i]->flags & VM_DONTCOPY))
-			r = dup_vma(parent, child, parent->vmas[i]);
+	for (v = vma_tree_first(&parent->vmas); v && !r; v = vma_next(parent, v))
+		if (!(v->flags & VM_DONTCOPY))
+			r = dup_vma(parent, child, v);
 	atomic_fetch_add(&parent->write_protect_seq, 1);
 	mmap_write_unlock(parent);
 	if (r)

@@ -119,7 +119,7 @@ static int hmm_walk(struct hmm_walk *w)
 	uint64_t end = w->range->end;
 
 	while (w->addr < end) {
-		struct dmm_vma *vma = find_vma(w->mm, w->addr, NULL);
+		struct dmm_vma *vma = find_vma(w->mm, w->addr);
 		int r;
 
 		if (!vma || vma->start > w->addr) {

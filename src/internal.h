@@ -374,13 +374,22 @@ static inline uint64_t linear_page_index(const struct dmm_vma *v, uint64_t addr)
 	return v->pgoff + ((addr - v->start) >> PAGE_SHIFT);
 }
 
-/* The VMA containing addr, or the first one above it, or NULL. Index too. */
-struct dmm_vma *find_vma(struct dmm_mm *mm, uint64_t addr, size_t *idx);
+/* The VMA containing addr, or the first one above it, or NULL. O(log n). */
+struct dmm_vma *find_vma(struct dmm_mm *mm, uint64_t addr);
+/* The VMA after / before vma in address order, or NULL. O(log n). */
+struct dmm_vma *vma_next(struct dmm_mm *mm, const struct dmm_vma *vma);
+struct dmm_vma *vma_prev(struct dmm_mm *mm, const struct dmm_vma *vma);
+/* Each VMA v of mm that overlaps [start, end), in address order. The body
+ * must not unlink v (take the next one first where it does). */
+#define for_each_vma_range(mm, v, from, to)                                     \
+	for ((v) = find_vma((mm), (from)); (v) && (v)->start < (to); (v) = vma_next((mm), (v)))
+/* Each VMA of mm, in address order. */
+#define for_each_vma(mm, v) for_each_vma_range((mm), (v), 0, UINT64_MAX)
 /* The VMA containing addr or NULL. */
 struct dmm_vma *vma_lookup(struct dmm_mm *mm, uint64_t addr);
 struct dmm_vma *vma_alloc(struct dmm_mm *mm, uint64_t start, uint64_t end, unsigned long flags,
 			  struct dmm_file *file, uint64_t pgoff);
-/* Link a new VMA into mm (sorted), its anon_vma and its file. */
+/* Link a new VMA into mm's tree, its anon_vma and its file. */
 int vma_link(struct dmm_mm *mm, struct dmm_vma *vma);
 /* Unlink from mm, anon_vma and file, and free. */
 void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma);

@@ -16,10 +16,9 @@ static int for_each_vma_piece(struct dmm_mm *mm, uint64_t start, uint64_t end,
 {
 	uint64_t at = start;
 	bool hole = false;
-	size_t i;
+	struct dmm_vma *v;
 
-	for (find_vma(mm, start, &i); i < mm->nr_vmas && mm->vmas[i]->start < end; i++) {
-		struct dmm_vma *v = mm->vmas[i];
+	for_each_vma_range(mm, v, start, end) {
 		int r;
 
 		if (v->start > at)

@@ -89,9 +89,9 @@ void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
 
 void free_pgtables_hole(struct dmm_mm *mm, uint64_t start, uint64_t end)
 {
-	size_t i;
-	struct dmm_vma *next = find_vma(mm, start, &i);
-	uint64_t floor = i ? mm->vmas[i - 1]->end : 0;
+	struct dmm_vma *next = find_vma(mm, start);
+	struct dmm_vma *prev = next ? vma_prev(mm, next) : vma_tree_last(&mm->vmas);
+	uint64_t floor = prev ? prev->end : 0;
 	uint64_t ceiling = next ? next->start : PGTABLE_TOP;
 
 	mmap_assert_write_locked(mm);
@@ -160,7 +160,7 @@ void mm_free(struct dmm_mm *mm)
 	for (unsigned int i = 0; i < NR_SHARDS; i++)
 		pthread_rwlock_destroy(&mm->mmap_lock[i].lock);
 	pthread_mutex_destroy(&mm->anon_lock);
-	free(mm->vmas);
+	vma_tree_destroy(&mm->vmas);
 	free(mm);
 }
 
@@ -183,17 +183,18 @@ int dmm_mm_create(struct dmm_system *sys, struct dmm_mm **out)
  * repeated invalidations, as in Linux, pitfall 12). */
 void exit_mmap(struct dmm_mm *mm)
 {
+	struct dmm_vma *v;
+
 	mmap_assert_write_locked(mm);
-	for (size_t i = 0; i < mm->nr_vmas; i++) {
-		struct dmm_vma *v = mm->vmas[i];
+	for_each_vma(mm, v) {
 		struct dmm_mmu_notifier_range r;
 
 		mmu_notify(DMM_MMU_NOTIFY_UNMAP, mm, v->start, v->end, NULL, &r);
 		zap_page_range(v, v->start, v->end);
 		mmu_notifier_invalidate_range_end(&r);
 	}
-	while (mm->nr_vmas)
-		vma_unlink_free(mm, mm->vmas[mm->nr_vmas - 1]);
+	while ((v = vma_tree_last(&mm->vmas)))
+		vma_unlink_free(mm, v);
 }
 
 void dmm_mm_exit(struct dmm_mm *mm)
@@ -247,13 +248,13 @@ long dmm_mm_rss(const struct dmm_mm *mm, enum dmm_rss_type type)
  */
 int dmm_oom_reap(struct dmm_mm *mm)
 {
+	struct dmm_vma *v;
 	int r = 0;
 
 	if (!mm)
 		return -EINVAL;
 	mmap_read_lock(mm);
-	for (size_t i = 0; i < mm->nr_vmas; i++) {
-		struct dmm_vma *v = mm->vmas[i];
+	for_each_vma(mm, v) {
 		struct dmm_mmu_notifier_range nr;
 
 		if (!vma_is_anonymous(v) || (v->flags & VM_SHARED))

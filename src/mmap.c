@@ -18,7 +18,7 @@ uint64_t user_range_len(uint64_t addr, uint64_t len)
 
 static bool range_has_vma(struct dmm_mm *mm, uint64_t start, uint64_t end)
 {
-	struct dmm_vma *v = find_vma(mm, start, NULL);
+	struct dmm_vma *v = find_vma(mm, start);
 
 	return v && v->start < end;
 }
@@ -27,28 +27,27 @@ static bool range_has_vma(struct dmm_mm *mm, uint64_t start, uint64_t end)
 static uint64_t get_unmapped_area(struct dmm_mm *mm, uint64_t hint, uint64_t len)
 {
 	uint64_t addr = hint ? hint : mm->mmap_base;
-	size_t i;
+	struct dmm_vma *v;
 
 	if (addr < DMM_MMAP_MIN)
 		addr = DMM_MMAP_MIN;
 	addr = (addr + PAGE_SIZE - 1) & PAGE_MASK;
-	find_vma(mm, addr, &i);
+	v = find_vma(mm, addr);
 	for (;;) {
 		if (addr > DMM_TASK_SIZE || len > DMM_TASK_SIZE - addr)
 			return hint ? get_unmapped_area(mm, 0, len) : 0;
-		if (i >= mm->nr_vmas || addr + len <= mm->vmas[i]->start)
+		if (!v || addr + len <= v->start)
 			return addr;
-		if (mm->vmas[i]->end > addr)
-			addr = mm->vmas[i]->end;
-		i++;
+		if (v->end > addr)
+			addr = v->end;
+		v = vma_next(mm, v);
 	}
 }
 
 int do_munmap(struct dmm_mm *mm, uint64_t start, uint64_t len)
 {
 	uint64_t end = start + len;
-	struct dmm_vma *v;
-	size_t i;
+	struct dmm_vma *v, *next;
 
 	mmap_assert_write_locked(mm);
 	if (!range_has_vma(mm, start, end))
@@ -57,13 +56,14 @@ int do_munmap(struct dmm_mm *mm, uint64_t start, uint64_t len)
 
 	if (vma_split_range(mm, start, end))
 		return -ENOMEM;
-	find_vma(mm, start, &i);
 	mmu_notify(DMM_MMU_NOTIFY_UNMAP, mm, start, end, NULL, &r);
-	for (size_t j = i; j < mm->nr_vmas && mm->vmas[j]->start < end; j++)
-		zap_page_range(mm->vmas[j], start, end);
+	for_each_vma_range(mm, v, start, end)
+		zap_page_range(v, start, end);
 	mmu_notifier_invalidate_range_end(&r);
-	while (i < mm->nr_vmas && (v = mm->vmas[i])->start < end)
+	for (v = find_vma(mm, start); v && v->start < end; v = next) {
+		next = vma_next(mm, v);
 		vma_unlink_free(mm, v);
+	}
 	free_pgtables_hole(mm, start, end);
 	return 0;
 }

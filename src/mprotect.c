@@ -104,14 +104,12 @@ static unsigned long new_vm_flags(const struct dmm_vma *v, int prot)
 static int mprotect_reach(struct dmm_mm *mm, uint64_t start, uint64_t end, int prot, uint64_t *stop,
 			  bool *change)
 {
+	struct dmm_vma *v = find_vma(mm, start);
 	uint64_t at = start;
-	size_t i;
 	int r = 0;
 
 	*change = false;
-	for (find_vma(mm, start, &i); at < end; i++) {
-		const struct dmm_vma *v = i < mm->nr_vmas ? mm->vmas[i] : NULL;
-
+	for (; at < end; v = vma_next(mm, v)) {
 		if (!v || v->start > at) {
 			r = -ENOMEM;
 			break;
@@ -130,9 +128,9 @@ static int mprotect_reach(struct dmm_mm *mm, uint64_t start, uint64_t end, int p
 
 int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot)
 {
+	struct dmm_vma *v;
 	uint64_t end;
 	bool change;
-	size_t i;
 	int r, err;
 
 	if (!mm || !(len = user_range_len(addr, len)) || (prot & ~(DMM_PROT_READ | DMM_PROT_WRITE)))
@@ -150,8 +148,7 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot)
 		vma_merge_range(mm, addr, end);
 		goto out;
 	}
-	for (find_vma(mm, addr, &i); i < mm->nr_vmas && mm->vmas[i]->start < end; i++) {
-		struct dmm_vma *v = mm->vmas[i];
+	for_each_vma_range(mm, v, addr, end) {
 		struct change_prot cp = { .vma = v, .newflags = new_vm_flags(v, prot) };
 
 		if (cp.newflags == v->flags)

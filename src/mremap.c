@@ -153,7 +153,7 @@ static int move_pieces(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t n
 	struct dmm_vma *v;
 	int r = 0;
 
-	while (!r && at < end && (v = find_vma(mm, at, NULL)) && v->start < end) {
+	while (!r && at < end && (v = find_vma(mm, at)) && v->start < end) {
 		uint64_t s = DMM_MAX(at, v->start), e = DMM_MIN(end, v->end);
 		uint64_t to = new_addr + (s - old);
 

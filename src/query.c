@@ -138,7 +138,7 @@ int dmm_vma_query(struct dmm_mm *mm, uint64_t addr, struct dmm_vma_info *out)
 	if (!mm || !out)
 		return -EINVAL;
 	mmap_read_lock(mm);
-	v = find_vma(mm, addr, NULL);
+	v = find_vma(mm, addr);
 	if (v) {
 		out->start = v->start;
 		out->end = v->end;

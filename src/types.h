@@ -60,6 +60,7 @@
 
 #include "itree.h"
 #include "lockdep.h"
+#include "vma_tree.h"
 
 #define PAGE_SHIFT DMM_PAGE_SHIFT
 #define PAGE_SIZE DMM_PAGE_SIZE
@@ -248,8 +249,7 @@ struct dmm_mm {
 	struct dmm_mmap_shard {
 		pthread_rwlock_t lock;
 	} __attribute__((aligned(CACHELINE))) mmap_lock[NR_SHARDS];
-	struct dmm_vma **vmas;	/* sorted by start, non-overlapping; mmap_lock */
-	size_t nr_vmas, cap_vmas;
+	struct vma_tree vmas;	/* by start, non-overlapping; mmap_lock (write to change) */
 	struct dmm_pt_dir *pgd;	/* populated by CAS; freed at destroy */
 	_Atomic long nr_pgtables; /* tables below the pgd (dmm_check counts them) */
 	pthread_mutex_t anon_lock; /* serialises anon_vma_prepare under mmap_lock read */

@@ -1,34 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * VMAs: the sorted array of an address space's mapping regions, their
+ * VMAs: the tree (vma_tree.c) of an address space's mapping regions, their
  * split and merge, and their links to the reverse map (anon_vma) and to the
  * file they map. Everything here runs with mmap_lock held for write, except
  * lookups (read is enough) and anon_vma_prepare (read + mm->anon_lock).
  */
 #include "internal.h"
 
-struct dmm_vma *find_vma(struct dmm_mm *mm, uint64_t addr, size_t *idx)
+struct dmm_vma *find_vma(struct dmm_mm *mm, uint64_t addr)
 {
-	size_t lo = 0, hi = mm->nr_vmas;
-
 	mmap_assert_locked(mm);
-	/* The first VMA whose end is above addr. */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
+	return vma_tree_find(&mm->vmas, addr);
+}
 
-		if (mm->vmas[mid]->end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (idx)
-		*idx = lo;
-	return lo < mm->nr_vmas ? mm->vmas[lo] : NULL;
+struct dmm_vma *vma_next(struct dmm_mm *mm, const struct dmm_vma *vma)
+{
+	mmap_assert_locked(mm);
+	return vma_tree_next(&mm->vmas, vma);
+}
+
+struct dmm_vma *vma_prev(struct dmm_mm *mm, const struct dmm_vma *vma)
+{
+	mmap_assert_locked(mm);
+	return vma_tree_prev(&mm->vmas, vma);
 }
 
 struct dmm_vma *vma_lookup(struct dmm_mm *mm, uint64_t addr)
 {
-	struct dmm_vma *v = find_vma(mm, addr, NULL);
+	struct dmm_vma *v = find_vma(mm, addr);
 
 	return v && v->start <= addr ? v : NULL;
 }
@@ -51,22 +50,14 @@ struct dmm_vma *vma_alloc(struct dmm_mm *mm, uint64_t start, uint64_t end, unsig
 	return v;
 }
 
-static int vmas_reserve(struct dmm_mm *mm, size_t n)
+/* Reserve the tree nodes one insertion may need. */
+static int vmas_reserve(struct dmm_mm *mm)
 {
-	struct dmm_vma **nv;
-	size_t cap;
-
-	if (mm->nr_vmas + n <= mm->cap_vmas)
+	if (!vma_tree_prealloc_needed(&mm->vmas))
 		return 0;
 	if (should_fail(mm->sys, DMM_INJECT_META))
 		return -ENOMEM;
-	cap = DMM_MAX(mm->cap_vmas * 2, mm->nr_vmas + n + 8);
-	nv = realloc(mm->vmas, cap * sizeof(*nv));
-	if (!nv)
-		return -ENOMEM;
-	mm->vmas = nv;
-	mm->cap_vmas = cap;
-	return 0;
+	return vma_tree_preallocate(&mm->vmas);
 }
 
 static void anon_vma_link(struct dmm_vma *v)
@@ -95,48 +86,19 @@ static void file_link(struct dmm_vma *v)
 
 int vma_link(struct dmm_mm *mm, struct dmm_vma *vma)
 {
-	size_t idx;
-
 	mmap_assert_write_locked(mm);
-	if (vmas_reserve(mm, 1))
+	if (vmas_reserve(mm))
 		return -ENOMEM;
-	find_vma(mm, vma->start, &idx);
-	memmove(&mm->vmas[idx + 1], &mm->vmas[idx], (mm->nr_vmas - idx) * sizeof(*mm->vmas));
-	mm->vmas[idx] = vma;
-	mm->nr_vmas++;
+	vma_tree_insert(&mm->vmas, vma);
 	anon_vma_link(vma);
 	file_link(vma);
 	return 0;
 }
 
-/* Index of vma in the array (by start, then identity), or nr_vmas. */
-static size_t vma_index(struct dmm_mm *mm, const struct dmm_vma *vma)
-{
-	size_t lo = 0, hi = mm->nr_vmas;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (mm->vmas[mid]->start < vma->start)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (; lo < mm->nr_vmas && mm->vmas[lo]->start == vma->start; lo++)
-		if (mm->vmas[lo] == vma)
-			return lo;
-	return mm->nr_vmas;
-}
-
 void vma_unlink_free(struct dmm_mm *mm, struct dmm_vma *vma)
 {
-	size_t idx = vma_index(mm, vma);
-
 	mmap_assert_write_locked(mm);
-	if (idx < mm->nr_vmas) {
-		memmove(&mm->vmas[idx], &mm->vmas[idx + 1], (mm->nr_vmas - idx - 1) * sizeof(*mm->vmas));
-		mm->nr_vmas--;
-	}
+	vma_tree_remove(&mm->vmas, vma); /* absent when its vma_link failed */
 	if (vma->anon_vma) {
 		pthread_rwlock_wrlock(&vma->anon_vma->lock);
 		list_del(&vma->anon_node);
@@ -197,24 +159,13 @@ void rmap_unlock_vma(struct dmm_vma *v)
 		pthread_rwlock_unlock(&v->anon_vma->lock);
 }
 
-/* Insert into mm's array only (the rmap links are the caller's). */
-static void vma_insert_array(struct dmm_mm *mm, struct dmm_vma *vma)
-{
-	size_t idx;
-
-	find_vma(mm, vma->start, &idx);
-	memmove(&mm->vmas[idx + 1], &mm->vmas[idx], (mm->nr_vmas - idx) * sizeof(*mm->vmas));
-	mm->vmas[idx] = vma;
-	mm->nr_vmas++;
-}
-
 struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr)
 {
 	struct dmm_vma *nv;
 
 	mmap_assert_write_locked(mm);
 	DMM_BUG_ON(addr <= vma->start || addr >= vma->end || !PAGE_ALIGNED(addr));
-	if (vmas_reserve(mm, 1))
+	if (vmas_reserve(mm))
 		return NULL;
 	nv = vma_alloc(mm, addr, vma->end, vma->flags, vma->file, linear_page_index(vma, addr));
 	if (!nv)
@@ -233,7 +184,7 @@ struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr)
 	if (nv->file)
 		list_add_tail(&nv->file_node, &nv->file->i_mmap);
 	rmap_unlock_vma(vma);
-	vma_insert_array(mm, nv);
+	vma_tree_insert(&mm->vmas, nv); /* the rmap links are made above */
 	dmm_stat_inc(mm->sys, vma_split);
 	return nv;
 }
@@ -281,15 +232,15 @@ static void merge_pair(struct dmm_mm *mm, struct dmm_vma *a, struct dmm_vma *b)
 
 void vma_merge_range(struct dmm_mm *mm, uint64_t start, uint64_t end)
 {
-	size_t i;
+	struct dmm_vma *v, *n;
 
 	mmap_assert_write_locked(mm);
-	find_vma(mm, start ? start - 1 : 0, &i);
-	while (i + 1 < mm->nr_vmas && mm->vmas[i]->start <= end) {
-		if (can_merge(mm->vmas[i], mm->vmas[i + 1]))
-			merge_pair(mm, mm->vmas[i], mm->vmas[i + 1]);
+	v = find_vma(mm, start ? start - 1 : 0);
+	while (v && v->start <= end && (n = vma_next(mm, v))) {
+		if (can_merge(v, n))
+			merge_pair(mm, v, n); /* frees n; v grows */
 		else
-			i++;
+			v = n;
 	}
 }
 
@@ -316,10 +267,10 @@ static bool anon_vma_compatible(const struct dmm_vma *a, const struct dmm_vma *b
 static struct dmm_anon_vma *find_mergeable_anon_vma(struct dmm_vma *vma)
 {
 	struct dmm_mm *mm = vma->mm;
-	size_t i = vma_index(mm, vma);
+	bool linked = vma_lookup(mm, vma->start) == vma; /* else it has no neighbours */
 	const struct dmm_vma *n[2] = {
-		i + 1 < mm->nr_vmas ? mm->vmas[i + 1] : NULL,
-		i > 0 && i < mm->nr_vmas ? mm->vmas[i - 1] : NULL,
+		linked ? vma_next(mm, vma) : NULL,
+		linked ? vma_prev(mm, vma) : NULL,
 	};
 
 	if (n[0] && n[0]->anon_vma && n[0]->anon_vma->mm_id == mm->id && anon_vma_compatible(vma, n[0]))

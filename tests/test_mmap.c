@@ -3,11 +3,14 @@
  * The mapping system calls: mmap (argument checks, placement, FIXED,
  * FIXED_NOREPLACE, merging), munmap (partial, holes, splits), mprotect
  * (splits, merges, holes, permission faults), madvise (DONTNEED, FREE,
- * DONTFORK/DOFORK, HUGEPAGE) and mremap (moves, DONTUNMAP, resizing, errors).
+ * DONTFORK/DOFORK, HUGEPAGE) and mremap (moves, DONTUNMAP, resizing, errors),
+ * and random mmap/munmap/mprotect over hundreds of VMAs against a model.
  *
  * Failing calls must change nothing: they are checked against a snapshot of
  * the VMA list and of the free-frame count taken before the call.
  */
+#include <time.h>
+
 #include "helpers.h"
 
 /* Assert that a call fails with `expected` and leaves the VMAs, the frames
@@ -1056,6 +1059,116 @@ static void test_mremap_rejects_bad_flags_and_lengths(void **state)
 	VERIFY(f->mm, TBASE, 4 * PG, 1);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Many VMAs                                                                 */
+
+#define MANY_PAGES 3000
+
+static uint64_t many_rng;
+
+static unsigned int many_below(unsigned int n)
+{
+	many_rng ^= many_rng >> 12;
+	many_rng ^= many_rng << 25;
+	many_rng ^= many_rng >> 27;
+	return (unsigned int)((many_rng * 2685821657736338717ull) % n);
+}
+
+/* The VMAs over [TBASE, +MANY_PAGES) are exactly the maximal runs of
+ * pages with one protection (prot[i] < 0: unmapped). */
+static void many_expect_runs(uint64_t seed, struct dmm_mm *mm, const int *prot, int step)
+{
+	struct dmm_vma_info v;
+	uint64_t a = TBASE;
+	int i = 0;
+
+	while (i < MANY_PAGES) {
+		int j = i;
+
+		if (prot[i] < 0) {
+			i++;
+			continue;
+		}
+		while (j < MANY_PAGES && prot[j] == prot[i])
+			j++;
+		if (dmm_vma_query(mm, a, &v) || v.start != PAGE_ADDR(TBASE, i) || v.end != PAGE_ADDR(TBASE, j) ||
+		    !(v.flags & DMM_VM_READ) != !(prot[i] & DMM_PROT_READ) ||
+		    !(v.flags & DMM_VM_WRITE) != !(prot[i] & DMM_PROT_WRITE))
+			fail_msg("seed %" PRIu64 " step %d: pages [%d, %d) prot %d: VMA [%#" PRIx64 ", %#" PRIx64
+				 ") flags %#lx", seed, step, i, j, prot[i], v.start, v.end, v.flags);
+		a = v.end;
+		i = j;
+	}
+	EQ(dmm_vma_query(mm, a, &v), -ENOENT);
+}
+
+/*
+ * Hundreds of VMAs (a VMA tree several levels deep): random mmap, munmap
+ * and mprotect over a 3000-page range, each checked against a model of
+ * per-page protections (anonymous VMAs without pages merge exactly when
+ * adjacent with equal protections: never faulted, they are charged,
+ * VM_ACCOUNT, exactly when writable), with dmm_check along the way and a
+ * fork at the end. The seed is printed; DEVMM_SEED repeats it.
+ */
+static void test_many_vmas_split_merge_and_unmap_like_a_page_model(void **state)
+{
+	struct fx *f = *state;
+	const char *env = getenv("DEVMM_SEED");
+	uint64_t seed = env && *env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
+	static int prot[MANY_PAGES];
+	struct dmm_mm *child;
+	int peak = 0;
+
+	print_message("many VMAs: seed %" PRIu64 " (DEVMM_SEED repeats it)\n", seed);
+	many_rng = seed | 1;
+	/* Start from alternating protections: MANY_PAGES / 2 VMAs. */
+	for (int i = 0; i < MANY_PAGES; i++) {
+		prot[i] = i % 2 ? DMM_PROT_READ : RW;
+		MAP_FIXED(f->mm, PAGE_ADDR(TBASE, i), PG, prot[i], ANON_PRIVATE, NULL, 0);
+	}
+	many_expect_runs(seed, f->mm, prot, -1);
+	for (int step = 0; step < 1500; step++) {
+		int i = (int)many_below(MANY_PAGES), n = 1 + (int)many_below(step % 10 ? 4 : 300);
+		int p = (int)many_below(3) == 0 ? DMM_PROT_NONE : many_below(2) ? DMM_PROT_READ : RW;
+		unsigned int op = many_below(3);
+		int mapped = 0; /* pages mapped from i on, up to the first hole */
+
+		if (i + n > MANY_PAGES)
+			n = MANY_PAGES - i;
+		while (mapped < n && prot[i + mapped] >= 0)
+			mapped++;
+		if (op == 0) {
+			MAP_FIXED(f->mm, PAGE_ADDR(TBASE, i), (uint64_t)n * PG, p, ANON_PRIVATE, NULL, 0);
+		} else if (op == 1) {
+			OK(dmm_munmap(f->mm, PAGE_ADDR(TBASE, i), (uint64_t)n * PG));
+			p = -1;
+		} else {
+			/* Linux: the VMAs before a hole change, then ENOMEM. */
+			EXPECT_RC(mapped == n ? 0 : -ENOMEM,
+				  dmm_mprotect(f->mm, PAGE_ADDR(TBASE, i), (uint64_t)n * PG, p));
+			n = mapped;
+		}
+		for (int k = i; k < i + n; k++)
+			prot[k] = p;
+		many_expect_runs(seed, f->mm, prot, step);
+		if (step % 100 == 0)
+			CHECK_OK(f->sys);
+		{
+			int runs = 0;
+
+			for (int k = 0; k < MANY_PAGES; k++)
+				runs += prot[k] >= 0 && (k == 0 || prot[k - 1] != prot[k]);
+			peak = runs > peak ? runs : peak;
+		}
+	}
+	TRUE(peak > 16 * 15); /* more than two levels of the tree */
+	CHECK_OK(f->sys);
+	OK(dmm_fork(f->mm, &child));
+	many_expect_runs(seed, child, prot, 1500);
+	dmm_mm_exit(child);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -1101,6 +1214,7 @@ int main(void)
 		T(test_mremap_rejects_overlapping_ranges),
 		T(test_mremap_resizing_across_two_vmas_or_from_a_hole_is_efault),
 		T(test_mremap_rejects_bad_flags_and_lengths),
+		T(test_many_vmas_split_merge_and_unmap_like_a_page_model),
 	};
 #undef T
 
