@@ -241,6 +241,7 @@ static const struct bench benches[] = {
 	{ "fork", "ns/page", bench_fork, TARGET_LE, 0.25 },
 	{ "munmap", "ns/page", bench_munmap, TARGET_LE, 0.2 },
 	{ "mprotect", "ns/page", bench_mprotect, TARGET_LE, 0.1 },
+	{ "vma_100k", "ns/op", bench_vma_100k, TARGET_LE, 1.5 },
 	{ "migrate_512", "GB/s", bench_migrate_512, TARGET_GE, 0.7 },
 	{ "migrate_64k", "GB/s", bench_migrate_64k, TARGET_NONE, 0 },
 	{ "migrate_512_mirror", "GB/s", bench_migrate_512_mirror, TARGET_NONE, 0 },

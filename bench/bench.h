@@ -88,6 +88,7 @@ void bench_cow_fault(const struct bench_opts *o, struct bench_result *r);
 void bench_fork(const struct bench_opts *o, struct bench_result *r);
 void bench_munmap(const struct bench_opts *o, struct bench_result *r);
 void bench_mprotect(const struct bench_opts *o, struct bench_result *r);
+void bench_vma_100k(const struct bench_opts *o, struct bench_result *r);
 
 /* device.c */
 void bench_migrate_512(const struct bench_opts *o, struct bench_result *r);

@@ -307,3 +307,86 @@ void bench_mprotect(const struct bench_opts *o, struct bench_result *r)
 {
 	run_pair(o, r, dmm_mprotect_pages, k_mprotect_pages);
 }
+
+/*
+ * vma_100k: mmap + munmap of one page in an address space that holds many
+ * VMAs, against the same in one that holds few (same run, alternate
+ * rounds). The VMAs are single pages with a one-page hole after each, so
+ * none merge; the measured page is mapped PROT_NONE (by hint, the usual
+ * placement path) into the hole in the middle, so it merges with neither
+ * neighbour and lands amid the others, where a sorted array would move
+ * half of them. --quick: 10 000 against 100.
+ */
+#define VMA_BENCH_BASE 0x100000000ull
+
+struct vma_bench {
+	struct dmm_mm *mm[2]; /* many, few */
+	uint64_t hole[2];     /* the middle hole of each */
+	int ops;	      /* mmap + munmap pairs per round */
+};
+
+static uint64_t vma_bench_fill(struct dmm_mm *mm, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t at;
+
+		bench_must(dmm_mmap(mm, VMA_BENCH_BASE + 2 * i * PAGE, PAGE, DMM_PROT_READ | DMM_PROT_WRITE,
+				    DMM_MAP_PRIVATE | DMM_MAP_ANONYMOUS | DMM_MAP_FIXED_NOREPLACE, NULL, 0, &at),
+			   "dmm_mmap (vma_100k fill)");
+	}
+	return VMA_BENCH_BASE + (2 * (n / 2) + 1) * PAGE;
+}
+
+static double vma_bench_round(struct vma_bench *b, int which)
+{
+	struct dmm_mm *mm = b->mm[which];
+	double t0 = bench_now_ns();
+
+	for (int i = 0; i < b->ops; i++) {
+		uint64_t at;
+
+		bench_must(dmm_mmap(mm, b->hole[which], PAGE, DMM_PROT_NONE,
+				    DMM_MAP_PRIVATE | DMM_MAP_ANONYMOUS, NULL, 0, &at),
+			   "dmm_mmap (vma_100k)");
+		if (at != b->hole[which])
+			bench_die("vma_100k: the page was not placed at its hint", EFAULT);
+		bench_must(dmm_munmap(mm, at, PAGE), "dmm_munmap (vma_100k)");
+	}
+	return (bench_now_ns() - t0) / b->ops;
+}
+
+static double vma_bench_many(void *ctx)
+{
+	return vma_bench_round(ctx, 0);
+}
+
+static double vma_bench_few(void *ctx)
+{
+	return vma_bench_round(ctx, 1);
+}
+
+void bench_vma_100k(const struct bench_opts *o, struct bench_result *r)
+{
+	const uint64_t many = o->quick ? 10000 : 100000, few = o->quick ? 100 : 1000;
+	struct dmm_system *sys = bench_system(1024);
+	struct vma_bench b = { .ops = o->quick ? 200 : 2000 };
+	struct dmm_vma_info vi;
+
+	b.mm[0] = bench_mm(sys);
+	b.mm[1] = bench_mm(sys);
+	b.hole[0] = vma_bench_fill(b.mm[0], many);
+	b.hole[1] = vma_bench_fill(b.mm[1], few);
+	bench_rounds_pair(vma_bench_many, vma_bench_few, &b, o, &r->devmm, &r->baseline);
+	r->ratio = r->devmm / r->baseline;
+	/* Nothing merged: the VMA after the hole still starts right there. */
+	bench_must(dmm_vma_query(b.mm[0], b.hole[0], &vi), "dmm_vma_query");
+	if (vi.start != b.hole[0] + PAGE || vi.end != b.hole[0] + 2 * PAGE)
+		bench_die("vma_100k: the VMAs merged", EINVAL);
+	bench_extra(r, "vmas", (double)many);
+	bench_extra(r, "baseline_vmas", (double)few);
+	bench_note(r, "mmap + munmap of one page amid %llu VMAs, against amid %llu",
+		   (unsigned long long)many, (unsigned long long)few);
+	dmm_mm_exit(b.mm[0]);
+	dmm_mm_exit(b.mm[1]);
+	bench_system_done(sys, "vma_100k");
+}
