@@ -329,6 +329,10 @@ static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long n
 		gup_fast_stall_point(p);
 		if (!p || try_grab_page(sys, p, f))
 			break;
+		/* Pairs with the fence in MADV_FREE's lazyfree_one: it clears
+		 * the entry, then checks the refcount; this takes the reference,
+		 * then re-reads the entry. One of the two sees the other. */
+		smp_mb();
 		if (pte_get(pte_slot(t, addr)) != e || !fast_page_ok(p, f)) {
 			ungrab_page(sys, p, f);
 			break;

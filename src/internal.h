@@ -238,6 +238,18 @@ void pgmap_ref_put(struct dmm_pgmap *pgmap);
 #endif
 #endif
 
+/* A full fence (smp_mb), for store-then-load handshakes between lockless
+ * paths. gcc's ThreadSanitizer does not model fences (and refuses them);
+ * TSan checks happens-before, which these fences do not provide, so TSan
+ * builds leave them out (the read-modify-writes beside each use are full
+ * barriers on the hardware these builds run on). */
+static inline void smp_mb(void)
+{
+#ifndef DMM_TSAN
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 static inline void sim_memcpy(void *dst, const void *src, size_t n)
 {
 #ifdef DMM_TSAN
@@ -480,6 +492,10 @@ int vm_fault_to_errno(vm_fault_t r);
 /* ------------------------------------------------------------------------ */
 /* Zap, unmap and teardown (memory.c, mmap.c)                                */
 
+/* Tests only: called by MADV_FREE (PTL held) between clearing a candidate
+ * entry and checking the page for other references. */
+typedef void (*lazyfree_hook_fn)(void);
+extern _Atomic(lazyfree_hook_fn) lazyfree_hook;
 /* Clear every entry of [start, end) within vma, dropping references. */
 void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end);
 /* [start, end) has just lost its VMAs (mmap_lock held for write): free

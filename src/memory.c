@@ -12,7 +12,7 @@
 
 struct zap_batch {
 	struct dmm_vma *vma;
-	bool lazyfree;	/* MADV_FREE: only entries lazyfree_discards() allows */
+	bool lazyfree;	/* MADV_FREE: see lazyfree_one() */
 	unsigned int n;
 	struct dmm_page *pages[PTRS_PER_TABLE];
 };
@@ -46,15 +46,47 @@ static void zap_one(struct dmm_mm *mm, struct zap_batch *zb, _Atomic pte_t *slot
  * device-exclusive and migration entries are left alone, so device data
  * survives. PTL held.
  */
-static bool lazyfree_discards(struct dmm_system *sys, pte_t e)
+static bool lazyfree_candidate(struct dmm_system *sys, pte_t e)
 {
 	struct dmm_page *p;
 
 	if (!pte_present(e) || pte_special(e))
 		return false;
 	p = pfn_to_page(sys, pte_pfn(e));
-	return page_is_anon(p) && !page_is_zone_device(p) && !page_locked(p) && page_mapcount(p) == 1 &&
-	       page_ref_count(p) == 1;
+	return page_is_anon(p) && !page_is_zone_device(p) && !page_locked(p);
+}
+
+/* No reference but the mapping's, no pin (the entry already cleared). */
+static bool lazyfree_unused(struct dmm_page *p)
+{
+	return page_ref_count(p) == 1 && page_mapcount(p) == 1 && !page_maybe_dma_pinned(p);
+}
+
+_Atomic(lazyfree_hook_fn) lazyfree_hook;
+
+/*
+ * Discard the candidate at @slot unless someone else holds it (PTL held).
+ * GUP-fast takes its reference without the PTL, so a check before the
+ * entry is cleared could miss one taken just after it. As the kernel's
+ * lazyfree unmap does, clear first, then look for references, and put the
+ * entry back if there is one: GUP-fast takes its reference, then re-reads
+ * the entry, with a seq_cst fence between (gup_fast); with the fence here,
+ * either its re-read sees the entry gone and it backs off, or this check
+ * sees its reference.
+ */
+static void lazyfree_one(struct dmm_mm *mm, struct zap_batch *zb, _Atomic pte_t *slot)
+{
+	lazyfree_hook_fn hook;
+	pte_t e = atomic_exchange_explicit(slot, 0, memory_order_seq_cst);
+
+	smp_mb();
+	hook = atomic_load_explicit(&lazyfree_hook, memory_order_relaxed);
+	if (unlikely(hook))
+		hook();
+	if (lazyfree_unused(pfn_to_page(mm->sys, pte_pfn(e))))
+		zap_one(mm, zb, slot, e);
+	else
+		pte_set(slot, e);
 }
 
 static int zap_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
@@ -68,8 +100,12 @@ static int zap_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t ad
 		_Atomic pte_t *slot = pte_slot(t, addr);
 		pte_t e = pte_get(slot);
 
-		if (!pte_none(e) && (!zb->lazyfree || lazyfree_discards(mm->sys, e)))
+		if (pte_none(e))
+			continue;
+		if (!zb->lazyfree)
 			zap_one(mm, zb, slot, e);
+		else if (lazyfree_candidate(mm->sys, e))
+			lazyfree_one(mm, zb, slot);
 	}
 	ptl_unlock(t);
 	for (unsigned int i = 0; i < zb->n; i++)

@@ -10,6 +10,10 @@
 #include "device_helpers.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#include "internal.h"
 
 /* Device pages (private entries, or coherent pages) survive MADV_FREE. */
 static void test_madvise_free_leaves_device_pages_alone(void **state)
@@ -163,6 +167,80 @@ static void test_madvise_free_of_a_file_or_shared_mapping_is_einval(void **state
 	CHECK_OK(f->sys);
 }
 
+/*
+ * GUP-fast pins the page between MADV_FREE's two steps (lazyfree_hook
+ * runs there, PTL held). The pin must end up on the page mapped at the
+ * address: either GUP-fast sees the entry gone and falls back to the slow
+ * path (which waits for the PTL and faults a new page), or MADV_FREE sees
+ * the pin and keeps the page. Never a pinned page that is no longer mapped.
+ */
+static struct {
+	struct dmm_mm *mm;
+	struct dmm_system *sys;
+	uint64_t fallback0;
+	atomic_int go, done;
+	long n;
+	uint64_t pfn;
+} lf_race;
+
+static void *lf_race_pin(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&lf_race.go))
+		sched_yield();
+	lf_race.n = dmm_get_user_pages_fast(lf_race.mm, TBASE, 1, DMM_FOLL_PIN | DMM_FOLL_WRITE,
+					    &lf_race.pfn);
+	atomic_store(&lf_race.done, 1);
+	return NULL;
+}
+
+/* Let the pinner run until it has pinned, or has left GUP-fast for the slow
+ * path (which needs the PTL held here). */
+static void lf_race_hook(void)
+{
+	struct dmm_stats s;
+
+	if (atomic_exchange(&lf_race.go, 1))
+		return;
+	for (;;) {
+		if (atomic_load(&lf_race.done))
+			return;
+		dmm_stats_get(lf_race.sys, &s);
+		if (s.gup_fast_fallback != lf_race.fallback0)
+			return;
+		sched_yield();
+	}
+}
+
+static void test_madvise_free_racing_gup_fast_pin(void **state)
+{
+	struct fx *f = *state;
+	pthread_t t;
+	struct dmm_page_info pi;
+
+	MAP_ANON(f->mm, TBASE, 1);
+	FILL(f->mm, TBASE, PG, 0xf00);
+	lf_race.mm = f->mm;
+	lf_race.sys = f->sys;
+	lf_race.fallback0 = STATS(f->sys).gup_fast_fallback;
+	atomic_store(&lf_race.go, 0);
+	atomic_store(&lf_race.done, 0);
+	assert_int_equal(pthread_create(&t, NULL, lf_race_pin, NULL), 0);
+	atomic_store(&lazyfree_hook, lf_race_hook);
+	OK(dmm_madvise(f->mm, TBASE, PG, DMM_MADV_FREE));
+	atomic_store(&lazyfree_hook, NULL);
+	EQ(atomic_load(&lf_race.go), 1); /* the hook ran */
+	assert_int_equal(pthread_join(t, NULL), 0);
+	EQ(lf_race.n, 1);
+	EQ(PTE(f->mm, TBASE).kind, DMM_PTE_PRESENT);
+	EQ(PFN(f->mm, TBASE), lf_race.pfn);
+	pi = PAGE(f->sys, lf_race.pfn);
+	EQ(pi.pincount, 1);
+	EQ(pi.mapcount, 1);
+	dmm_unpin_user_pages(f->sys, &lf_race.pfn, 1);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -172,6 +250,7 @@ int main(void)
 		DTP(test_madvise_free_leaves_migration_entries_alone),
 		T(test_madvise_free_keeps_pages_shared_with_a_child),
 		T(test_madvise_free_of_a_file_or_shared_mapping_is_einval),
+		T(test_madvise_free_racing_gup_fast_pin),
 	};
 #undef T
 
