@@ -97,9 +97,12 @@ void rcu_drain_if_due(void);
 /* Wait a grace period and run every callback queued before the call. Not
  * from inside a read section. */
 void rcu_barrier(void);
-/* Callbacks queued and not yet run; reader slots ever created (tests). */
+/* Callbacks queued and not yet run; reader slots ever created; the
+ * grace-period counter, which each synchronize_rcu advances as it begins
+ * (tests). */
 unsigned long rcu_pending(void);
 unsigned int rcu_nr_slots(void);
+uint64_t rcu_gp_seq(void);
 
 /* ------------------------------------------------------------------------ */
 /* Fault injection (inject.c)                                                */

@@ -302,3 +302,8 @@ unsigned int rcu_nr_slots(void)
 		n++;
 	return n;
 }
+
+uint64_t rcu_gp_seq(void)
+{
+	return atomic_load_explicit(&gp_ctr, memory_order_seq_cst);
+}

@@ -138,9 +138,16 @@ static void test_later_reader_does_not_block(void **state)
 	struct reader old, late;
 	pthread_t t;
 
+	uint64_t g0;
+
 	(void)state;
 	reader_start(&old);
+	g0 = rcu_gp_seq();
 	t = start_waiter(synchronizer);
+	/* The grace period has begun (the counter advanced): a section that
+	 * enters now is not waited for. */
+	while (rcu_gp_seq() == g0)
+		sched_yield();
 	reader_start(&late);
 	reader_stop(&old);
 	pthread_join(t, NULL); /* ends while late is still inside */

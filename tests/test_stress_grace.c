@@ -211,7 +211,8 @@ static void *device_thread(void *arg)
 {
 	struct torture *t = arg;
 
-	for (unsigned int round = 0; !atomic_load(&t->stop); round++) {
+	/* At least one round, however late this thread gets to run. */
+	for (unsigned int round = 0; round == 0 || !atomic_load(&t->stop); round++) {
 		enum dmm_memory_type type = round & 1 ? DMM_MEMORY_DEVICE_COHERENT : DMM_MEMORY_DEVICE_PRIVATE;
 		struct testdrv *chunk[NCHUNKS + EMPTY_CHUNKS] = { 0 };
 
@@ -249,7 +250,7 @@ static void *munmap_thread(void *arg)
 	struct torture *t = arg;
 	uint64_t s = t->seed ^ 0x5151;
 
-	while (!atomic_load(&t->stop)) {
+	do { /* at least one round, however late this thread gets to run */
 		uint64_t at = QBASE + (rnd(&s) % QCHUNKS) * QCHUNK;
 		int rc = dmm_munmap(t->mm, at, QCHUNK);
 
@@ -260,7 +261,7 @@ static void *munmap_thread(void *arg)
 		if (rc)
 			report(t, "munmap/mmap/touch failed", rc);
 		atomic_fetch_add(&t->q_rounds, 1);
-	}
+	} while (!atomic_load(&t->stop));
 	return NULL;
 }
 
