@@ -238,6 +238,8 @@ static const struct bench benches[] = {
 	{ "fault_first_touch", "ns/page", bench_fault_first_touch, TARGET_LE, 0.25 },
 	{ "fault_zero_read", "ns/page", bench_fault_zero_read, TARGET_LE, 0.1 },
 	{ "cow_fault", "ns/page", bench_cow_fault, TARGET_LE, 0.25 },
+	{ "fault_first_touch_floor", "ns/page", bench_fault_first_touch_floor, TARGET_LE, 2.0 },
+	{ "cow_fault_floor", "ns/page", bench_cow_fault_floor, TARGET_LE, 2.0 },
 	{ "fork", "ns/page", bench_fork, TARGET_LE, 0.25 },
 	{ "munmap", "ns/page", bench_munmap, TARGET_LE, 0.2 },
 	{ "mprotect", "ns/page", bench_mprotect, TARGET_LE, 0.1 },

@@ -85,6 +85,8 @@ void bench_extra(struct bench_result *r, const char *key, double val);
 void bench_fault_first_touch(const struct bench_opts *o, struct bench_result *r);
 void bench_fault_zero_read(const struct bench_opts *o, struct bench_result *r);
 void bench_cow_fault(const struct bench_opts *o, struct bench_result *r);
+void bench_fault_first_touch_floor(const struct bench_opts *o, struct bench_result *r);
+void bench_cow_fault_floor(const struct bench_opts *o, struct bench_result *r);
 void bench_fork(const struct bench_opts *o, struct bench_result *r);
 void bench_munmap(const struct bench_opts *o, struct bench_result *r);
 void bench_mprotect(const struct bench_opts *o, struct bench_result *r);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -306,6 +307,75 @@ void bench_munmap(const struct bench_opts *o, struct bench_result *r)
 void bench_mprotect(const struct bench_opts *o, struct bench_result *r)
 {
 	run_pair(o, r, dmm_mprotect_pages, k_mprotect_pages);
+}
+
+/*
+ * The hardware floor of a fault: fault_first_touch_floor and cow_fault_floor
+ * time the same faults as fault_first_touch and cow_fault against the work
+ * no page-fault handler can avoid: clearing (resp. copying) one 4 KiB frame
+ * and storing one page-table entry. The floor's frames are a buffer as
+ * large as the round's, cycled through round after round as devmm's
+ * allocator recycles its frames, so they are as cold in the caches as the
+ * frames a fault gets. Rounds alternate between the two sides.
+ */
+struct floor_ctx {
+	struct vm_ctx vm;
+	unsigned char *dst, *src; /* npages frames each; src only for the copy */
+	volatile uint64_t *ptes;  /* one "entry" per page */
+};
+
+static double floor_round(void *p)
+{
+	struct floor_ctx *f = p;
+	uint64_t n = f->vm.npages;
+	double t0 = bench_now_ns();
+
+	for (uint64_t i = 0; i < n; i++) {
+		unsigned char *frame = f->dst + i * PAGE;
+
+		if (f->src)
+			memcpy(frame, f->src + i * PAGE, PAGE);
+		else
+			memset(frame, 0, PAGE);
+		__asm__ volatile("" : : "r"(frame) : "memory"); /* the frame is used */
+		f->ptes[i] = (i << 12) | 1;
+		frame[0] = 1; /* the faulting store itself, as the fault's caller does */
+	}
+	return (bench_now_ns() - t0) / (double)n;
+}
+
+static double floor_devmm_round(void *p)
+{
+	return devmm_round(&((struct floor_ctx *)p)->vm);
+}
+
+static void run_floor(const struct bench_opts *o, struct bench_result *r,
+		      double (*devmm)(struct dmm_system *, uint64_t), bool copy)
+{
+	struct floor_ctx f = { .vm = { .devmm = devmm, .npages = o->npages } };
+
+	f.dst = bench_buffer(o->npages * PAGE);
+	f.src = copy ? bench_buffer(o->npages * PAGE) : NULL;
+	f.ptes = bench_buffer(o->npages * sizeof(uint64_t));
+	f.vm.sys = bench_system(frames_needed(o->npages));
+	bench_rounds_pair(floor_devmm_round, floor_round, &f, o, &r->devmm, &r->baseline);
+	bench_system_done(f.vm.sys, r->name);
+	r->ratio = r->devmm / r->baseline;
+	bench_note(r, "baseline: %s a cold 4 KiB frame plus one entry store, per page",
+		   copy ? "copying" : "clearing");
+	free(f.dst);
+	free(f.src);
+	free((void *)f.ptes);
+}
+
+void bench_fault_first_touch_floor(const struct bench_opts *o, struct bench_result *r)
+{
+	run_floor(o, r, dmm_fault_first_touch, false);
+}
+
+void bench_cow_fault_floor(const struct bench_opts *o, struct bench_result *r)
+{
+	run_floor(o, r, dmm_cow_fault, true);
 }
 
 /*
