@@ -73,7 +73,8 @@ static size_t count_tokens(const char *s, size_t len)
 	return n;
 }
 
-/* A '$' must start a reference: catch "$", "$1", "${x" at lex time. */
+/* A '$' must start a reference: catch "$", "$1", "${x" at lex time (for
+ * scenario lines; a trace has no variables and leaves '$' to its parser). */
 static int check_dollars(struct parse_ctx *p, struct token *t)
 {
 	struct varref ref;
@@ -91,7 +92,8 @@ static int check_dollars(struct parse_ctx *p, struct token *t)
 }
 
 /* Split the copy @buf (len bytes, modified in place) into tokens. */
-static int split_tokens(struct parse_ctx *p, char *buf, size_t len, struct rawline *out)
+static int split_tokens(struct parse_ctx *p, char *buf, size_t len, bool dollars,
+			struct rawline *out)
 {
 	size_t i = 0, n = 0;
 
@@ -112,7 +114,7 @@ static int split_tokens(struct parse_ctx *p, char *buf, size_t len, struct rawli
 		t->col = (unsigned int)start + 1;
 		t->var = false;
 		out->eol_col = (unsigned int)i + 1;
-		if (check_dollars(p, t))
+		if (dollars && check_dollars(p, t))
 			return p->err;
 	}
 	for (; i < len; i++)
@@ -121,7 +123,8 @@ static int split_tokens(struct parse_ctx *p, char *buf, size_t len, struct rawli
 	return 0;
 }
 
-static int lex_one(struct parse_ctx *p, const char *s, size_t len, struct rawline *out)
+int lex_text_line(struct parse_ctx *p, const char *s, size_t len, bool dollars,
+		  struct rawline *out)
 {
 	size_t content = 0, n;
 	char *buf;
@@ -136,7 +139,7 @@ static int lex_one(struct parse_ctx *p, const char *s, size_t len, struct rawlin
 	out->tok = arena_alloc(p->arena, n * sizeof(*out->tok));
 	if (!buf || !out->tok)
 		return poom(p);
-	return split_tokens(p, buf, content, out);
+	return split_tokens(p, buf, content, dollars, out);
 }
 
 int lex_line(struct lexer *lx, struct parse_ctx *p, struct rawline *out)
@@ -150,7 +153,7 @@ int lex_line(struct lexer *lx, struct parse_ctx *p, struct rawline *out)
 		lx->line++;
 		p->line = lx->line;
 		out->line = lx->line;
-		if (lex_one(p, s, len, out))
+		if (lex_text_line(p, s, len, true, out))
 			return p->err;
 		if (out->ntok)
 			return 1;

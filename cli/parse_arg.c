@@ -47,8 +47,6 @@ static int sub_name(struct parse_ctx *p, const struct token *t, const char *s, s
 /* ------------------------------------------------------------------------ */
 /* Numbers                                                                   */
 
-enum { NUM_OK, NUM_SYNTAX, NUM_RANGE };
-
 static int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -61,7 +59,7 @@ static int hex_digit(char c)
 }
 
 /* Decimal, or hex after 0x / 0X; digits only, no sign. */
-static int lex_num(const char *s, size_t len, uint64_t *out)
+int lex_num(const char *s, size_t len, uint64_t *out)
 {
 	unsigned int base = 10;
 	uint64_t v = 0;

@@ -124,6 +124,13 @@ struct lexer {
  * text, < 0: error (a NUL or control byte, a bad $reference). */
 int lex_line(struct lexer *lx, struct parse_ctx *p, struct rawline *out);
 
+/* The tokens of one line s[0..len) (without its '\n') into @out, in p->arena
+ * (out->ntok 0 for a blank or comment line). Errors: a NUL or control byte;
+ * with @dollars (scenario lines), a '$' that starts no reference. The trace
+ * parser (trace_parse.c) shares it, with @dollars false. */
+int lex_text_line(struct parse_ctx *p, const char *s, size_t len, bool dollars,
+		  struct rawline *out);
+
 /* Tokens t[0..n) joined by single spaces, in @a. NULL on OOM. */
 char *join_tokens(struct arena *a, const struct token *t, size_t n);
 
@@ -179,6 +186,10 @@ bool looks_like_errname(const char *s, size_t len);
 /* parse_arg.c                                                               */
 
 bool is_name(const char *s, size_t len);
+/* A number s[0..len): decimal, or hex after 0x / 0X, no sign, into *out.
+ * NUM_OK, NUM_SYNTAX (not a number) or NUM_RANGE (over 64 bits). */
+enum { NUM_OK, NUM_SYNTAX, NUM_RANGE };
+int lex_num(const char *s, size_t len, uint64_t *out);
 int arg_name(struct parse_ctx *p, const struct token *t, const char *what, const char **out);
 int arg_u64(struct parse_ctx *p, const struct token *t, const char *s, size_t len,
 	    const char *what, uint64_t max, uint64_t *out);
