@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Memory-access traces, format v1 (docs/trace-format.md): a streaming
- * reader that turns a trace into records. Like the scenario front end (script.h) this uses only libc, never the library:
- * the trace runner (`devmm trace run`) connects the records to the policy
- * engine through the public headers.
+ * reader that turns a trace into records and checks what a parser can
+ * check. Like the scenario front end (script.h) this uses only libc, never
+ * the library: the trace runner (`devmm trace run`) connects the records
+ * to the policy engine through the public headers.
  *
  * Reading protocol:
  *
@@ -22,8 +23,9 @@
  *   }
  *   trace_close(r);
  *
- * The reader holds one buffer of input, never the whole trace: memory is
- * bounded by TRACE_MAX_LINE, whatever the trace's length.
+ * The reader holds one buffer of input and the live allocations, never the
+ * whole trace: memory is bounded by TRACE_MAX_LINE, the live allocations
+ * and the running kernels, whatever the trace's length.
  */
 #ifndef DEVMM_CLI_TRACE_H
 #define DEVMM_CLI_TRACE_H
@@ -40,8 +42,12 @@
 
 #define TRACE_PAGE_SIZE 4096u
 #define TRACE_MAX_LINE 4096u /* bytes of one line, '\n' excluded */
+#define TRACE_ADDR_MIN 0x10000ull /* lowest allocation address */
+#define TRACE_ADDR_END (1ull << 47) /* every allocation ends at or below it */
 #define TRACE_MAX_GPUS 64u /* gpu0 .. gpu63 */
 #define TRACE_MAX_STREAM 65535u /* s=0 .. s=65535 */
+#define TRACE_MAX_ALLOCS 65536u /* live allocations at any time */
+#define TRACE_MAX_KERNELS 1024u /* kernels running at any time */
 #define TRACE_MAX_NS 1000000000000000ull /* one COMPUTE record: 10^15 ns */
 
 /* ------------------------------------------------------------------------ */
@@ -83,12 +89,14 @@ struct trace_rec {
 	uint32_t stream; /* ACCESS, COMPUTE: s=STREAM, 0 when absent */
 	enum trace_op op; /* ACCESS */
 	uint64_t addr; /* ALLOC, FREE, ACCESS, ADVISE, PREFETCH */
-	uint64_t bytes; /* ALLOC, ACCESS, ADVISE, PREFETCH: at least 1 */
+	uint64_t bytes; /* ALLOC, ACCESS, ADVISE, PREFETCH: at least 1; FREE:
+			 * the size of the allocation freed */
 	uint64_t ns; /* COMPUTE */
 	uint64_t id; /* KERNEL_BEGIN, KERNEL_END */
 	enum trace_advice advice; /* ADVISE */
 	bool on; /* ADVISE read_mostly= */
-	/* ALLOC: its name. Valid until the next trace_next() call. */
+	/* ALLOC: its name; FREE: the name of the allocation freed. Valid
+	 * until the next trace_next() call. */
 	const char *name;
 };
 
@@ -116,9 +124,11 @@ int trace_open_mem(const char *path, const char *text, size_t len, struct trace_
 /*
  * trace_next - the next record into @rec.
  * Returns 1 with a record, 0 at the end of the trace, or:
- *   -EINVAL  a bad line: @diag (may be NULL) holds "FILE:LINE:COL:
- *            message". The line is skipped: the next call goes on with
- *            the next line.
+ *   -EINVAL  a bad line, or a semantic error (see docs/trace-format.md):
+ *            @diag (may be NULL) holds "FILE:LINE:COL: message". The line
+ *            is skipped and changes nothing: the next call goes on with
+ *            the next line. At the end, each kernel still running is one
+ *            such error (at its KERNEL_BEGIN line) before 0.
  *   -ENOMEM, -EIO  the reader cannot go on; every later call returns it.
  */
 int trace_next(struct trace_reader *r, struct trace_rec *rec, struct diag *diag);

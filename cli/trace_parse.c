@@ -8,15 +8,16 @@
  * lex_num, so "decimal or 0x hex, no sign" means the same in both
  * languages.
  *
- * A bad line is an error of its own; the reader goes on with the next, so
- * a caller may report it and go on.
+ * Each record that parses is then checked against what the trace set up
+ * before (trace_check.c: allocations, FREE, accesses outside them,
+ * kernels). A line that fails either is an error of its own and changes
+ * nothing, so a caller may report it and go on.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "script_int.h"
-#include "trace.h"
+#include "trace_int.h"
 
 #define READ_CHUNK (64u << 10)
 
@@ -31,6 +32,7 @@ struct trace_reader {
 	unsigned int line;
 	struct arena arena; /* one line's tokens */
 	struct diag diag;
+	struct trace_state state; /* allocations and kernels (trace_check.c) */
 };
 
 static const char *const kind_names[TRACE_NR_KINDS] = {
@@ -73,6 +75,7 @@ static struct trace_reader *reader_new(const char *path)
 	if (!r)
 		return NULL;
 	memset(r, 0, sizeof(*r));
+	trace_state_init(&r->state);
 	r->path = script_malloc(strlen(path) + 1);
 	if (!r->path) {
 		free(r);
@@ -132,6 +135,7 @@ void trace_close(struct trace_reader *r)
 		return;
 	if (r->f && r->f != stdin)
 		fclose(r->f);
+	trace_state_free(&r->state);
 	arena_free(&r->arena);
 	free(r->buf);
 	free(r->path);
@@ -205,6 +209,7 @@ struct line {
 	unsigned int eol_col;
 	const char *form; /* "ALLOC NAME ADDR BYTES", for messages */
 	struct trace_rec *rec;
+	unsigned int col; /* the field a semantic error points at: ADDR or ID */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -345,6 +350,7 @@ static int rec_alloc(struct line *l)
 	rec->name = nt->s;
 	if (addr_bytes(l, &at) || no_more(l))
 		return l->p->err;
+	l->col = at->col;
 	return 0;
 }
 
@@ -354,6 +360,7 @@ static int rec_free(struct line *l)
 
 	if (num(l, "ADDR", UINT64_MAX, &l->rec->addr, &at) || no_more(l))
 		return l->p->err;
+	l->col = at->col;
 	return 0;
 }
 
@@ -363,6 +370,7 @@ static int rec_kernel(struct line *l)
 
 	if (num(l, "ID", UINT64_MAX, &l->rec->id, &it) || no_more(l))
 		return l->p->err;
+	l->col = it->col;
 	return 0;
 }
 
@@ -402,6 +410,7 @@ static int rec_advise(struct line *l)
 	kt = take(l, "KEY=VALUE (preferred=PROC, accessed_by=PROC or read_mostly=on|off)");
 	if (!kt || advice_value(l, kt) || no_more(l))
 		return l->p->err;
+	l->col = at->col;
 	return 0;
 }
 
@@ -414,6 +423,7 @@ static int rec_prefetch(struct line *l)
 	pt = take(l, "PROC (the destination)");
 	if (!pt || proc_arg(l, pt, pt->s, pt->len, &l->rec->proc) || no_more(l))
 		return l->p->err;
+	l->col = at->col;
 	return 0;
 }
 
@@ -456,6 +466,7 @@ static int rec_proc(struct line *l, const struct token *pt)
 	if (addr_bytes(l, &at) ||
 	    stream_opt(l) || no_more(l))
 		return l->p->err;
+	l->col = at->col;
 	return 0;
 }
 
@@ -533,6 +544,8 @@ int trace_next(struct trace_reader *r, struct trace_rec *rec, struct diag *diag)
 			return fail(r, -EIO, diag);
 		if (rc == -EINVAL)
 			perr(&p, TRACE_MAX_LINE + 1, "line longer than %u bytes", TRACE_MAX_LINE);
+		if (rc == 0)
+			rc = trace_state_end(&r->state, &p);
 		if (rc <= 0)
 			break;
 		arena_reset(&r->arena);
@@ -546,7 +559,8 @@ int trace_next(struct trace_reader *r, struct trace_rec *rec, struct diag *diag)
 		l.n = rl.ntok;
 		l.pos = 0;
 		l.eol_col = rl.eol_col;
-		if (parse_record(&l) == 0)
+		if (parse_record(&l) == 0 &&
+		    trace_state_apply(&r->state, &p, rec, l.col) == 0)
 			return 1;
 		break;
 	}

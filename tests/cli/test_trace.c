@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The trace reader (cli/trace.h, trace format v1): every record kind and
- * its fields, numbers in both bases, comments and separators, every
- * syntax error message with its LINE:COL and reading on after it, the
- * line limit, reading a file through the streaming buffer, and every
- * allocation-failure path.
+ * its fields, numbers in both bases, comments and separators, every error
+ * message with its LINE:COL, that a bad line changes nothing and reading
+ * goes on after it, the semantic checks (overlaps, FREE, accesses outside
+ * the allocations, kernels), the limits, reading a file through the
+ * streaming buffer, and every allocation-failure path.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -129,7 +130,13 @@ static void test_alloc_free(void **state)
 	r = one(&res, "ALLOC b 0x10000 100\nFREE 0x10000\n", 1);
 	assert_int_equal(r->kind, TRACE_FREE);
 	assert_int_equal(r->addr, 0x10000);
+	assert_string_equal(r->name, "b");
+	assert_int_equal(r->bytes, 100); /* the size freed */
 	assert_int_equal(r->line, 2);
+	/* Freed space can be allocated again. */
+	parse_text("ALLOC a 0x10000 1\nFREE 0x10000\nALLOC b 0x10000 1\n", &res);
+	assert_int_equal(res.nerr, 0);
+	assert_int_equal(res.n, 3);
 }
 
 static void test_access(void **state)
@@ -375,6 +382,112 @@ static void test_nul_byte(void **state)
 	assert_string_equal(res.err[0].text, PATH ":2:3: unexpected NUL byte");
 }
 
+static void test_semantic_errors(void **state)
+{
+	static const struct err_case cases[] = {
+		{ "ALLOC a 0x10800 1", 1, 9,
+		  "ALLOC NAME ADDR BYTES: ADDR 0x10800 is not a multiple of the page size (4096)" },
+		{ "ALLOC a 0x10000 0", 1, 17, "ALLOC NAME ADDR BYTES: BYTES must be at least 1, found 0" },
+		{ "ALLOC a 0xf000 1", 1, 9,
+		  "ALLOC NAME ADDR BYTES: [0xf000, 0xf000 + 1) is outside the user address space "
+		  "[0x10000, 0x800000000000)" },
+		{ "ALLOC a 0x7ffffffff000 0x1001", 1, 9,
+		  "ALLOC NAME ADDR BYTES: [0x7ffffffff000, 0x7ffffffff000 + 4097) is outside the "
+		  "user address space [0x10000, 0x800000000000)" },
+		{ "ALLOC a 0x900000000000 1", 1, 9,
+		  "ALLOC NAME ADDR BYTES: [0x900000000000, 0x900000000000 + 1) is outside the user "
+		  "address space [0x10000, 0x800000000000)" },
+		/* Allocations own whole pages: b's first page is a's last. */
+		{ "ALLOC a 0x10000 0x1001\nALLOC b 0x11000 1", 2, 9,
+		  "ALLOC b [0x11000, 0x12000) overlaps allocation a [0x10000, 0x12000) of line 1 "
+		  "(allocations own whole pages)" },
+		{ "ALLOC a 0x20000 1\nALLOC b 0x10000 0x10001", 2, 9,
+		  "ALLOC b [0x10000, 0x21000) overlaps allocation a [0x20000, 0x21000) of line 1 "
+		  "(allocations own whole pages)" },
+		{ "ALLOC a 0x20000 1\nALLOC a 0x20000 1", 2, 9,
+		  "ALLOC a [0x20000, 0x21000) overlaps allocation a [0x20000, 0x21000) of line 1 "
+		  "(allocations own whole pages)" },
+		{ "FREE 0x10000", 1, 6, "FREE of 0x10000: no live allocation there" },
+		{ A1 "FREE 0x12000", 2, 6, "FREE of 0x12000: no live allocation there" },
+		{ A1 "FREE 0x10010", 2, 6,
+		  "FREE of 0x10010: inside allocation a (line 1), which starts at 0x10000; FREE "
+		  "takes an allocation's start" },
+		{ A1 "FREE 0x10000\nFREE 0x10000", 3, 6, "FREE of 0x10000: no live allocation there" },
+		{ "gpu0 R 0x10000 1", 1, 8, "gpu0 R at 0x10000: outside every live allocation" },
+		{ A1 "cpu W 0xf000 0x2000", 2, 7, "cpu W at 0xf000: outside every live allocation" },
+		{ A1 "cpu A 0x11fff 2", 2, 7,
+		  "cpu A of [0x11fff, 0x12001): runs past the end of allocation a (line 1) into "
+		  "unallocated 0x12000" },
+		/* Within a's last page but past its bytes. */
+		{ "ALLOC a 0x10000 100\ngpu3 R 0x10000 101", 2, 8,
+		  "gpu3 R of [0x10000, 0x10065): runs past the end of allocation a (line 1) into "
+		  "unallocated 0x10064" },
+		{ A1 "ALLOC b 0x13000 4096\ngpu0 R 0x11000 0x3000", 3, 8,
+		  "gpu0 R of [0x11000, 0x14000): runs past the end of allocation a (line 1) into "
+		  "unallocated 0x12000" },
+		{ A1 "FREE 0x10000\ngpu0 W 0x10000 1", 3, 8,
+		  "gpu0 W at 0x10000: outside every live allocation" },
+		{ A1 "ADVISE 0x20000 1 read_mostly=on", 2, 8,
+		  "ADVISE at 0x20000: outside every live allocation" },
+		{ A1 "PREFETCH 0x10000 0x2001 gpu0", 2, 10,
+		  "PREFETCH of [0x10000, 0x12001): runs past the end of allocation a (line 1) into "
+		  "unallocated 0x12000" },
+		{ "KERNEL_END 3", 1, 12, "KERNEL_END 3 without KERNEL_BEGIN 3" },
+		{ "KERNEL_BEGIN 3\nKERNEL_END 3\nKERNEL_END 3", 3, 12,
+		  "KERNEL_END 3 without KERNEL_BEGIN 3" },
+		{ "KERNEL_BEGIN 3\nKERNEL_BEGIN 0x3", 2, 14,
+		  "KERNEL_BEGIN 3: kernel 3 is already running (begun at line 1)" },
+		{ "SYNC\nKERNEL_BEGIN 9\nSYNC", 2, 1,
+		  "KERNEL_BEGIN 9: the kernel never ends (no KERNEL_END 9 before the end of the "
+		  "trace)" },
+	};
+
+	(void)state;
+	ERRORS(cases);
+}
+
+/* A bad line is reported and skipped; it changes nothing; reading goes on. */
+static void test_bad_line_changes_nothing(void **state)
+{
+	static struct result res;
+
+	(void)state;
+	parse_text("ALLOC a 0x10000 4096\n"
+		   "ALLOC b 0x10000 4096\n" /* overlaps: b never exists */
+		   "FREE 0x10010\n" /* not a's start: a stays */
+		   "gpu0 R 0x10000 1 s=99999\n"
+		   "gpu0 R 0x10000 1\n"
+		   "KERNEL_BEGIN 1 x\n" /* not begun */
+		   "KERNEL_END 1\n"
+		   "KERNEL_BEGIN 2\n"
+		   "KERNEL_END 2 x\n" /* not ended */
+		   "FREE 0x10000\n"
+		   "KERNEL_BEGIN 5\n",
+		   &res);
+	assert_int_equal(res.n, 5);
+	assert_int_equal(res.rec[0].kind, TRACE_ALLOC);
+	assert_int_equal(res.rec[1].kind, TRACE_ACCESS);
+	assert_int_equal(res.rec[1].line, 5);
+	assert_int_equal(res.rec[2].kind, TRACE_KERNEL_BEGIN);
+	assert_int_equal(res.rec[3].kind, TRACE_FREE);
+	assert_string_equal(res.rec[3].name, "a");
+	assert_int_equal(res.rec[4].kind, TRACE_KERNEL_BEGIN);
+	/* Lines 2, 3, 4, 6, 7, 9, then kernels 2 and 5 never end, in order. */
+	assert_int_equal(res.nerr, 8);
+	assert_int_equal(res.err[0].line, 2);
+	assert_int_equal(res.err[1].line, 3);
+	assert_int_equal(res.err[2].line, 4);
+	assert_int_equal(res.err[3].line, 6);
+	assert_int_equal(res.err[4].line, 7);
+	assert_int_equal(res.err[5].line, 9);
+	assert_int_equal(res.err[6].line, 8);
+	assert_int_equal(res.err[7].line, 11);
+	assert_non_null(strstr(res.err[7].msg, "KERNEL_BEGIN 5: the kernel never ends"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Limits                                                                    */
+
 static void test_line_length(void **state)
 {
 	static struct result res;
@@ -398,6 +511,61 @@ static void test_line_length(void **state)
 	assert_int_equal(res.rec[1].line, 3);
 	assert_int_equal(res.nerr, 1);
 	assert_string_equal(res.err[0].text, PATH ":2:4097: line longer than 4096 bytes");
+	free(text);
+}
+
+static void test_allocation_limit(void **state)
+{
+	size_t n = TRACE_MAX_ALLOCS + 1, o = 0;
+	char *text = malloc(n * 40 + 64);
+	static struct result res;
+	struct trace_reader *r;
+	struct trace_rec rec;
+	struct diag d;
+	size_t ok = 0;
+	int rc;
+
+	(void)state;
+	assert_non_null(text);
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)sprintf(text + o, "ALLOC a 0x%zx 1\n", 0x10000 + i * 4096);
+	assert_int_equal(trace_open_mem(PATH, text, o, &r), 0);
+	while ((rc = trace_next(r, &rec, &d)) == 1)
+		ok++;
+	assert_int_equal(ok, TRACE_MAX_ALLOCS);
+	assert_int_equal(rc, -EINVAL);
+	assert_int_equal(d.line, TRACE_MAX_ALLOCS + 1);
+	assert_string_equal(d.msg, "too many live allocations (at most 65536)");
+	assert_int_equal(trace_next(r, &rec, &d), 0);
+	trace_close(r);
+	free(text);
+	(void)res;
+}
+
+static void test_kernel_limit(void **state)
+{
+	char *text = malloc((TRACE_MAX_KERNELS + 1) * 24);
+	struct trace_reader *r;
+	struct trace_rec rec;
+	struct diag d;
+	size_t o = 0, ok = 0, errs = 0;
+	int rc;
+
+	(void)state;
+	assert_non_null(text);
+	for (unsigned int i = 0; i <= TRACE_MAX_KERNELS; i++)
+		o += (size_t)sprintf(text + o, "KERNEL_BEGIN %u\n", i);
+	assert_int_equal(trace_open_mem(PATH, text, o, &r), 0);
+	while ((rc = trace_next(r, &rec, &d)) == 1)
+		ok++;
+	assert_int_equal(ok, TRACE_MAX_KERNELS);
+	assert_string_equal(d.msg, "too many running kernels (at most 1024)");
+	/* Then one "never ends" per running kernel, and the end. */
+	while ((rc = trace_next(r, &rec, &d)) == -EINVAL)
+		errs++;
+	assert_int_equal(rc, 0);
+	assert_int_equal(errs, TRACE_MAX_KERNELS);
+	trace_close(r);
 	free(text);
 }
 
@@ -514,7 +682,11 @@ int main(void)
 		cmocka_unit_test(test_comments_and_separators),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_semantic_errors),
+		cmocka_unit_test(test_bad_line_changes_nothing),
 		cmocka_unit_test(test_line_length),
+		cmocka_unit_test(test_allocation_limit),
+		cmocka_unit_test(test_kernel_limit),
 		cmocka_unit_test(test_file_streaming),
 		cmocka_unit_test(test_file_unreadable),
 		cmocka_unit_test(test_out_of_memory),
