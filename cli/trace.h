@@ -2,9 +2,10 @@
 /*
  * Memory-access traces, format v1 (docs/trace-format.md): a streaming
  * reader that turns a trace into records and checks what a parser can
- * check. Like the scenario front end (script.h) this uses only libc, never
- * the library: the trace runner (`devmm trace run`) connects the records
- * to the policy engine through the public headers.
+ * check, and the generator of synthetic traces (`devmm trace gen`). Like
+ * the scenario front end (script.h) this uses only libc, never the library:
+ * the trace runner (`devmm trace run`) connects the records to the policy
+ * engine through the public headers.
  *
  * Reading protocol:
  *
@@ -137,5 +138,19 @@ int trace_next(struct trace_reader *r, struct trace_rec *rec, struct diag *diag)
 unsigned int trace_line(const struct trace_reader *r);
 
 void trace_close(struct trace_reader *r);
+
+/* ------------------------------------------------------------------------ */
+/* The generator                                                             */
+
+/*
+ * trace_gen_main - `devmm trace gen PATTERN [options]`: argv[0] is the
+ * pattern. Writes the trace to @out and "seed S" (plus usage errors) to
+ * @err. Returns the exit status: 0, or 2 for a usage error (nothing is
+ * written to @out then). Same arguments and seed: the same bytes.
+ */
+int trace_gen_main(int argc, char **argv, FILE *out, FILE *err);
+
+/* The usage text of trace gen (its patterns and options) to @f. */
+void trace_gen_usage(FILE *f);
 
 #endif /* DEVMM_CLI_TRACE_H */
