@@ -5,6 +5,7 @@
  *   devmm run [-v] [--check-each] FILE...   run scenario scripts
  *   devmm demo                              the guided walkthrough
  *   devmm bench [--quick] [--json FILE] ... the benchmarks (bench/bench.c)
+ *   devmm trace gen|check ...                traces (cli/trace_cmd.c)
  *   devmm version
  *
  * Exit status of run: 0 if every test passed, 1 if any failed, 2 for usage
@@ -19,6 +20,7 @@
 int devmm_demo(int argc, char **argv);
 int devmm_stress(int argc, char **argv);
 int devmm_bench_main(int argc, char **argv);
+int devmm_trace(int argc, char **argv);
 
 static int usage(FILE *f)
 {
@@ -26,6 +28,8 @@ static int usage(FILE *f)
 		   "       devmm demo\n"
 		   "       devmm stress [--seconds N] [--ops N] [--seed S] [--threads N]\n"
 		   "       devmm bench [--quick] [--json FILE] [--pages N] [--rounds N] [--only LIST] [--wall]\n"
+		   "       devmm trace gen PATTERN [--seed S] [options] > FILE\n"
+		   "       devmm trace check FILE...\n"
 		   "       devmm version\n");
 	return 2;
 }
@@ -102,6 +106,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "demo"))
 		return devmm_demo(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "trace"))
+		return devmm_trace(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "stress"))
 		return devmm_stress(argc - 2, argv + 2);
 	/* Its option parser starts at argv[1], as a program's does. */
