@@ -2,8 +2,11 @@
 /*
  * The trace generator (`devmm trace gen`, cli/trace_gen.c): the same seed
  * gives the same bytes and the seed is printed; every pattern's output
- * parses without an error under many option sets; usage errors write
- * nothing.
+ * parses without an error under many option sets; and each pattern has
+ * the shape managed-memory.md §3.1 asks for (streaming touches each page
+ * once per pass in order, strided walks columns, random stays in its table
+ * with Zipf's ranks, the stencil reads its halo and writes each output
+ * element once, ping-pong alternates processors with the requested period).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -225,6 +228,311 @@ static void test_outputs_parse(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Shapes                                                                    */
+
+/* 11 pages (the last one 100 bytes), two arrays, three passes: each pass
+ * is a kernel that touches every page of both arrays once, in page order,
+ * in lockstep, page i on stream i mod 3. */
+static void test_streaming_grid(void **state)
+{
+	struct out o = GEN("streaming", "--seed", "1", "--bytes", "41060", "--arrays", "2",
+			   "--passes", "3", "--streams", "3");
+	struct recs rs = parse(&o);
+	size_t i = 0;
+
+	(void)state;
+	assert_int_equal(rs.nalloc, 2);
+	assert_int_equal(rs.alloc[1] - rs.alloc[0], 2u << 20); /* 2 MiB aligned */
+	assert_int_equal(rs.r[i++].kind, TRACE_ALLOC);
+	assert_int_equal(rs.r[i++].kind, TRACE_ALLOC);
+	for (uint64_t pass = 0; pass < 3; pass++) {
+		assert_int_equal(rs.r[i].kind, TRACE_KERNEL_BEGIN);
+		assert_int_equal(rs.r[i++].id, pass);
+		for (uint64_t pg = 0; pg < 11; pg++)
+			for (size_t a = 0; a < 2; a++, i++) {
+				assert_int_equal(rs.r[i].kind, TRACE_ACCESS);
+				assert_int_equal(rs.r[i].op, TRACE_READ);
+				assert_int_equal(rs.r[i].addr, rs.alloc[a] + pg * 4096);
+				assert_int_equal(rs.r[i].bytes, pg < 10 ? 4096 : 100);
+				assert_int_equal(rs.r[i].stream, pg % 3);
+				assert_true(rs.r[i].proc.is_gpu);
+			}
+		assert_int_equal(rs.r[i].kind, TRACE_KERNEL_END);
+		assert_int_equal(rs.r[i++].id, pass);
+	}
+	assert_int_equal(rs.r[i++].kind, TRACE_FREE);
+	assert_int_equal(rs.r[i++].kind, TRACE_FREE);
+	assert_int_equal(i, rs.n);
+	free(rs.r);
+	out_free(&o);
+}
+
+/* Chunked: stream s owns pages [s*4, s*4+4) and walks them in order; every
+ * page once per pass; the CPU writes every page first, then SYNC. */
+static void test_streaming_chunk(void **state)
+{
+	struct out o = GEN("streaming", "--seed", "1", "--bytes", "0xe000", "--layout", "chunk",
+			   "--streams", "4", "--cpu-init", "--passes", "2");
+	struct recs rs = parse(&o);
+	size_t i = 1, seen[2][14] = { { 0 } };
+	uint64_t next[4];
+
+	(void)state;
+	for (uint64_t pg = 0; pg < 14; pg++, i++) {
+		assert_false(rs.r[i].proc.is_gpu);
+		assert_int_equal(rs.r[i].op, TRACE_WRITE);
+		assert_int_equal(rs.r[i].addr, rs.alloc[0] + pg * 4096);
+	}
+	assert_int_equal(rs.r[i++].kind, TRACE_SYNC);
+	for (int pass = 0; pass < 2; pass++) {
+		assert_int_equal(rs.r[i++].kind, TRACE_KERNEL_BEGIN);
+		for (int s = 0; s < 4; s++)
+			next[s] = (uint64_t)s * 4;
+		for (; rs.r[i].kind == TRACE_ACCESS; i++) {
+			uint64_t pg = (rs.r[i].addr - rs.alloc[0]) / 4096;
+			uint32_t s = rs.r[i].stream;
+
+			assert_true(s < 4);
+			assert_int_equal(pg, next[s]++); /* its own chunk, in order */
+			seen[pass][pg]++;
+		}
+		assert_int_equal(rs.r[i++].kind, TRACE_KERNEL_END);
+		for (int pg = 0; pg < 14; pg++)
+			assert_int_equal(seen[pass][pg], 1);
+	}
+	free(rs.r);
+	out_free(&o);
+}
+
+/* Column walks: stream s reads element s of row r at r*stride + s*elem. */
+static void test_strided(void **state)
+{
+	struct out o = GEN("strided", "--seed", "1", "--rows", "5", "--stride", "8192",
+			   "--streams", "2", "--elem", "16");
+	struct recs rs = parse(&o);
+	size_t i = 2;
+
+	(void)state;
+	assert_int_equal(rs.r[0].bytes, 5 * 8192);
+	for (uint64_t r = 0; r < 5; r++)
+		for (uint32_t s = 0; s < 2; s++, i++) {
+			assert_int_equal(rs.r[i].addr, rs.alloc[0] + r * 8192 + s * 16);
+			assert_int_equal(rs.r[i].bytes, 16);
+			assert_int_equal(rs.r[i].stream, s);
+		}
+	assert_int_equal(rs.r[i].kind, TRACE_KERNEL_END);
+	free(rs.r);
+	out_free(&o);
+}
+
+static void page_counts(const struct recs *rs, size_t *count, size_t pages, size_t *total)
+{
+	memset(count, 0, pages * sizeof(*count));
+	*total = 0;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct trace_rec *r = &rs->r[i];
+
+		if (r->kind != TRACE_ACCESS)
+			continue;
+		assert_true(r->addr >= rs->alloc[0]);
+		assert_true(r->addr + r->bytes <= rs->alloc[0] + pages * 4096);
+		assert_int_equal(r->addr % 8, 0);
+		assert_int_equal(r->bytes, 8);
+		count[(r->addr - rs->alloc[0]) / 4096]++;
+		(*total)++;
+	}
+}
+
+static void test_random_uniform(void **state)
+{
+	struct out o = GEN("random", "--seed", "5", "--pages", "16", "--accesses", "8000");
+	struct recs rs = parse(&o);
+	size_t count[16], total;
+
+	(void)state;
+	page_counts(&rs, count, 16, &total);
+	assert_int_equal(total, 8000);
+	for (int p = 0; p < 16; p++) /* 500 expected each; this seed's spread */
+		assert_true(count[p] > 350 && count[p] < 650);
+	for (size_t i = 0; i < rs.n; i++)
+		if (rs.r[i].kind == TRACE_ACCESS)
+			assert_int_equal(rs.r[i].stream, (i - 2) % 4);
+	free(rs.r);
+	out_free(&o);
+}
+
+/* Zipf(1.2): page k has weight (k+1)^-1.2, so page 0 is 2^1.2 = 2.3 times
+ * as popular as page 1 and the counts fall with the rank. */
+static void test_random_zipf(void **state)
+{
+	struct out o = GEN("random", "--seed", "5", "--pages", "64", "--accesses", "20000",
+			   "--dist", "zipf", "--alpha", "1.2");
+	struct recs rs = parse(&o);
+	size_t count[64], total;
+
+	(void)state;
+	page_counts(&rs, count, 64, &total);
+	assert_int_equal(total, 20000);
+	assert_true(count[0] > 2 * count[1] && count[0] < 3 * count[1]);
+	assert_true(count[1] > count[4] && count[4] > count[16] && count[16] > count[63]);
+	free(rs.r);
+	out_free(&o);
+}
+
+/* --rmw: each access is a read and a write of the same element. */
+static void test_random_rmw(void **state)
+{
+	struct out o = GEN("random", "--seed", "3", "--pages", "4", "--accesses", "50", "--rmw");
+	struct recs rs = parse(&o);
+	size_t i = 2, n = 0;
+
+	(void)state;
+	for (; rs.r[i].kind == TRACE_ACCESS; i += 2, n++) {
+		assert_int_equal(rs.r[i].op, TRACE_READ);
+		assert_int_equal(rs.r[i + 1].op, TRACE_WRITE);
+		assert_int_equal(rs.r[i].addr, rs.r[i + 1].addr);
+		assert_int_equal(rs.r[i].stream, rs.r[i + 1].stream);
+	}
+	assert_int_equal(n, 50);
+	free(rs.r);
+	out_free(&o);
+}
+
+/* 8 x 8 grid of 4-byte elements, 4 x 4 tiles, halo 1, two iterations: each
+ * tile reads its rows and columns widened by the halo (clipped at the
+ * edges) from the input and writes its own elements of the output once;
+ * the buffers swap between iterations. */
+static void test_stencil(void **state)
+{
+	struct out o = GEN("stencil", "--seed", "1", "--height", "8", "--width", "8", "--tile", "4",
+			   "--halo", "1", "--streams", "3");
+	struct recs rs = parse(&o);
+	size_t i = 2;
+
+	(void)state;
+	for (int it = 0; it < 2; it++) {
+		uint64_t in = rs.alloc[it & 1], outb = rs.alloc[!(it & 1)];
+		unsigned int written[64] = { 0 };
+
+		assert_int_equal(rs.r[i++].kind, TRACE_KERNEL_BEGIN);
+		for (unsigned int t = 0; t < 4; t++) {
+			unsigned int y = t / 2 * 4, x = t % 2 * 4;
+			unsigned int y0 = y ? y - 1 : 0, y1 = y + 5 > 8 ? 8 : y + 5;
+			unsigned int x0 = x ? x - 1 : 0, x1 = x + 5 > 8 ? 8 : x + 5;
+
+			for (unsigned int r = y0; r < y1; r++, i++) {
+				assert_int_equal(rs.r[i].op, TRACE_READ);
+				assert_int_equal(rs.r[i].addr, in + (r * 8 + x0) * 4);
+				assert_int_equal(rs.r[i].bytes, (x1 - x0) * 4);
+				assert_int_equal(rs.r[i].stream, t % 3);
+			}
+			for (unsigned int r = y; r < y + 4; r++, i++) {
+				assert_int_equal(rs.r[i].op, TRACE_WRITE);
+				assert_int_equal(rs.r[i].stream, t % 3);
+				assert_true(rs.r[i].addr >= outb);
+				for (uint64_t e = (rs.r[i].addr - outb) / 4;
+				     e < (rs.r[i].addr - outb + rs.r[i].bytes) / 4; e++)
+					written[e]++;
+			}
+		}
+		assert_int_equal(rs.r[i++].kind, TRACE_KERNEL_END);
+		for (int e = 0; e < 64; e++)
+			assert_int_equal(written[e], 1);
+	}
+	free(rs.r);
+	out_free(&o);
+}
+
+/* Turns alternate cpu, gpu0, cpu ...: each writes every page once, then
+ * computes for the period on each of its streams, then SYNC; GPU turns are
+ * kernels. */
+static void test_pingpong(void **state)
+{
+	struct out o = GEN("pingpong", "--seed", "1", "--pages", "8", "--period", "250000",
+			   "--rounds", "6", "--streams", "2");
+	struct recs rs = parse(&o);
+	size_t i = 1;
+
+	(void)state;
+	assert_int_equal(rs.r[0].bytes, 8 * 4096);
+	for (uint64_t k = 0; k < 6; k++) {
+		bool gpu = k % 2 == 1;
+
+		if (gpu) {
+			assert_int_equal(rs.r[i].kind, TRACE_KERNEL_BEGIN);
+			assert_int_equal(rs.r[i++].id, k);
+		}
+		for (uint64_t pg = 0; pg < 8; pg++, i++) {
+			assert_int_equal(rs.r[i].kind, TRACE_ACCESS);
+			assert_int_equal(rs.r[i].proc.is_gpu, gpu);
+			assert_int_equal(rs.r[i].op, TRACE_WRITE);
+			assert_int_equal(rs.r[i].addr, rs.alloc[0] + pg * 4096);
+			assert_int_equal(rs.r[i].stream, pg % 2);
+		}
+		for (uint32_t s = 0; s < 2; s++, i++) {
+			assert_int_equal(rs.r[i].kind, TRACE_COMPUTE);
+			assert_int_equal(rs.r[i].proc.is_gpu, gpu);
+			assert_int_equal(rs.r[i].ns, 250000);
+			assert_int_equal(rs.r[i].stream, s);
+		}
+		if (gpu)
+			assert_int_equal(rs.r[i++].kind, TRACE_KERNEL_END);
+		assert_int_equal(rs.r[i++].kind, TRACE_SYNC);
+	}
+	assert_int_equal(rs.r[i++].kind, TRACE_FREE);
+	assert_int_equal(i, rs.n);
+	free(rs.r);
+	out_free(&o);
+}
+
+/* --procs sets the rotation. */
+static void test_pingpong_procs(void **state)
+{
+	struct out o = GEN("pingpong", "--seed", "1", "--pages", "1", "--rounds", "5", "--procs",
+			   "gpu2,cpu,gpu0");
+	struct recs rs = parse(&o);
+	static const int want[5] = { 2, -1, 0, 2, -1 };
+	size_t k = 0;
+
+	(void)state;
+	for (size_t i = 0; i < rs.n; i++) {
+		if (rs.r[i].kind != TRACE_ACCESS)
+			continue;
+		assert_true(k < 5);
+		assert_int_equal(rs.r[i].proc.is_gpu, want[k] >= 0);
+		if (want[k] >= 0)
+			assert_int_equal(rs.r[i].proc.gpu, (unsigned int)want[k]);
+		k++;
+	}
+	assert_int_equal(k, 5);
+	free(rs.r);
+	out_free(&o);
+}
+
+/* --compute NS: every access is followed by its stream's COMPUTE NS. */
+static void test_compute_option(void **state)
+{
+	struct out o = GEN("strided", "--seed", "1", "--rows", "3", "--compute", "700",
+			   "--proc", "gpu4");
+	struct recs rs = parse(&o);
+	size_t n = 0;
+
+	(void)state;
+	for (size_t i = 0; i < rs.n; i++) {
+		if (rs.r[i].kind != TRACE_ACCESS)
+			continue;
+		assert_int_equal(rs.r[i + 1].kind, TRACE_COMPUTE);
+		assert_int_equal(rs.r[i + 1].ns, 700);
+		assert_int_equal(rs.r[i + 1].proc.gpu, 4);
+		assert_int_equal(rs.r[i + 1].stream, rs.r[i].stream);
+		n++;
+	}
+	assert_int_equal(n, 12);
+	free(rs.r);
+	out_free(&o);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Usage errors: status 2, a message, and nothing on the output            */
 
 static void usage_error(const char *const *args, const char *msg)
@@ -292,6 +600,16 @@ int main(void)
 		cmocka_unit_test(test_seed_changes_choices),
 		cmocka_unit_test(test_seed_printed),
 		cmocka_unit_test(test_outputs_parse),
+		cmocka_unit_test(test_streaming_grid),
+		cmocka_unit_test(test_streaming_chunk),
+		cmocka_unit_test(test_strided),
+		cmocka_unit_test(test_random_uniform),
+		cmocka_unit_test(test_random_zipf),
+		cmocka_unit_test(test_random_rmw),
+		cmocka_unit_test(test_stencil),
+		cmocka_unit_test(test_pingpong),
+		cmocka_unit_test(test_pingpong_procs),
+		cmocka_unit_test(test_compute_option),
 		cmocka_unit_test(test_usage_errors),
 	};
 
