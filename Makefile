@@ -6,7 +6,8 @@
 #                 --check-each, a bounded devmm stress, abi, parser), devmm bench
 #                 --quick, a clang build with its tests, the tests under
 #                 ASan+UBSan, the concurrency suite (stress included) under TSan,
-#                 and make fuzz (libFuzzer on the parser, FUZZ_SECONDS=30);
+#                 and make fuzz (libFuzzer on the scenario parser and on the
+#                 trace reader, FUZZ_SECONDS=30 each);
 #                 fails on the first failure
 #   make demo     build and run the guided walkthrough (build/devmm demo)
 #   make bench    build build-release/ (release, no lock assertions, no tests)
@@ -123,22 +124,34 @@ check-tsan: deps
 demo: all
 	./$(BUILD)/devmm demo
 
-# libFuzzer on the scenario-language parser (clang), for a bounded time,
-# seeded with every script of the tree. FUZZ_SECONDS=N to fuzz longer.
+# libFuzzer on the scenario-language parser and on the trace reader (clang),
+# each for a bounded time; the first seeded with every script of the tree,
+# the second with traces of every `devmm trace gen` pattern (written by
+# tests/fuzz/trace_seeds.c). FUZZ_SECONDS=N to fuzz each longer.
 FUZZ_SECONDS ?= 30
 BUILD_FUZZ := build-fuzz
-fuzz: deps
-	@mkdir -p $(BUILD_FUZZ)/corpus
-	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-Icli cli/alloc.c cli/diag.c cli/errname.c cli/expand.c cli/lex.c cli/parse.c \
-		cli/parse_arg.c cli/parse_opt.c cli/script.c cli/subst.c cli/validate.c \
-		tests/fuzz/fuzz_parse.c -o $(BUILD_FUZZ)/fuzz_parse
-	@cp tests/cli/dmm/*.dmm tests/scenarios/*.dmm $(BUILD_FUZZ)/corpus/ 2>/dev/null || true
-	@./$(BUILD_FUZZ)/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=1 $(BUILD_FUZZ)/corpus > $(BUILD_FUZZ)/fuzz.log 2>&1; \
-		rc=$$?; tail -n 12 $(BUILD_FUZZ)/fuzz.log; \
-		[ $$rc -eq 0 ] && echo "fuzz: no crash in $(FUZZ_SECONDS) s" || echo "fuzz: FAILED (see $(BUILD_FUZZ)/fuzz.log)"; \
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+# The front end's sources: the scenario language and the trace reader.
+FUZZ_SRCS := cli/alloc.c cli/diag.c cli/errname.c cli/expand.c cli/lex.c cli/parse.c \
+	cli/parse_arg.c cli/parse_opt.c cli/script.c cli/subst.c cli/validate.c \
+	cli/trace_parse.c cli/trace_check.c cli/trace_gen.c
+# $(call fuzz_run,NAME,CORPUS): run build-fuzz/NAME on CORPUS; fail on a crash.
+fuzz_run = ./$(BUILD_FUZZ)/$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 $(2) > $(BUILD_FUZZ)/$(1).log 2>&1; \
+		rc=$$?; tail -n 12 $(BUILD_FUZZ)/$(1).log; \
+		[ $$rc -eq 0 ] && echo "fuzz: $(1): no crash in $(FUZZ_SECONDS) s" || \
+		echo "fuzz: $(1): FAILED (see $(BUILD_FUZZ)/$(1).log)"; \
 		exit $$rc
+fuzz: deps
+	@mkdir -p $(BUILD_FUZZ)/corpus $(BUILD_FUZZ)/corpus-trace
+	clang $(FUZZ_CFLAGS) -Icli $(FUZZ_SRCS) tests/fuzz/fuzz_parse.c -lm -o $(BUILD_FUZZ)/fuzz_parse
+	clang $(FUZZ_CFLAGS) -Icli $(FUZZ_SRCS) tests/fuzz/fuzz_trace.c -lm -o $(BUILD_FUZZ)/fuzz_trace
+	clang -std=gnu11 -g -O1 -Icli $(FUZZ_SRCS) tests/fuzz/trace_seeds.c -lm \
+		-o $(BUILD_FUZZ)/trace_seeds
+	@cp tests/cli/dmm/*.dmm tests/scenarios/*.dmm $(BUILD_FUZZ)/corpus/ 2>/dev/null || true
+	./$(BUILD_FUZZ)/trace_seeds $(BUILD_FUZZ)/corpus-trace
+	@$(call fuzz_run,fuzz_parse,$(BUILD_FUZZ)/corpus)
+	@$(call fuzz_run,fuzz_trace,$(BUILD_FUZZ)/corpus-trace)
 
 # The full run takes about a minute; docs/performance.md shows one (refresh
 # its picture with: cp build-release/bench.png docs/performance.png). It
