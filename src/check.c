@@ -16,6 +16,12 @@
  *    + pins*1024 + the page cache's reference; writable anonymous entries
  *    only on anon-exclusive pages; anon-exclusive pages mapped at most once;
  *    migration entries only on locked frames; no frame locked otherwise;
+ *  - large folios (large-folios.md §4.1, §4.3 and §4.4 for PTEs): shape
+ *    (order 2..9, aligned head, every tail pointing at it with no
+ *    reference, pin or folio flag of its own), each page's mapcount = the
+ *    PTEs mapping it, folio mapcount = all of them, nr_pages_mapped, the
+ *    folio's refcount >= its mapcount + exact pincount; device large folios
+ *    are order 9 and count 2^order pgmap references;
  *  - rss counters = the entries counted per type;
  *  - page tables: every table below the pgd translates part of some VMA
  *    (munmap freed the others), and the mm's count of tables is right;
@@ -156,10 +162,10 @@ static void check_present(struct checker *ck, struct dmm_vma *v, uint64_t addr, 
 	if (page_is_anon(p)) {
 		if (pte_write(e) && !page_test(p, PG_anon_exclusive))
 			report(ck, "mm %u %#lx: writable entry on a shared anon page", ck->mm->id, (unsigned long)addr);
-		if (p->mapping != v->anon_vma || p->index != linear_page_index(v, addr))
+		if (page_mapping(p) != v->anon_vma || page_index(p) != linear_page_index(v, addr))
 			report(ck, "mm %u %#lx: anon page identity does not match its VMA", ck->mm->id,
 			       (unsigned long)addr);
-	} else if (p->mapping != v->file || p->index != linear_page_index(v, addr) ||
+	} else if (page_mapping(p) != v->file || page_index(p) != linear_page_index(v, addr) ||
 		   !page_test(p, PG_pagecache)) {
 		report(ck, "mm %u %#lx: file page identity does not match its VMA", ck->mm->id, (unsigned long)addr);
 	}
@@ -201,7 +207,7 @@ static void check_entry(struct checker *ck, uint64_t addr, pte_t e)
 	    !page_test(p, PG_anon_exclusive))
 		report(ck, "mm %u %#lx: writable or exclusive device entry on a shared page", ck->mm->id,
 		       (unsigned long)addr);
-	if (page_is_anon(p) && (p->mapping != v->anon_vma || p->index != linear_page_index(v, addr)))
+	if (page_is_anon(p) && (page_mapping(p) != v->anon_vma || page_index(p) != linear_page_index(v, addr)))
 		report(ck, "mm %u %#lx: anon page identity does not match its VMA", ck->mm->id, (unsigned long)addr);
 }
 
@@ -292,14 +298,69 @@ static void check_mm(struct checker *ck, struct dmm_mm *mm)
 			       ck->rss[t]);
 }
 
+/*
+ * A large folio (large-folios.md §4.1, §4.3 for PTEs, §4.4, §4.6 for PTEs):
+ * head @f at @pfn, counting slots from @slot, inside a run of @room frames
+ * that may belong to it. Every tail points at the head and holds no
+ * reference, pin or folio flag; each page's mapcount is the PTEs that map
+ * it; the folio mapcount is all of them (no PMD leaf exists yet:
+ * dmm_check's page-table walk would count one here); nr_pages_mapped is
+ * the pages mapped by a PTE; the refcount covers mappings and pins (exact
+ * for a large folio). Returns false when the shape is broken (the caller
+ * then checks nothing more).
+ */
+static bool check_large_folio(struct checker *ck, struct dmm_page *f, uint64_t pfn, uint64_t slot, uint64_t room)
+{
+	unsigned int order = folio_order(f);
+	uint64_t n = 1ull << order, ptes = 0, mapped = 0;
+	uint32_t ref = folio_ref_count(f), pins = folio_pincount(f), fl = page_flags(f);
+	int32_t entire = folio_entire_mapcount(f), large = folio_mapcount(f);
+
+	if (order < FOLIO_MIN_LARGE_ORDER || order > FOLIO_MAX_ORDER || (pfn & (n - 1)) || n > room) {
+		report(ck, "pfn %#lx: a large folio of order %u does not fit here", (unsigned long)pfn, order);
+		return false;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		struct dmm_page *t = &f[i];
+		uint32_t tfl = page_flags(t);
+		int32_t m = atomic_load(&t->mapcount);
+
+		if (i && (atomic_load(&t->compound_head) != ((uintptr_t)f | 1) || atomic_load(&t->refcount) ||
+			  atomic_load(&t->pincount) || (tfl & ~(PG_PER_PAGE | PG_OWNER_MASK)) || (tfl & PG_free))) {
+			report(ck, "pfn %#lx: page %lu of the large folio is not a clean tail (flags %#x)",
+			       (unsigned long)pfn, (unsigned long)i, tfl);
+			return false;
+		}
+		if (m < 0 || (uint32_t)m != ck->maps[slot + i])
+			report(ck, "pfn %#lx: page mapcount %d but %u entries map it", (unsigned long)(pfn + i), m,
+			       ck->maps[slot + i]);
+		if ((tfl & PG_anon_exclusive) && m + entire > 1)
+			report(ck, "pfn %#lx: anon-exclusive but mapped %d times", (unsigned long)(pfn + i), m + entire);
+		ptes += (uint64_t)DMM_MAX(m, 0);
+		mapped += m > 0;
+	}
+	if (entire != 0)
+		report(ck, "pfn %#lx: entire mapcount %d without a PMD entry", (unsigned long)pfn, entire);
+	if (large < 0 || (uint64_t)large != ptes + (uint64_t)entire)
+		report(ck, "pfn %#lx: folio mapcount %d but %lu entries map the folio", (unsigned long)pfn, large,
+		       (unsigned long)(ptes + (uint64_t)entire));
+	if ((uint64_t)folio_nr_pages_mapped(f) != mapped)
+		report(ck, "pfn %#lx: %d pages mapped by PTEs, the folio says %d", (unsigned long)pfn, (int)mapped,
+		       folio_nr_pages_mapped(f));
+	if ((uint64_t)ref < (uint64_t)DMM_MAX(large, 0) + pins + !!(fl & PG_pagecache))
+		report(ck, "pfn %#lx: folio refcount %u below mapcount %d + pins %u", (unsigned long)pfn, ref, large,
+		       pins);
+	if ((fl & PG_partially_mapped) && entire)
+		report(ck, "pfn %#lx: partially mapped but PMD-mapped", (unsigned long)pfn);
+	return true;
+}
+
 static void check_frame(struct checker *ck, uint64_t pfn)
 {
 	struct dmm_page *p = &ck->sys->frames[pfn];
 	uint32_t ref = page_ref_count(p), pins = atomic_load(&p->pincount), fl = page_flags(p);
 	int32_t map = page_mapcount(p);
 	uint64_t need = (uint64_t)map + (uint64_t)pins * GUP_PIN_COUNTING_BIAS + !!(fl & PG_pagecache);
-
-	ck->pins += pins;
 	uint8_t times = ck->listed[pfn] & LISTED_COUNT;
 
 	if (times > 1)
@@ -308,10 +369,38 @@ static void check_frame(struct checker *ck, uint64_t pfn)
 		/* A fresh (never used) frame is pristine; a freed one is marked. */
 		if ((ck->listed[pfn] & LISTED_FRESH) ? fl != 0 : !(fl & PG_free))
 			report(ck, "pfn %#lx: free with flags %#x", (unsigned long)pfn, fl);
-		if (ref || map || pins || ck->maps[pfn] || ck->migs[pfn])
-			report(ck, "pfn %#lx: free but ref %u map %d pins %u", (unsigned long)pfn, ref, map, pins);
+		if (atomic_load(&p->refcount) || atomic_load(&p->mapcount) || pins || ck->maps[pfn] ||
+		    ck->migs[pfn] || atomic_load(&p->compound_head))
+			report(ck, "pfn %#lx: free but ref %u map %d pins %u or in a folio", (unsigned long)pfn,
+			       atomic_load(&p->refcount), atomic_load(&p->mapcount), pins);
 		return;
 	}
+	if (page_is_tail(p)) {
+		/* Checked with its head, which must be a head that covers it. */
+		struct dmm_page *f = page_folio(p);
+		uint64_t hp = (uint64_t)(f - ck->sys->frames);
+
+		if (f < ck->sys->frames || hp >= pfn || page_is_tail(f) || !folio_test_large(f) ||
+		    pfn - hp >= folio_nr_pages(f))
+			report(ck, "pfn %#lx: a tail outside its folio", (unsigned long)pfn);
+		return;
+	}
+	if (folio_test_large(p)) {
+		uint64_t migs = 0;
+
+		if (!check_large_folio(ck, p, pfn, pfn, ck->sys->nr_frames + 1 - pfn))
+			return;
+		for (uint64_t i = 0; i < folio_nr_pages(p); i++)
+			migs += ck->migs[pfn + i];
+		if (ref == 0 || (fl & PG_free))
+			report(ck, "pfn %#lx: large folio neither free nor in use (ref %u, flags %#x)",
+			       (unsigned long)pfn, ref, fl);
+		if ((fl & PG_locked) && !migs)
+			report(ck, "pfn %#lx: locked while the system is quiescent", (unsigned long)pfn);
+		ck->pins += pins;
+		return;
+	}
+	ck->pins += pins;
 	if (ref == 0 || (fl & PG_free))
 		report(ck, "pfn %#lx: neither free nor in use (ref %u, flags %#x)", (unsigned long)pfn, ref, fl);
 	if (map < 0 || (uint32_t)map != ck->maps[pfn])
@@ -331,12 +420,25 @@ static void check_device_frame(struct checker *ck, struct dmm_pgmap *pg, uint64_
 {
 	struct dmm_page *p = &pg->pages[i];
 	uint64_t pfn = pg->pfn_start + i, slot = pg->check_base + i;
-	uint32_t ref = page_ref_count(p), pins = atomic_load(&p->pincount), fl = page_flags(p);
-	int32_t map = page_mapcount(p);
+	uint32_t ref = atomic_load(&p->refcount), pins = atomic_load(&p->pincount), fl = page_flags(p);
+	int32_t map = atomic_load(&p->mapcount);
 
-	ck->pins += pins;
 	if (!(fl & PG_zone_device) || p->pgmap != pg)
 		report(ck, "device pfn %#lx: lost its pgmap", (unsigned long)pfn);
+	if (page_is_tail(p)) {
+		/* Of an allocated large folio (checked with its head), or stale
+		 * compound data of a free one (large-folios.md §1.6). */
+		struct dmm_page *f = page_folio(p);
+
+		if (f < pg->pages || f >= p || (uint64_t)(p - f) >= folio_nr_pages(f))
+			report(ck, "device pfn %#lx: a tail outside its folio", (unsigned long)pfn);
+		else if (folio_ref_count(f))
+			(*allocated)++;
+		else if (map || pins || ck->maps[slot] || ck->migs[slot])
+			report(ck, "device pfn %#lx: a free folio's page is mapped", (unsigned long)pfn);
+		return;
+	}
+	ck->pins += pins;
 	if (ref == 0) {
 		if (map || pins || ck->maps[slot] || ck->migs[slot] || p->mapping || (fl & PG_locked))
 			report(ck, "device pfn %#lx: free but mapped, pinned, locked or with identity",
@@ -344,6 +446,16 @@ static void check_device_frame(struct checker *ck, struct dmm_pgmap *pg, uint64_
 		return;
 	}
 	(*allocated)++;
+	if (folio_test_large(p)) {
+		if (check_large_folio(ck, p, pfn, slot, pg->nr_pages - i)) {
+			if (pg->type == DMM_MEMORY_DEVICE_PRIVATE && pins)
+				report(ck, "device pfn %#lx: a device-private folio is pinned", (unsigned long)pfn);
+			if (folio_order(p) != FOLIO_MAX_ORDER)
+				report(ck, "device pfn %#lx: a device folio of order %u", (unsigned long)pfn,
+				       folio_order(p));
+		}
+		return;
+	}
 	if (map < 0 || (uint32_t)map != ck->maps[slot])
 		report(ck, "device pfn %#lx: mapcount %d but %u entries map it", (unsigned long)pfn, map,
 		       ck->maps[slot]);

@@ -12,6 +12,12 @@
  * ever touched where it is used. Running out is a normal result:
  * frame_alloc() returns NULL and callers turn it into -ENOMEM /
  * VM_FAULT_OOM.
+ *
+ * Large folios (order FOLIO_MIN_LARGE_ORDER..FOLIO_MAX_ORDER, see
+ * docs/large-folios.md) come from never-used memory: folio_alloc moves the
+ * bump pointer up to the next order-aligned pfn and takes 2^order frames;
+ * the frames it skips to get there go onto the caller's free list. There
+ * is no compaction: a freed large folio goes back as order-0 frames.
  */
 #include "internal.h"
 
@@ -158,4 +164,94 @@ uint64_t frame_nr_listed(struct dmm_system *sys)
 		pthread_mutex_unlock(&sys->shards[i].lock);
 	}
 	return n + (next <= sys->nr_frames ? sys->nr_frames + 1 - next : 0);
+}
+
+/* Never-used frames [from, to) skipped by an aligned allocation: onto the
+ * shard's list as ordinary free frames (they are still zero). */
+static void shard_put_skipped(struct dmm_system *sys, struct dmm_frame_shard *sh, uint64_t from, uint64_t to)
+{
+	if (from >= to)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	for (uint64_t pfn = from; pfn < to; pfn++) {
+		struct dmm_page *p = &sys->frames[pfn];
+
+		atomic_store_explicit(&p->flags, PG_free, memory_order_relaxed);
+		p->next_free = sh->head;
+		sh->head = pfn;
+		sh->count++;
+	}
+	pthread_mutex_unlock(&sh->lock);
+}
+
+void folio_prep_large(struct dmm_page *f, unsigned int order)
+{
+	uint64_t n = 1ull << order;
+
+	DMM_BUG_ON(order < FOLIO_MIN_LARGE_ORDER || order > FOLIO_MAX_ORDER);
+	for (uint64_t i = 1; i < n; i++) {
+		struct dmm_page *t = &f[i];
+
+		DMM_BUG_ON(atomic_load_explicit(&t->refcount, memory_order_relaxed) ||
+			   atomic_load_explicit(&t->mapcount, memory_order_relaxed));
+		t->mapping = NULL;
+		t->index = 0;
+		atomic_store_explicit(&t->pincount, 0, memory_order_relaxed);
+		atomic_store_explicit(&t->flags, page_flags(t) & PG_zone_device, memory_order_relaxed);
+		atomic_store_explicit(&t->compound_head, (uintptr_t)f | 1, memory_order_relaxed);
+	}
+	atomic_store_explicit(&f[1].large_mapcount, 0, memory_order_relaxed);
+	atomic_store_explicit(&f[1].entire_mapcount, 0, memory_order_relaxed);
+	atomic_store_explicit(&f[1].nr_pages_mapped, 0, memory_order_relaxed);
+	list_init(&f[2].deferred_list);
+	atomic_store_explicit(&f->compound_head, (uintptr_t)order << 1, memory_order_release);
+}
+
+struct dmm_page *folio_alloc(struct dmm_system *sys, unsigned int order, unsigned int gfp)
+{
+	uint64_t n = 1ull << order, old, start;
+	struct dmm_page *f;
+
+	if (likely(order == 0))
+		return frame_alloc(sys, gfp);
+	DMM_BUG_ON(order < FOLIO_MIN_LARGE_ORDER || order > FOLIO_MAX_ORDER);
+	old = atomic_load_explicit(&sys->next_fresh, memory_order_relaxed);
+	do {
+		start = (old + n - 1) & ~(n - 1);
+		if (start + n - 1 > sys->nr_frames) {
+			dmm_stat_inc(sys, frames_alloc_fail);
+			return NULL;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&sys->next_fresh, &old, start + n, memory_order_relaxed,
+							memory_order_relaxed));
+	shard_put_skipped(sys, &sys->shards[dmm_shard()], old, start);
+	atomic_fetch_add_explicit(&sys->shards[dmm_shard()].used, (int64_t)n, memory_order_relaxed);
+	dmm_stat_add(sys, frames_alloc, n);
+	/* Never used: zero, clean, no links. */
+	f = &sys->frames[start];
+	f->mapping = NULL;
+	f->index = 0;
+	f->next_free = 0;
+	atomic_store_explicit(&f->pincount, 0, memory_order_relaxed);
+	atomic_store_explicit(&f->flags, 0, memory_order_relaxed);
+	folio_prep_large(f, order);
+	atomic_store_explicit(&f->refcount, 1, memory_order_release);
+	(void)gfp; /* never-used memory is zero already */
+	return f;
+}
+
+void folio_free_large(struct dmm_system *sys, struct dmm_page *f)
+{
+	uint64_t n = folio_nr_pages(f);
+
+	DMM_BUG_ON(folio_mapcount(f) || folio_entire_mapcount(f) || folio_pincount(f) || page_locked(f) ||
+		   !list_empty(&f[2].deferred_list));
+	for (uint64_t i = 1; i < n; i++) {
+		DMM_BUG_ON(atomic_load_explicit(&f[i].mapcount, memory_order_relaxed));
+		atomic_store_explicit(&f[i].compound_head, 0, memory_order_relaxed);
+		atomic_store_explicit(&f[i].flags, 0, memory_order_relaxed);
+	}
+	atomic_store_explicit(&f->compound_head, 0, memory_order_relaxed);
+	for (uint64_t i = 0; i < n; i++)
+		frame_free(sys, &f[i]);
 }

@@ -62,12 +62,16 @@ static int check_vma_flags(struct dmm_vma *vma, unsigned int f)
  */
 static int try_grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
 {
-	int r = page_ref_try_add(p, (f & DMM_FOLL_PIN) ? GUP_PIN_COUNTING_BIAS : 1);
+	struct dmm_page *folio = page_folio(p);
+	/* An order-0 pin is the 1024 bias; a large folio's is one reference
+	 * and one exact pincount (large-folios.md §1.2). */
+	uint32_t refs = (f & DMM_FOLL_PIN) && likely(!folio_test_large(folio)) ? GUP_PIN_COUNTING_BIAS : 1;
+	int r = page_ref_try_add(folio, refs);
 
 	if (r)
 		return r;
 	if (f & DMM_FOLL_PIN) {
-		atomic_fetch_add(&p->pincount, 1);
+		atomic_fetch_add(&folio->pincount, 1);
 		dmm_stat_inc(sys, pin_pages);
 	} else {
 		dmm_stat_inc(sys, gup_pages);
@@ -77,12 +81,14 @@ static int try_grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned in
 
 static void ungrab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
 {
+	struct dmm_page *folio = page_folio(p);
+
 	if (f & DMM_FOLL_PIN) {
-		DMM_BUG_ON(atomic_fetch_sub(&p->pincount, 1) == 0);
+		DMM_BUG_ON(atomic_fetch_sub(&folio->pincount, 1) == 0);
 		dmm_stat_inc(sys, unpin_pages);
-		put_page_refs(sys, p, GUP_PIN_COUNTING_BIAS);
+		put_page_refs(sys, folio, likely(!folio_test_large(folio)) ? GUP_PIN_COUNTING_BIAS : 1);
 	} else {
-		put_page(sys, p);
+		put_page(sys, folio);
 	}
 }
 

@@ -139,53 +139,164 @@ uint64_t page_to_pfn(struct dmm_system *sys, const struct dmm_page *page);
 /* The CPU-addressable contents of a frame; NULL for device-private frames. */
 void *page_address(struct dmm_system *sys, const struct dmm_page *page);
 
+/*
+ * Folios (types.h, docs/large-folios.md). page_folio() is the head of the
+ * folio a frame belongs to: one load and a branch that order-0 frames
+ * always take the same way. Tails are stable while the caller holds a
+ * reference on the folio, its lock, or the PTL of an entry mapping it.
+ */
+static inline struct dmm_page *page_folio(const struct dmm_page *p)
+{
+	uintptr_t h = atomic_load_explicit(&((struct dmm_page *)p)->compound_head, memory_order_relaxed);
+
+	if (likely(!(h & 1)))
+		return (struct dmm_page *)p;
+	return (struct dmm_page *)(h - 1);
+}
+static inline bool page_is_tail(const struct dmm_page *p)
+{
+	return atomic_load_explicit(&((struct dmm_page *)p)->compound_head, memory_order_relaxed) & 1;
+}
+/* The order of folio @f (a head or an order-0 frame). */
+static inline unsigned int folio_order(const struct dmm_page *f)
+{
+	return (unsigned int)(atomic_load_explicit(&((struct dmm_page *)f)->compound_head, memory_order_relaxed) >> 1);
+}
+static inline bool folio_test_large(const struct dmm_page *f)
+{
+	return atomic_load_explicit(&((struct dmm_page *)f)->compound_head, memory_order_relaxed) != 0;
+}
+static inline uint64_t folio_nr_pages(const struct dmm_page *f) { return 1ull << folio_order(f); }
+/* Page @i of folio @f. */
+static inline struct dmm_page *folio_page(struct dmm_page *f, uint64_t i) { return f + i; }
+static inline uint64_t folio_page_idx(const struct dmm_page *f, const struct dmm_page *p)
+{
+	return (uint64_t)(p - f);
+}
+
+/*
+ * Flags: the folio-wide bits live on the head, the per-page bits below on
+ * each frame. page_test/page_set/page_clear send each bit where it lives
+ * (the split is a constant for constant @f); page_flags reads one frame's
+ * word as it is.
+ */
+#define PG_PER_PAGE (PG_anon_exclusive | PG_free | PG_zone_device | PG_reserved)
 static inline uint32_t page_flags(const struct dmm_page *p)
 {
 	return atomic_load_explicit(&((struct dmm_page *)p)->flags, memory_order_acquire);
 }
-static inline bool page_test(const struct dmm_page *p, uint32_t f) { return page_flags(p) & f; }
-static inline void page_set(struct dmm_page *p, uint32_t f) { atomic_fetch_or(&p->flags, f); }
-static inline void page_clear(struct dmm_page *p, uint32_t f) { atomic_fetch_and(&p->flags, ~f); }
+static inline bool page_test(const struct dmm_page *p, uint32_t f)
+{
+	uint32_t r = 0;
+
+	if (f & PG_PER_PAGE)
+		r |= page_flags(p) & f & PG_PER_PAGE;
+	if (f & ~PG_PER_PAGE)
+		r |= page_flags(page_folio(p)) & f & ~PG_PER_PAGE;
+	return r;
+}
+static inline void page_set(struct dmm_page *p, uint32_t f)
+{
+	if (f & PG_PER_PAGE)
+		atomic_fetch_or(&p->flags, f & PG_PER_PAGE);
+	if (f & ~PG_PER_PAGE)
+		atomic_fetch_or(&page_folio(p)->flags, f & ~PG_PER_PAGE);
+}
+static inline void page_clear(struct dmm_page *p, uint32_t f)
+{
+	if (f & PG_PER_PAGE)
+		atomic_fetch_and(&p->flags, ~(f & PG_PER_PAGE));
+	if (f & ~PG_PER_PAGE)
+		atomic_fetch_and(&page_folio(p)->flags, ~(f & ~PG_PER_PAGE));
+}
 static inline bool page_is_anon(const struct dmm_page *p) { return page_test(p, PG_anon); }
 static inline bool page_is_zone_device(const struct dmm_page *p) { return page_test(p, PG_zone_device); }
 static inline bool page_is_zero(struct dmm_system *sys, const struct dmm_page *p) { return p == &sys->frames[0]; }
-
-static inline uint32_t page_ref_count(const struct dmm_page *p)
+/* The identity of a frame: its folio's mapping, and its own index in it. */
+static inline void *page_mapping(const struct dmm_page *p) { return page_folio(p)->mapping; }
+static inline uint64_t page_index(const struct dmm_page *p)
 {
-	return atomic_load_explicit(&((struct dmm_page *)p)->refcount, memory_order_acquire);
+	const struct dmm_page *f = page_folio(p);
+
+	return f->index + folio_page_idx(f, p);
 }
+
+/* References are the folio's, whichever page they are taken through. */
+static inline uint32_t folio_ref_count(const struct dmm_page *f)
+{
+	return atomic_load_explicit(&((struct dmm_page *)f)->refcount, memory_order_acquire);
+}
+static inline uint32_t page_ref_count(const struct dmm_page *p) { return folio_ref_count(page_folio(p)); }
+/* Entries mapping any page of folio @f (a PMD counts 1). */
+static inline int32_t folio_mapcount(const struct dmm_page *f)
+{
+	if (likely(!folio_test_large(f)))
+		return atomic_load_explicit(&((struct dmm_page *)f)->mapcount, memory_order_acquire);
+	return atomic_load_explicit(&((struct dmm_page *)f)[1].large_mapcount, memory_order_acquire);
+}
+static inline int32_t folio_entire_mapcount(const struct dmm_page *f)
+{
+	if (!folio_test_large(f))
+		return 0;
+	return atomic_load_explicit(&((struct dmm_page *)f)[1].entire_mapcount, memory_order_acquire);
+}
+static inline int32_t folio_nr_pages_mapped(const struct dmm_page *f)
+{
+	if (!folio_test_large(f))
+		return 0;
+	return atomic_load_explicit(&((struct dmm_page *)f)[1].nr_pages_mapped, memory_order_acquire);
+}
+static inline uint32_t folio_pincount(const struct dmm_page *f)
+{
+	return atomic_load_explicit(&((struct dmm_page *)f)->pincount, memory_order_acquire);
+}
+/* The entries mapping page @p: its PTEs, plus the PMDs mapping its whole
+ * folio (folio_precise_page_mapcount). For order 0, the folio's. */
 static inline int32_t page_mapcount(const struct dmm_page *p)
 {
-	return atomic_load_explicit(&((struct dmm_page *)p)->mapcount, memory_order_acquire);
+	int32_t n = atomic_load_explicit(&((struct dmm_page *)p)->mapcount, memory_order_acquire);
+	const struct dmm_page *f = page_folio(p);
+
+	if (unlikely(folio_test_large(f)))
+		n += folio_entire_mapcount(f);
+	return n;
 }
-static inline void page_ref_add(struct dmm_page *p, uint32_t n) { atomic_fetch_add(&p->refcount, n); }
+static inline void page_ref_add(struct dmm_page *p, uint32_t n) { atomic_fetch_add(&page_folio(p)->refcount, n); }
 static inline void get_page(struct dmm_page *p) { page_ref_add(p, 1); }
 /* Take a reference unless the frame is free (lockless lookups). */
 bool get_page_unless_zero(struct dmm_page *p);
-/* Add @n references unless the frame is free (-EAGAIN) or the count would
- * pass PAGE_REF_MAX (-ENOMEM); on failure nothing changed. For references
- * whose number a caller controls (GUP, drivers). Inline: GUP-fast takes
- * one per page. */
+/* Add @n references to @p's folio unless it is free (-EAGAIN) or the
+ * count would pass PAGE_REF_MAX (-ENOMEM); on failure nothing changed.
+ * For references whose number a caller controls (GUP, drivers). Inline:
+ * GUP-fast takes one per page. A lockless caller that found @p through an
+ * entry rechecks the entry afterwards, as GUP-fast does: the folio it
+ * looked at stays the folio of @p while that entry maps @p. */
 static inline int page_ref_try_add(struct dmm_page *p, uint32_t n)
 {
-	uint32_t old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
+	struct dmm_page *f = page_folio(p);
+	uint32_t old = atomic_load_explicit(&f->refcount, memory_order_relaxed);
 
 	do {
 		if (old == 0)
 			return -EAGAIN;
 		if (old > PAGE_REF_MAX || n > PAGE_REF_MAX - old)
 			return -ENOMEM;
-	} while (!atomic_compare_exchange_weak_explicit(&p->refcount, &old, old + n,
+	} while (!atomic_compare_exchange_weak_explicit(&f->refcount, &old, old + n,
 							memory_order_acquire, memory_order_relaxed));
 	return 0;
 }
-/* Drop @n references; the last one frees the frame. */
+/* Drop @n references; the last one frees the folio. */
 void put_page_refs(struct dmm_system *sys, struct dmm_page *p, uint32_t n);
 static inline void put_page(struct dmm_system *sys, struct dmm_page *p) { put_page_refs(sys, p, 1); }
-/* "Maybe DMA-pinned" as the kernel decides it for order-0 folios. */
+/* "Maybe DMA-pinned" as the kernel decides it: order 0 by the 1024 bias
+ * of the refcount, a large folio by its exact pincount. */
 static inline bool page_maybe_dma_pinned(const struct dmm_page *p)
 {
-	return page_ref_count(p) >= GUP_PIN_COUNTING_BIAS;
+	const struct dmm_page *f = page_folio(p);
+
+	if (unlikely(folio_test_large(f)))
+		return folio_pincount(f) > 0;
+	return folio_ref_count(f) >= GUP_PIN_COUNTING_BIAS;
 }
 
 /* The folio lock: a sleeping bit lock with hashed wait queues. */
@@ -195,6 +306,7 @@ void unlock_page(struct dmm_system *sys, struct dmm_page *p);
 /* Sleep until the frame is unlocked (without taking the lock). */
 void wait_on_page_locked(struct dmm_system *sys, struct dmm_page *p);
 static inline bool page_locked(const struct dmm_page *p) { return page_test(p, PG_locked); }
+/* (They all act on the page's folio.) */
 
 /* Allocate one system frame (refcount 1, no mapping), zeroed on request.
  * NULL when no frame is free. */
@@ -202,6 +314,14 @@ static inline bool page_locked(const struct dmm_page *p) { return page_test(p, P
 struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp);
 /* Return a frame whose refcount reached 0 to the allocator. */
 void frame_free(struct dmm_system *sys, struct dmm_page *p);
+/* Allocate a folio of @order (0, or FOLIO_MIN_LARGE_ORDER..FOLIO_MAX_ORDER):
+ * 2^order frames with an order-aligned head pfn, refcount 1 on the head,
+ * zeroed on request. NULL when no such block is free. */
+struct dmm_page *folio_alloc(struct dmm_system *sys, unsigned int order, unsigned int gfp);
+/* Make [f, f + 2^order) one large folio (the frames are the caller's). */
+void folio_prep_large(struct dmm_page *f, unsigned int order);
+/* Return a large folio whose refcount reached 0 to the allocator. */
+void folio_free_large(struct dmm_system *sys, struct dmm_page *f);
 /* Walk the allocator's lists (check.c): calls fn for every free pfn. */
 void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, bool fresh, void *arg), void *arg);
 uint64_t frame_nr_listed(struct dmm_system *sys);

@@ -10,6 +10,10 @@
  *
  * Debug builds also record the locking thread in the flags' upper bits
  * (lockdep.h), cleared by the unlock, whichever thread unlocks.
+ *
+ * References and the lock are the folio's: every call here takes the
+ * page's folio first (page_folio), so a tail page locks and counts its
+ * head.
  */
 #include "internal.h"
 
@@ -39,6 +43,7 @@ static struct dmm_wait_bucket *page_waitq(struct dmm_system *sys, struct dmm_pag
 
 bool trylock_page(struct dmm_page *p)
 {
+	p = page_folio(p);
 #ifdef DMM_LOCKDEP
 	/* The lock bit and its owner in one atomic step. */
 	uint32_t old = atomic_load_explicit(&p->flags, memory_order_relaxed);
@@ -85,6 +90,7 @@ static void page_wait(struct dmm_system *sys, struct dmm_page *p, bool take)
 
 void lock_page(struct dmm_system *sys, struct dmm_page *p)
 {
+	p = page_folio(p);
 	if (likely(trylock_page(p)))
 		return;
 	page_wait(sys, p, true);
@@ -92,7 +98,10 @@ void lock_page(struct dmm_system *sys, struct dmm_page *p)
 
 void unlock_page(struct dmm_system *sys, struct dmm_page *p)
 {
-	uint32_t old = atomic_fetch_and_explicit(&p->flags, ~(PG_locked | PG_waiters | PG_OWNER_MASK),
+	uint32_t old;
+
+	p = page_folio(p);
+	old = atomic_fetch_and_explicit(&p->flags, ~(PG_locked | PG_waiters | PG_OWNER_MASK),
 						 memory_order_release);
 
 	DMM_BUG_ON(!(old & PG_locked));
@@ -107,6 +116,7 @@ void unlock_page(struct dmm_system *sys, struct dmm_page *p)
 
 void wait_on_page_locked(struct dmm_system *sys, struct dmm_page *p)
 {
+	p = page_folio(p);
 	if (!page_locked(p))
 		return;
 	page_wait(sys, p, false);
@@ -114,7 +124,10 @@ void wait_on_page_locked(struct dmm_system *sys, struct dmm_page *p)
 
 bool get_page_unless_zero(struct dmm_page *p)
 {
-	uint32_t old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
+	uint32_t old;
+
+	p = page_folio(p);
+	old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
 
 	do {
 		if (old == 0)
@@ -124,17 +137,19 @@ bool get_page_unless_zero(struct dmm_page *p)
 	return true;
 }
 
-/* The last reference is gone: give the frame back (to the allocator, or
- * to the device driver through folio_free). */
+/* The last reference to folio @p is gone: give it back (to the allocator,
+ * or to the device driver through folio_free). */
 static void free_page_final(struct dmm_system *sys, struct dmm_page *p)
 {
 	struct dmm_anon_vma *av = NULL;
 
-	DMM_BUG_ON(page_mapcount(p) != 0);
+	DMM_BUG_ON(folio_mapcount(p) != 0);
 	if (page_is_anon(p))
 		av = p->mapping;
 	if (page_is_zone_device(p))
 		free_zone_device_page(sys, p);
+	else if (unlikely(folio_test_large(p)))
+		folio_free_large(sys, p);
 	else
 		frame_free(sys, p);
 	if (av)
@@ -147,6 +162,7 @@ void put_page_refs(struct dmm_system *sys, struct dmm_page *p, uint32_t n)
 
 	if (unlikely(page_is_zero(sys, p)))
 		return;
+	p = page_folio(p);
 	old = atomic_fetch_sub_explicit(&p->refcount, n, memory_order_acq_rel);
 	DMM_BUG_ON(old < n);
 	if (old == n)

@@ -87,7 +87,7 @@ static uint32_t public_page_flags(uint32_t f)
 		{ PG_anon_exclusive, DMM_PAGE_ANON_EXCLUSIVE }, { PG_dirty, DMM_PAGE_DIRTY },
 		{ PG_uptodate, DMM_PAGE_UPTODATE }, { PG_reserved, DMM_PAGE_RESERVED },
 		{ PG_pagecache, DMM_PAGE_PAGECACHE }, { PG_free, DMM_PAGE_FREE },
-		{ PG_zone_device, DMM_PAGE_ZONE_DEVICE },
+		{ PG_zone_device, DMM_PAGE_ZONE_DEVICE }, { PG_partially_mapped, DMM_PAGE_PARTIALLY_MAPPED },
 	};
 	uint32_t out = 0;
 
@@ -99,7 +99,7 @@ static uint32_t public_page_flags(uint32_t f)
 
 int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *out)
 {
-	struct dmm_page *p;
+	struct dmm_page *p, *f;
 
 	if (!sys || !out)
 		return -EINVAL;
@@ -111,15 +111,20 @@ int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *o
 		return -ENXIO;
 	}
 	memset(out, 0, sizeof(*out));
-	out->flags = public_page_flags(page_flags(p));
+	f = page_folio(p);
+	out->flags = public_page_flags((page_flags(p) & PG_PER_PAGE) | (page_flags(f) & ~PG_PER_PAGE));
+	out->head_pfn = page_to_pfn(sys, f);
 	if (page_is_zero(sys, p)) {
 		out->location = DMM_LOC_ZERO;
 		rcu_read_unlock();
 		return 0;
 	}
-	out->refcount = page_ref_count(p);
+	out->refcount = folio_ref_count(f);
 	out->mapcount = page_mapcount(p);
-	out->pincount = atomic_load(&p->pincount);
+	out->pincount = folio_pincount(f);
+	out->order = folio_order(f);
+	out->folio_mapcount = folio_mapcount(f);
+	out->entire_mapcount = folio_entire_mapcount(f);
 	if (page_is_device_private(p))
 		out->location = DMM_LOC_DEVICE_PRIVATE;
 	else if (page_is_device_coherent(p))

@@ -77,6 +77,10 @@ struct rcu_head {
 	void (*func)(struct rcu_head *head);
 };
 
+struct dmm_list {
+	struct dmm_list *prev, *next;
+};
+
 /* ------------------------------------------------------------------------ */
 /* Frames                                                                    */
 
@@ -99,26 +103,62 @@ struct rcu_head {
  * thread holding PG_locked; always 0 without DMM_LOCKDEP (meson
  * -Dlockdep=true). */
 
+#define PG_partially_mapped (1u << 13) /* head of a large anon folio: some pages lost
+					* their mapping (large-folios.md §1.4) */
+
 /*
- * One frame's metadata (48 bytes, within the kernel's 64 of struct page).
- * refcount, mapcount, pincount and flags are atomics, changed under the
- * rules of docs/design.md. mapping/index are written while the frame is
- * private to its allocator or under the folio lock, and read under the
- * PTL of an entry that maps the frame.
+ * One frame's metadata (56 bytes, within the kernel's 64 of struct page;
+ * static_assert below). refcount, mapcount, pincount and flags are
+ * atomics, changed under the rules of docs/design.md. mapping/index are
+ * written while the frame is private to its allocator or under the folio
+ * lock, and read under the PTL of an entry that maps the frame.
+ *
+ * A folio is one frame (order 0) or 2^order frames with an order-aligned
+ * head pfn (a large folio, docs/large-folios.md). compound_head tells them
+ * apart in one word: 0 for an order-0 folio (and a free frame), order << 1
+ * for the head of a large folio, the head's address | 1 for a tail.
+ * Folio-wide state lives on the head (refcount, pincount, the folio lock
+ * and the other folio flags, mapping, index) or, where the head has no
+ * room, on the first two tails, whose mapping/index words are free (as the
+ * kernel keeps its large-folio counters on the first tails):
+ *   first tail:  large_mapcount (entries mapping any page, a PMD counts 1),
+ *                entire_mapcount (PMD entries), nr_pages_mapped (pages
+ *                mapped by a PTE);
+ *   second tail: deferred_list (the deferred-split queue, §1.4).
+ * Per page: mapcount (for order 0 every entry; in a large folio the PTEs
+ * mapping that page), PG_anon_exclusive, PG_zone_device, PG_free, pgmap.
+ * A tail's refcount and pincount stay 0.
  */
 struct dmm_page {
-	_Atomic uint32_t refcount; /* 0 = free; FOLL_PIN adds 1024 */
+	_Atomic uint32_t refcount; /* 0 = free; FOLL_PIN adds 1024 (order 0) */
 	_Atomic int32_t mapcount;  /* present + device-private + exclusive entries */
 	_Atomic uint32_t flags;	   /* PG_* */
 	_Atomic uint32_t pincount; /* exact FOLL_PIN pins (devmm keeps it for order 0 too) */
-	void *mapping;		   /* struct dmm_anon_vma * (PG_anon) or struct dmm_file * */
-	uint64_t index;		   /* linear page index in mapping */
+	_Atomic uintptr_t compound_head; /* 0, order << 1 (head), head | 1 (tail) */
+	union {
+		struct { /* an order-0 folio or the head of a large one */
+			void *mapping;	/* struct dmm_anon_vma * (PG_anon) or struct dmm_file * */
+			uint64_t index; /* linear page index in mapping */
+		};
+		struct { /* the first tail of a large folio */
+			_Atomic int32_t large_mapcount;
+			_Atomic int32_t entire_mapcount;
+			_Atomic int32_t nr_pages_mapped;
+			uint32_t _tail1_unused;
+		};
+		struct dmm_list deferred_list; /* the second tail of a large folio */
+	};
 	struct dmm_pgmap *pgmap;   /* zone-device frames only */
 	union {
 		void *zone_device_data; /* driver-private (device-private frames) */
 		uint64_t next_free;	/* free list link (pfn), allocator only */
 	};
 };
+_Static_assert(sizeof(struct dmm_page) <= 56, "struct dmm_page outgrew its metadata budget");
+
+/* Folio orders: order 1 is never used (large-folios.md §1.1); 9 is the PMD order. */
+#define FOLIO_MIN_LARGE_ORDER 2
+#define FOLIO_MAX_ORDER 9
 
 #define GUP_PIN_COUNTING_BIAS 1024u
 /*
@@ -163,10 +203,6 @@ struct dmm_pt_dir {
 
 /* ------------------------------------------------------------------------ */
 /* Reverse mapping                                                           */
-
-struct dmm_list {
-	struct dmm_list *prev, *next;
-};
 
 /*
  * An anon_vma: the reverse-map identity of anonymous pages. A process's

@@ -388,19 +388,26 @@ int dmm_pte_query_locked(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *
 #define DMM_PAGE_PAGECACHE 0x0040 /* belongs to a file's page cache */
 #define DMM_PAGE_FREE 0x0080      /* on the frame allocator's free list */
 #define DMM_PAGE_ZONE_DEVICE 0x0100
+#define DMM_PAGE_PARTIALLY_MAPPED 0x0200 /* large folio: queued by a partial unmap */
 
 enum dmm_page_location { DMM_LOC_SYSTEM, DMM_LOC_ZERO, DMM_LOC_DEVICE_PRIVATE, DMM_LOC_DEVICE_COHERENT };
 
 struct dmm_page_info {
-	uint32_t refcount; /* pins included, each FOLL_PIN counting 1024 */
-	int32_t mapcount;
-	uint32_t pincount; /* exact number of FOLL_PIN pins */
-	uint32_t flags;    /* DMM_PAGE_* */
+	uint32_t refcount; /* the folio's; pins included, each FOLL_PIN of an
+			    * order-0 folio counting 1024, of a large one 1 */
+	int32_t mapcount;  /* entries mapping this page (PTEs + the folio's PMDs) */
+	uint32_t pincount; /* the folio's exact number of FOLL_PIN pins */
+	uint32_t flags;    /* DMM_PAGE_*: the folio's, and this page's exclusivity */
 	enum dmm_page_location location;
+	uint32_t order;		 /* of the folio holding the frame (0: a small page) */
+	int32_t folio_mapcount;	 /* entries mapping any page of the folio, a PMD 1 */
+	int32_t entire_mapcount; /* PMD entries mapping the whole folio */
+	uint64_t head_pfn;	 /* the folio's first frame */
 };
 
 /*
- * dmm_page_query - the state of frame @pfn. The zero page reports 0 counts.
+ * dmm_page_query - the state of frame @pfn and of the folio that holds it
+ * (large-folios.md §1.2). The zero page reports 0 counts.
  * Errors: -EINVAL (NULL argument), -ENXIO (no such frame).
  */
 int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *out);

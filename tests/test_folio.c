@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Large folios (large-folios.md §1.1, §1.2, §4.1, §4.3, §4.4): the shape
+ * of a folio in struct dmm_page, references and the lock acting on the
+ * folio through any page, the allocator's large blocks, and dmm_check
+ * noticing a broken folio. White box: no mapping path creates large
+ * folios yet, so the tests allocate them through the internal interface.
+ */
+#include "helpers.h"
+
+#include "internal.h"
+
+static char report_buf[8192];
+
+/* dmm_check must fail and say @what. */
+#define CHECK_FAILS(sys, what)                                                              \
+	do {                                                                                \
+		EXPECT_RC(-EUCLEAN, dmm_check((sys), report_buf, sizeof(report_buf)));      \
+		if (!strstr(report_buf, (what)))                                            \
+			h_fail(__FILE__, __LINE__, "report lacks \"%s\":\n%s", (what), report_buf); \
+	} while (0)
+
+static uint64_t pfn_of(struct fx *f, struct dmm_page *p) { return page_to_pfn(f->sys, p); }
+
+static void test_the_metadata_fits_the_budget(void **state)
+{
+	(void)state;
+	TRUE(sizeof(struct dmm_page) <= 56);
+}
+
+static void test_every_large_order_is_aligned_and_whole(void **state)
+{
+	struct fx *f = *state;
+
+	for (unsigned int order = FOLIO_MIN_LARGE_ORDER; order <= FOLIO_MAX_ORDER; order++) {
+		struct dmm_page *h = folio_alloc(f->sys, order, GFP_ZERO);
+		uint64_t n = 1ull << order;
+
+		assert_non_null(h);
+		EQ(pfn_of(f, h) & (n - 1), 0);
+		EQ(folio_order(h), order);
+		EQ(folio_nr_pages(h), n);
+		TRUE(folio_test_large(h));
+		TRUE(!page_is_tail(h));
+		for (uint64_t i = 0; i < n; i++) {
+			TRUE(page_folio(&h[i]) == h);
+			TRUE(i == 0 || page_is_tail(&h[i]));
+			EQ(page_ref_count(&h[i]), 1);
+			EQ(atomic_load(&h[i].refcount), i == 0);
+			for (uint64_t b = 0; b < PAGE_SIZE; b += 512)
+				EQ(((uint8_t *)page_address(f->sys, &h[i]))[b], 0);
+		}
+		EQS(folio_mapcount(h), 0);
+		EQS(folio_entire_mapcount(h), 0);
+		CHECK_OK(f->sys);
+		put_page(f->sys, h);
+		CHECK_OK(f->sys);
+	}
+	EQ(dmm_system_nr_free(f->sys), f->free0);
+}
+
+static void test_refs_and_lock_through_a_tail_act_on_the_folio(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h = folio_alloc(f->sys, 4, 0);
+	struct dmm_page *t = &h[9];
+	struct dmm_page_info pi;
+
+	assert_non_null(h);
+	get_page(t);
+	EQ(atomic_load(&h->refcount), 2);
+	EQ(atomic_load(&t->refcount), 0);
+	OK(page_ref_try_add(t, 3));
+	EQ(page_ref_count(h), 5);
+	TRUE(get_page_unless_zero(&h[15]));
+	EQ(page_ref_count(t), 6);
+	put_page_refs(f->sys, &h[1], 5);
+	EQ(page_ref_count(h), 1);
+
+	lock_page(f->sys, t);
+	TRUE(page_locked(h));
+	TRUE(page_locked(&h[3]));
+	TRUE(!trylock_page(h));
+	TRUE(!trylock_page(&h[15]));
+	unlock_page(f->sys, &h[2]);
+	TRUE(!page_locked(h));
+	TRUE(trylock_page(&h[7]));
+	unlock_page(f->sys, h);
+
+	/* The query reports the folio's state on every page. */
+	get_page(h);
+	OK(dmm_page_query(f->sys, pfn_of(f, t), &pi));
+	EQ(pi.refcount, 2);
+	EQ(pi.order, 4);
+	EQ(pi.head_pfn, pfn_of(f, h));
+	EQS(pi.folio_mapcount, 0);
+	put_page(f->sys, h);
+	CHECK_OK(f->sys);
+
+	/* The last reference, dropped through a tail, frees all 16 frames. */
+	put_page(f->sys, &h[12]);
+	EQ(dmm_system_nr_free(f->sys), f->free0);
+	EQ(atomic_load(&h[12].compound_head), 0);
+	CHECK_OK(f->sys);
+}
+
+static void test_folio_flags_live_on_the_head(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h = folio_alloc(f->sys, 2, 0);
+
+	assert_non_null(h);
+	page_set(&h[3], PG_dirty | PG_anon_exclusive);
+	TRUE(page_flags(h) & PG_dirty);
+	TRUE(!(page_flags(&h[3]) & PG_dirty));
+	TRUE(page_test(&h[1], PG_dirty));
+	/* Exclusivity is per page. */
+	TRUE(page_test(&h[3], PG_anon_exclusive));
+	TRUE(!page_test(h, PG_anon_exclusive));
+	TRUE(!page_test(&h[2], PG_anon_exclusive));
+	page_clear(&h[2], PG_dirty);
+	TRUE(!page_test(h, PG_dirty));
+	page_clear(&h[3], PG_anon_exclusive);
+	put_page(f->sys, h);
+	CHECK_OK(f->sys);
+}
+
+static void test_small_frames_fill_the_alignment_gap(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *p = folio_alloc(f->sys, 0, 0), *h, *q;
+
+	/* The first order-0 frame takes the start of the never-used memory:
+	 * an order-9 block must skip to the next 512-aligned pfn. */
+	assert_non_null(p);
+	h = folio_alloc(f->sys, 9, 0);
+	assert_non_null(h);
+	EQ(pfn_of(f, h) & 511, 0);
+	EQ(dmm_system_nr_free(f->sys), f->free0 - 1 - 512);
+	CHECK_OK(f->sys);
+	q = folio_alloc(f->sys, 0, 0);
+	assert_non_null(q);
+	TRUE(pfn_of(f, q) < pfn_of(f, h));
+	put_page(f->sys, q);
+	put_page(f->sys, p);
+	put_page(f->sys, h);
+	EQ(dmm_system_nr_free(f->sys), f->free0);
+	CHECK_OK(f->sys);
+}
+
+static void test_no_block_left_is_a_null(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h[8];
+	unsigned int n = 0;
+
+	/* 4096 frames hold seven 512-aligned blocks above pfn 0's block. */
+	while (n < 8 && (h[n] = folio_alloc(f->sys, 9, 0)))
+		n++;
+	EQ(n, 7);
+	CHECK_OK(f->sys);
+	while (n)
+		put_page(f->sys, h[--n]);
+	CHECK_OK(f->sys);
+	EQ(dmm_system_nr_free(f->sys), f->free0);
+}
+
+static void test_check_finds_a_broken_folio(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h = folio_alloc(f->sys, 3, 0);
+	uintptr_t ch;
+
+	assert_non_null(h);
+	CHECK_OK(f->sys);
+
+	/* A tail with a reference of its own. */
+	atomic_store(&h[5].refcount, 1);
+	CHECK_FAILS(f->sys, "not a clean tail");
+	atomic_store(&h[5].refcount, 0);
+
+	/* A tail pointing at another head. */
+	ch = atomic_load(&h[6].compound_head);
+	atomic_store(&h[6].compound_head, (uintptr_t)&h[1] | 1);
+	CHECK_FAILS(f->sys, "not a clean tail");
+	atomic_store(&h[6].compound_head, ch);
+
+	/* A folio mapcount that no entry accounts for. */
+	atomic_store(&h[1].large_mapcount, 1);
+	CHECK_FAILS(f->sys, "folio mapcount 1 but 0 entries");
+	atomic_store(&h[1].large_mapcount, 0);
+
+	/* A page mapcount without an entry. */
+	atomic_store(&h[2].mapcount, 1);
+	CHECK_FAILS(f->sys, "page mapcount 1 but 0 entries");
+	atomic_store(&h[2].mapcount, 0);
+
+	/* An entire mapcount without a PMD. */
+	atomic_store(&h[1].entire_mapcount, 1);
+	CHECK_FAILS(f->sys, "entire mapcount 1");
+	atomic_store(&h[1].entire_mapcount, 0);
+
+	/* An order that the pfn is not aligned to. */
+	atomic_store(&h->compound_head, (uintptr_t)9 << 1);
+	CHECK_FAILS(f->sys, "does not fit");
+	atomic_store(&h->compound_head, (uintptr_t)3 << 1);
+
+	/* Pins of a large folio are exact: the refcount must cover them. */
+	atomic_store(&h->pincount, 2);
+	CHECK_FAILS(f->sys, "below mapcount 0 + pins 2");
+	atomic_store(&h->pincount, 0);
+
+	CHECK_OK(f->sys);
+	put_page(f->sys, h);
+	CHECK_OK(f->sys);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_the_metadata_fits_the_budget),
+		T(test_every_large_order_is_aligned_and_whole),
+		T(test_refs_and_lock_through_a_tail_act_on_the_folio),
+		T(test_folio_flags_live_on_the_head),
+		T(test_small_frames_fill_the_alignment_gap),
+		T(test_no_block_left_is_a_null),
+		T(test_check_finds_a_broken_folio),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
