@@ -14,10 +14,17 @@
  * VM_FAULT_OOM.
  *
  * Large folios (order FOLIO_MIN_LARGE_ORDER..FOLIO_MAX_ORDER, see
- * docs/large-folios.md) come from never-used memory: folio_alloc moves the
- * bump pointer up to the next order-aligned pfn and takes 2^order frames;
- * the frames it skips to get there go onto the caller's free list. There
- * is no compaction: a freed large folio goes back as order-0 frames.
+ * docs/large-folios.md) come from free aligned blocks, in this order:
+ *  1. a free block of the order, else the smallest larger one, split
+ *     buddy-fashion (the unused halves go back as blocks of lower orders);
+ *  2. never-used memory: the bump pointer moves up to the next aligned pfn
+ *     and 2^order frames are taken; the frames skipped to get there go
+ *     onto the caller's free list as order-0 frames.
+ * A large folio is freed whole, onto the block list of its order. Blocks
+ * are never merged and order-0 frames never gather into blocks (no
+ * compaction): an order-0 allocation that finds every list and the fresh
+ * memory empty breaks the smallest free block instead. Each allocation of
+ * a large folio asks the THP_ALLOC injection site first.
  */
 #include "internal.h"
 
@@ -33,6 +40,69 @@ void frames_init(struct dmm_system *sys)
 		atomic_store(&sys->shards[i].used, 0);
 	}
 	atomic_store(&sys->next_fresh, 1);
+	pthread_mutex_init(&sys->large_free.lock, NULL);
+	memset(sys->large_free.head, 0, sizeof(sys->large_free.head));
+	sys->large_free.frames = 0;
+}
+
+/* Large free blocks (large_free.lock held). A block is 2^order free frames
+ * (PG_free, no compound data); its head's next_free links the list and its
+ * index says the order. */
+static void block_push(struct dmm_system *sys, uint64_t pfn, unsigned int order)
+{
+	struct dmm_page *h = &sys->frames[pfn];
+
+	h->index = order;
+	h->next_free = sys->large_free.head[order];
+	sys->large_free.head[order] = pfn;
+	sys->large_free.frames += 1ull << order;
+}
+
+/* Pop a block of order @order, splitting the smallest larger one; 0 = none. */
+static uint64_t block_pop(struct dmm_system *sys, unsigned int order)
+{
+	unsigned int k = order;
+	uint64_t pfn;
+
+	while (k <= FOLIO_MAX_ORDER && !sys->large_free.head[k])
+		k++;
+	if (k > FOLIO_MAX_ORDER)
+		return 0;
+	pfn = sys->large_free.head[k];
+	sys->large_free.head[k] = sys->frames[pfn].next_free;
+	sys->large_free.frames -= 1ull << k;
+	while (k > order) {
+		k--;
+		block_push(sys, pfn + (1ull << k), k);
+	}
+	sys->frames[pfn].index = 0;
+	sys->frames[pfn].next_free = 0;
+	return pfn;
+}
+
+/* Every list and the fresh memory are empty: break the smallest free block
+ * for an order-0 frame; the rest of it goes onto @sh's list. */
+static struct dmm_page *frame_break_block(struct dmm_system *sys, struct dmm_frame_shard *sh)
+{
+	uint64_t pfn, n = 0;
+	unsigned int k;
+
+	pthread_mutex_lock(&sys->large_free.lock);
+	for (k = FOLIO_MIN_LARGE_ORDER; k <= FOLIO_MAX_ORDER && !sys->large_free.head[k]; k++)
+		;
+	pfn = k <= FOLIO_MAX_ORDER ? block_pop(sys, k) : 0;
+	pthread_mutex_unlock(&sys->large_free.lock);
+	if (!pfn)
+		return NULL;
+	n = 1ull << k;
+	pthread_mutex_lock(&sh->lock);
+	for (uint64_t i = 1; i < n; i++) {
+		sys->frames[pfn + i].next_free = sh->head;
+		sh->head = pfn + i;
+		sh->count++;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return &sys->frames[pfn];
 }
 
 /* Take a frame from the shard (lock held): its list, else its fresh run. */
@@ -91,6 +161,8 @@ struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp)
 	p = shard_alloc(sys, &sys->shards[me], true, &fresh);
 	for (unsigned int i = 1; !p && i < NR_SHARDS; i++)
 		p = shard_alloc(sys, &sys->shards[(me + i) % NR_SHARDS], false, &fresh);
+	if (unlikely(!p))
+		p = frame_break_block(sys, &sys->shards[me]);
 	if (!p) {
 		dmm_stat_inc(sys, frames_alloc_fail);
 		return NULL;
@@ -149,6 +221,19 @@ void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, bool f
 			fn(pfn, true, arg);
 		pthread_mutex_unlock(&sh->lock);
 	}
+	pthread_mutex_lock(&sys->large_free.lock);
+	for (unsigned int k = 0; k <= FOLIO_MAX_ORDER; k++) {
+		uint64_t n = 0;
+
+		for (uint64_t pfn = sys->large_free.head[k]; pfn && n <= sys->nr_frames;
+		     pfn = sys->frames[pfn].next_free, n += 1ull << k) {
+			if (sys->frames[pfn].index != k)
+				fn(0, false, arg); /* reported as a bad pfn */
+			for (uint64_t i = 0; i < (1ull << k); i++)
+				fn(pfn + i, false, arg);
+		}
+	}
+	pthread_mutex_unlock(&sys->large_free.lock);
 	/* Never-used frames not handed to a shard yet are free too. */
 	for (uint64_t pfn = atomic_load(&sys->next_fresh); pfn <= sys->nr_frames; pfn++)
 		fn(pfn, true, arg);
@@ -163,6 +248,9 @@ uint64_t frame_nr_listed(struct dmm_system *sys)
 		n += sys->shards[i].count + (sys->shards[i].fresh_end - sys->shards[i].fresh_next);
 		pthread_mutex_unlock(&sys->shards[i].lock);
 	}
+	pthread_mutex_lock(&sys->large_free.lock);
+	n += sys->large_free.frames;
+	pthread_mutex_unlock(&sys->large_free.lock);
 	return n + (next <= sys->nr_frames ? sys->nr_frames + 1 - next : 0);
 }
 
@@ -211,23 +299,29 @@ struct dmm_page *folio_alloc(struct dmm_system *sys, unsigned int order, unsigne
 {
 	uint64_t n = 1ull << order, old, start;
 	struct dmm_page *f;
+	bool fresh = false;
 
 	if (likely(order == 0))
 		return frame_alloc(sys, gfp);
 	DMM_BUG_ON(order < FOLIO_MIN_LARGE_ORDER || order > FOLIO_MAX_ORDER);
-	old = atomic_load_explicit(&sys->next_fresh, memory_order_relaxed);
-	do {
-		start = (old + n - 1) & ~(n - 1);
-		if (start + n - 1 > sys->nr_frames) {
-			dmm_stat_inc(sys, frames_alloc_fail);
-			return NULL;
-		}
-	} while (!atomic_compare_exchange_weak_explicit(&sys->next_fresh, &old, start + n, memory_order_relaxed,
-							memory_order_relaxed));
-	shard_put_skipped(sys, &sys->shards[dmm_shard()], old, start);
+	if (should_fail(sys, DMM_INJECT_THP_ALLOC))
+		goto fail;
+	pthread_mutex_lock(&sys->large_free.lock);
+	start = block_pop(sys, order);
+	pthread_mutex_unlock(&sys->large_free.lock);
+	if (!start) {
+		old = atomic_load_explicit(&sys->next_fresh, memory_order_relaxed);
+		do {
+			start = (old + n - 1) & ~(n - 1);
+			if (start + n - 1 > sys->nr_frames)
+				goto fail;
+		} while (!atomic_compare_exchange_weak_explicit(&sys->next_fresh, &old, start + n,
+								memory_order_relaxed, memory_order_relaxed));
+		shard_put_skipped(sys, &sys->shards[dmm_shard()], old, start);
+		fresh = true;
+	}
 	atomic_fetch_add_explicit(&sys->shards[dmm_shard()].used, (int64_t)n, memory_order_relaxed);
 	dmm_stat_add(sys, frames_alloc, n);
-	/* Never used: zero, clean, no links. */
 	f = &sys->frames[start];
 	f->mapping = NULL;
 	f->index = 0;
@@ -235,23 +329,34 @@ struct dmm_page *folio_alloc(struct dmm_system *sys, unsigned int order, unsigne
 	atomic_store_explicit(&f->pincount, 0, memory_order_relaxed);
 	atomic_store_explicit(&f->flags, 0, memory_order_relaxed);
 	folio_prep_large(f, order);
+	/* Never-used memory is zero already; a reused block is not. */
+	if ((gfp & GFP_ZERO) && !fresh)
+		for (uint64_t i = 0; i < n; i++)
+			clear_page_mem(page_address(sys, &f[i]));
 	atomic_store_explicit(&f->refcount, 1, memory_order_release);
-	(void)gfp; /* never-used memory is zero already */
 	return f;
+fail:
+	dmm_stat_inc(sys, frames_alloc_fail);
+	return NULL;
 }
 
 void folio_free_large(struct dmm_system *sys, struct dmm_page *f)
 {
-	uint64_t n = folio_nr_pages(f);
+	unsigned int order = folio_order(f);
+	uint64_t n = 1ull << order, pfn = page_to_pfn(sys, f);
 
 	DMM_BUG_ON(folio_mapcount(f) || folio_entire_mapcount(f) || folio_pincount(f) || page_locked(f) ||
 		   !list_empty(&f[2].deferred_list));
-	for (uint64_t i = 1; i < n; i++) {
+	for (uint64_t i = 0; i < n; i++) {
 		DMM_BUG_ON(atomic_load_explicit(&f[i].mapcount, memory_order_relaxed));
 		atomic_store_explicit(&f[i].compound_head, 0, memory_order_relaxed);
-		atomic_store_explicit(&f[i].flags, 0, memory_order_relaxed);
+		f[i].mapping = NULL;
+		f[i].index = 0;
+		atomic_store_explicit(&f[i].flags, PG_free, memory_order_relaxed);
 	}
-	atomic_store_explicit(&f->compound_head, 0, memory_order_relaxed);
-	for (uint64_t i = 0; i < n; i++)
-		frame_free(sys, &f[i]);
+	pthread_mutex_lock(&sys->large_free.lock);
+	block_push(sys, pfn, order);
+	pthread_mutex_unlock(&sys->large_free.lock);
+	atomic_fetch_sub_explicit(&sys->shards[dmm_shard()].used, (int64_t)n, memory_order_relaxed);
+	dmm_stat_add(sys, frames_free, n);
 }

@@ -35,6 +35,7 @@
  * leaves (nothing is taken inside them):
  *   file->lock, allocator shard     may be taken under a PTL (file->lock is not, in
  *   locks, wait-table bucket locks  practice: page-cache lookups come before the PTL)
+ *   sys->large_free.lock            the free large blocks (frame.c); as the shard locks
  *   sys->pgmap_lock                 under the mmap_lock or a driver lock (a driver adding
  *                                   memory); never held while taking an mmap_lock or
  *                                   calling a driver
@@ -400,6 +401,12 @@ struct dmm_system {
 
 	struct dmm_frame_shard shards[NR_SHARDS];
 	_Atomic uint64_t next_fresh;	/* first never-used pfn not in a shard */
+	/* Free large blocks, by order (frame.c): a leaf lock, like the shards'. */
+	struct dmm_large_free {
+		pthread_mutex_t lock;
+		uint64_t head[FOLIO_MAX_ORDER + 1]; /* first block's head pfn, 0 = none */
+		uint64_t frames;		    /* frames in all the blocks */
+	} large_free;
 
 	struct dmm_stat_shard stats[NR_SHARDS];
 	struct dmm_wait_bucket waits[WAIT_TABLE_SIZE];

@@ -215,6 +215,109 @@ static void test_check_finds_a_broken_folio(void **state)
 	CHECK_OK(f->sys);
 }
 
+static void test_a_freed_large_folio_is_reused_whole(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h = folio_alloc(f->sys, 9, 0), *g;
+	uint64_t pfn;
+
+	assert_non_null(h);
+	pfn = pfn_of(f, h);
+	memset(page_address(f->sys, &h[77]), 0xab, PAGE_SIZE);
+	put_page(f->sys, h);
+	CHECK_OK(f->sys);
+	g = folio_alloc(f->sys, 9, GFP_ZERO);
+	assert_non_null(g);
+	EQ(pfn_of(f, g), pfn);
+	EQ(((uint8_t *)page_address(f->sys, &g[77]))[100], 0);
+	put_page(f->sys, g);
+	CHECK_OK(f->sys);
+	EQ(dmm_system_nr_free(f->sys), f->free0);
+}
+
+static void test_a_larger_block_is_split_buddy_fashion(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h = folio_alloc(f->sys, 9, 0), *a, *b, *c;
+	uint64_t pfn;
+
+	assert_non_null(h);
+	pfn = pfn_of(f, h);
+	put_page(f->sys, h);
+	a = folio_alloc(f->sys, 2, 0);
+	b = folio_alloc(f->sys, 2, 0);
+	c = folio_alloc(f->sys, 8, 0);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	EQ(pfn_of(f, a), pfn);
+	EQ(pfn_of(f, b), pfn + 4);
+	EQ(pfn_of(f, c), pfn + 256);
+	EQ(folio_order(c), 8);
+	CHECK_OK(f->sys);
+	put_page(f->sys, b);
+	put_page(f->sys, a);
+	put_page(f->sys, c);
+	CHECK_OK(f->sys);
+	EQ(dmm_system_nr_free(f->sys), f->free0);
+}
+
+static void test_small_allocations_break_a_free_block_last(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h[7], **small;
+	uint64_t n = 0, nfree;
+
+	/* Use up the never-used memory with large folios, then free one. */
+	for (unsigned int i = 0; i < 7; i++) {
+		h[i] = folio_alloc(f->sys, 9, 0);
+		assert_non_null(h[i]);
+	}
+	put_page(f->sys, h[3]);
+	nfree = dmm_system_nr_free(f->sys);
+	small = calloc(nfree + 1, sizeof(*small));
+	assert_non_null(small);
+	while (n <= nfree && (small[n] = folio_alloc(f->sys, 0, 0)))
+		n++;
+	/* Every free frame was handed out, the free block's last. */
+	EQ(n, nfree);
+	TRUE(small[n - 1] >= h[3] && small[n - 1] < h[3] + 512);
+	TRUE(small[0] < h[3] || small[0] >= h[3] + 512);
+	CHECK_OK(f->sys);
+	TRUE(folio_alloc(f->sys, 2, 0) == NULL);
+	while (n)
+		put_page(f->sys, small[--n]);
+	free(small);
+	for (unsigned int i = 0; i < 7; i++)
+		if (i != 3)
+			put_page(f->sys, h[i]);
+	CHECK_OK(f->sys);
+	EQ(dmm_system_nr_free(f->sys), f->free0);
+}
+
+static void test_large_allocations_have_their_own_injection_site(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_inject_config cfg = { .countdown = 2 };
+	struct dmm_page *a, *b, *c, *p;
+
+	EQ(dmm_inject_site_by_name("thp_alloc"), DMM_INJECT_THP_ALLOC);
+	OK(dmm_inject_set(f->sys, DMM_INJECT_THP_ALLOC, &cfg));
+	a = folio_alloc(f->sys, 4, 0);
+	p = folio_alloc(f->sys, 0, 0); /* order 0 does not count */
+	b = folio_alloc(f->sys, 9, 0);
+	c = folio_alloc(f->sys, 9, 0);
+	assert_non_null(a);
+	assert_non_null(p);
+	TRUE(b == NULL);
+	assert_non_null(c);
+	EQ(dmm_inject_count(f->sys, DMM_INJECT_THP_ALLOC), 1);
+	put_page(f->sys, a);
+	put_page(f->sys, c);
+	put_page(f->sys, p);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -226,6 +329,10 @@ int main(void)
 		T(test_small_frames_fill_the_alignment_gap),
 		T(test_no_block_left_is_a_null),
 		T(test_check_finds_a_broken_folio),
+		T(test_a_freed_large_folio_is_reused_whole),
+		T(test_a_larger_block_is_split_buddy_fashion),
+		T(test_small_allocations_break_a_free_block_last),
+		T(test_large_allocations_have_their_own_injection_site),
 	};
 #undef T
 
