@@ -22,6 +22,9 @@
  *    PTEs mapping it, folio mapcount = all of them, nr_pages_mapped, the
  *    folio's refcount >= its mapcount + exact pincount; device large folios
  *    are order 9 and count 2^order pgmap references;
+ *    the deferred-split queue holds only live large anon folios, not
+ *    device-private (§4.10), and a partially mapped folio is queued and
+ *    not PMD-mapped;
  *  - rss counters = the entries counted per type;
  *  - page tables: every table below the pgd translates part of some VMA
  *    (munmap freed the others), and the mm's count of tables is right;
@@ -352,6 +355,8 @@ static bool check_large_folio(struct checker *ck, struct dmm_page *f, uint64_t p
 		       pins);
 	if ((fl & PG_partially_mapped) && entire)
 		report(ck, "pfn %#lx: partially mapped but PMD-mapped", (unsigned long)pfn);
+	if ((fl & PG_partially_mapped) && list_empty(&f[2].deferred_list))
+		report(ck, "pfn %#lx: partially mapped but not queued for deferred split", (unsigned long)pfn);
 	return true;
 }
 
@@ -534,6 +539,28 @@ static void check_frames(struct checker *ck)
 		report(ck, "the zero page appears as a counted mapping");
 }
 
+/* §4.10: every queued folio is a live large anon folio, not device-private. */
+static void check_deferred_split(struct checker *ck)
+{
+	struct dmm_deferred_split *ds = &ck->sys->deferred_split;
+	struct dmm_list *pos;
+	long n = 0;
+
+	pthread_mutex_lock(&ds->lock);
+	list_for_each(pos, &ds->queue) {
+		struct dmm_page *f = container_of(pos, struct dmm_page, deferred_list) - 2;
+
+		if (n++ > ds->len)
+			break;
+		if (page_is_tail(f) || folio_order(f) < FOLIO_MIN_LARGE_ORDER || page_is_tail(&f[1]) == false ||
+		    page_folio(&f[2]) != f || !page_is_anon(f) || page_is_device_private(f) || !folio_ref_count(f))
+			report(ck, "deferred split: a queued folio that is not a live large anon folio");
+	}
+	if (n != ds->len)
+		report(ck, "deferred split: %ld folios queued, the count says %ld", n, ds->len);
+	pthread_mutex_unlock(&ds->lock);
+}
+
 static void check_files(struct checker *ck)
 {
 	struct dmm_list *pos;
@@ -589,6 +616,7 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 	check_files(&ck);
 	pthread_mutex_unlock(&sys->file_list_lock);
 	check_frames(&ck);
+	check_deferred_split(&ck);
 	pthread_mutex_lock(&sys->pgmap_lock);
 	check_pgmaps(&ck);
 	{

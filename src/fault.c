@@ -69,7 +69,7 @@ static vm_fault_t map_new_anon_page(struct vm_fault *vmf, struct dmm_page *src, 
 		put_page(vmf->sys, p);
 		return VM_FAULT_RETRY;
 	}
-	page_add_new_anon_rmap(p, vmf->vma, vmf->addr);
+	folio_add_new_anon_rmap(p, vmf->vma, vmf->addr, RMAP_EXCLUSIVE);
 	add_mm_counter(vmf->mm, DMM_MM_ANONPAGES, 1);
 	pte_set(vmf->pte, pfn_pte(page_to_pfn(vmf->sys, p), bits | _PTE_YOUNG | vma_prot_bits(vmf->vma)));
 	ptl_unlock(vmf->tbl);
@@ -128,7 +128,7 @@ static vm_fault_t do_file_fault(struct vm_fault *vmf)
 		put_page(vmf->sys, p);
 		return 0;
 	}
-	page_add_file_rmap(p); /* the lookup's reference becomes the mapping's */
+	folio_add_file_rmap_pte(page_folio(p), p, vmf->vma); /* the lookup's reference becomes the mapping's */
 	if (bits & _PTE_DIRTY)
 		page_set(p, PG_dirty);
 	add_mm_counter(vmf->mm, mm_counter(vma, p), 1);
@@ -196,10 +196,10 @@ static vm_fault_t wp_page_copy(struct vm_fault *vmf, struct dmm_page *old)
 		return 0;
 	}
 	if (old) {
-		page_remove_rmap(old);
+		folio_remove_rmap_pte(page_folio(old), old, vmf->vma);
 		add_mm_counter(vmf->mm, mm_counter(vmf->vma, old), -1);
 	}
-	page_add_new_anon_rmap(p, vmf->vma, vmf->addr);
+	folio_add_new_anon_rmap(p, vmf->vma, vmf->addr, RMAP_EXCLUSIVE);
 	add_mm_counter(vmf->mm, DMM_MM_ANONPAGES, 1);
 	pte_set(vmf->pte, pfn_pte(page_to_pfn(sys, p), bits | _PTE_YOUNG | vma_prot_bits(vmf->vma)));
 	ptl_unlock(vmf->tbl);

@@ -31,7 +31,7 @@ static int copy_present_page(struct fork_ctx *fc, _Atomic pte_t *dst, uint64_t a
 	if (!p)
 		return -ENOMEM;
 	copy_page_contents(sys, p, src);
-	page_add_new_anon_rmap(p, fc->dst_vma, addr);
+	folio_add_new_anon_rmap(p, fc->dst_vma, addr, RMAP_EXCLUSIVE);
 	if (fc->dst_vma->flags & VM_WRITE)
 		bits |= _PTE_WRITE;
 	pte_set(dst, pfn_pte(page_to_pfn(sys, p), bits));
@@ -52,12 +52,11 @@ static int copy_present_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic pte
 		return 0;
 	}
 	p = pfn_to_page(sys, pte_pfn(e));
-	if (page_is_anon(p) && page_test(p, PG_anon_exclusive) && page_maybe_dma_pinned(p))
+	if (!page_is_anon(p))
+		folio_dup_file_rmap_pte(page_folio(p), p);
+	else if (folio_try_dup_anon_rmap_pte(page_folio(p), p, fc->src_vma))
 		return copy_present_page(fc, dst, addr, p);
 	get_page(p);
-	page_dup_rmap(p);
-	if (page_is_anon(p))
-		page_clear(p, PG_anon_exclusive);
 	if (cow && pte_write(e)) {
 		e = pte_wrprotect(e);
 		pte_set(src, e);
@@ -103,8 +102,7 @@ static void copy_nonpresent_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic
 
 	if (is_device_private_entry(e)) {
 		get_page(p);
-		page_dup_rmap(p);
-		page_clear(p, PG_anon_exclusive);
+		DMM_BUG_ON(folio_try_dup_anon_rmap_pte(page_folio(p), p, fc->src_vma));
 		if (cow && is_writable_device_private_entry(e)) {
 			e = make_device_private_entry(entry_pfn(e), false,
 						      leaf_flag_bits(e) & ~_LEAF_SOFT_DIRTY);

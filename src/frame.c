@@ -41,6 +41,9 @@ void frames_init(struct dmm_system *sys)
 	}
 	atomic_store(&sys->next_fresh, 1);
 	pthread_mutex_init(&sys->large_free.lock, NULL);
+	pthread_mutex_init(&sys->deferred_split.lock, NULL);
+	list_init(&sys->deferred_split.queue);
+	sys->deferred_split.len = 0;
 	memset(sys->large_free.head, 0, sizeof(sys->large_free.head));
 	sys->large_free.frames = 0;
 }

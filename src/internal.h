@@ -545,12 +545,44 @@ void anon_vma_get(struct dmm_anon_vma *av);
 void anon_vma_put(struct dmm_anon_vma *av);
 void file_get(struct dmm_file *f);
 
-/* rmap accounting for one entry. */
-void page_add_new_anon_rmap(struct dmm_page *p, struct dmm_vma *vma, uint64_t addr);
-void page_add_anon_rmap(struct dmm_page *p, bool exclusive);
-void page_add_file_rmap(struct dmm_page *p);
-void page_dup_rmap(struct dmm_page *p);
-void page_remove_rmap(struct dmm_page *p);
+/*
+ * rmap accounting (rmap.c), in the kernel's shape: @folio is page_folio(@page),
+ * @nr consecutive pages of it from @page are mapped or unmapped by PTEs; the
+ * _pmd variants account a PMD mapping the whole (order-9) folio. Callers
+ * hold the PTL of the entries they change. They keep the counters of
+ * large-folios.md §1.2 and queue a large anon folio that becomes partially
+ * mapped for deferred split (§1.4).
+ */
+#define RMAP_NONE 0u
+#define RMAP_EXCLUSIVE 1u /* the new mapping is exclusive (AnonExclusive) */
+/* A new anon folio's first mapping: PTEs on every page (order < 9) or one
+ * PMD (order 9); sets the identity from @vma at @addr. */
+void folio_add_new_anon_rmap(struct dmm_page *folio, struct dmm_vma *vma, uint64_t addr, unsigned int flags);
+void folio_add_anon_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
+			      struct dmm_vma *vma, uint64_t addr, unsigned int flags);
+void folio_add_anon_rmap_pmd(struct dmm_page *folio, struct dmm_vma *vma, uint64_t addr, unsigned int flags);
+void folio_add_file_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
+			      struct dmm_vma *vma);
+/* fork: a second mapping of @nr anon pages, which become shared; -EBUSY
+ * (nothing changed) when one is exclusive and the folio may be pinned
+ * (not for device-private folios): the caller copies instead. */
+int folio_try_dup_anon_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
+				 struct dmm_vma *src_vma);
+void folio_dup_file_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr);
+void folio_remove_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
+			    struct dmm_vma *vma);
+void folio_remove_rmap_pmd(struct dmm_page *folio, struct dmm_vma *vma);
+#define folio_add_anon_rmap_pte(folio, page, vma, addr, flags) \
+	folio_add_anon_rmap_ptes(folio, page, 1, vma, addr, flags)
+#define folio_add_file_rmap_pte(folio, page, vma) folio_add_file_rmap_ptes(folio, page, 1, vma)
+#define folio_try_dup_anon_rmap_pte(folio, page, src_vma) folio_try_dup_anon_rmap_ptes(folio, page, 1, src_vma)
+#define folio_dup_file_rmap_pte(folio, page) folio_dup_file_rmap_ptes(folio, page, 1)
+#define folio_remove_rmap_pte(folio, page, vma) folio_remove_rmap_ptes(folio, page, 1, vma)
+/* The deferred-split queue (sys->deferred_split): add (marking the folio
+ * partially mapped on request), and take off (a folio being freed or
+ * split). */
+void deferred_split_folio(struct dmm_system *sys, struct dmm_page *folio, bool partially_mapped);
+void folio_unqueue_deferred_split(struct dmm_system *sys, struct dmm_page *folio);
 /* Migration (rmap.c): the page is locked by the caller. */
 pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive);
 void try_to_migrate(struct dmm_system *sys, struct dmm_page *p);

@@ -33,7 +33,7 @@ static void zap_one(struct dmm_mm *mm, struct zap_batch *zb, _Atomic pte_t *slot
 		return; /* no mapcount, no ref: the migrator holds the page */
 	if (pte_present(e) && pte_dirty(e) && !page_is_anon(p))
 		page_set(p, PG_dirty);
-	page_remove_rmap(p);
+	folio_remove_rmap_pte(page_folio(p), p, zb->vma);
 	zb->pages[zb->n++] = p;
 }
 

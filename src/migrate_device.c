@@ -90,7 +90,7 @@ static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot)
 	if (pte_present(e) && pte_dirty(e))
 		page_set(p, PG_dirty);
 	pte_set(slot, make_migration_entry_from(p, e, excl));
-	page_remove_rmap(p);
+	folio_remove_rmap_pte(page_folio(p), p, c->vma);
 	/* Mapped nowhere else: the one migration entry is this one, and
 	 * finalize can restore it in place (the page stays locked till then). */
 	if (page_mapcount(p) == 0)
@@ -309,7 +309,7 @@ static void migrate_vma_insert_page(struct dmm_migrate_vma *a, uint64_t addr, st
 		ptl_unlock(t);
 		return;
 	}
-	page_add_new_anon_rmap(p, vma, addr);
+	folio_add_new_anon_rmap(p, vma, addr, RMAP_EXCLUSIVE);
 	get_page(p);
 	add_mm_counter(a->mm, DMM_MM_ANONPAGES, 1);
 	pte_set(slot, ne);

@@ -148,8 +148,10 @@ static void free_page_final(struct dmm_system *sys, struct dmm_page *p)
 		av = p->mapping;
 	if (page_is_zone_device(p))
 		free_zone_device_page(sys, p);
-	else if (unlikely(folio_test_large(p)))
+	else if (unlikely(folio_test_large(p))) {
+		folio_unqueue_deferred_split(sys, p);
 		folio_free_large(sys, p);
+	}
 	else
 		frame_free(sys, p);
 	if (av)

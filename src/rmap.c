@@ -7,41 +7,189 @@
  */
 #include "internal.h"
 
-void page_add_new_anon_rmap(struct dmm_page *p, struct dmm_vma *vma, uint64_t addr)
+/*
+ * The counters of large-folios.md §1.2, kept as the kernel's
+ * __folio_add_rmap / __folio_remove_rmap keep them. An order-0 folio has
+ * one counter, its mapcount (every entry). A large folio has, per page,
+ * the PTEs mapping it (mapcount), and on its first tail large_mapcount
+ * (every entry, a PMD counting 1), entire_mapcount (PMD entries) and
+ * nr_pages_mapped (pages mapped by at least one PTE).
+ */
+static void folio_set_anon(struct dmm_page *folio, struct dmm_vma *vma, uint64_t addr)
 {
 	struct dmm_anon_vma *av = vma->anon_vma;
 
 	DMM_BUG_ON(!av);
 	anon_vma_get(av);
-	p->mapping = av;
-	p->index = linear_page_index(vma, addr);
-	page_set(p, PG_anon | PG_anon_exclusive | PG_swapbacked | PG_uptodate |
-			    (page_is_zone_device(p) ? 0 : PG_lru));
-	atomic_store_explicit(&p->mapcount, 1, memory_order_release);
+	folio->mapping = av;
+	folio->index = linear_page_index(vma, addr);
+	page_set(folio, PG_anon | PG_swapbacked | PG_uptodate | (page_is_zone_device(folio) ? 0 : PG_lru));
 }
 
-void page_add_anon_rmap(struct dmm_page *p, bool exclusive)
+void folio_add_new_anon_rmap(struct dmm_page *folio, struct dmm_vma *vma, uint64_t addr, unsigned int flags)
 {
-	atomic_fetch_add(&p->mapcount, 1);
-	if (exclusive)
-		page_set(p, PG_anon_exclusive);
+	bool excl = flags & RMAP_EXCLUSIVE;
+
+	folio_set_anon(folio, vma, addr);
+	if (likely(!folio_test_large(folio))) {
+		if (excl)
+			page_set(folio, PG_anon_exclusive);
+		atomic_store_explicit(&folio->mapcount, 1, memory_order_release);
+	} else if (folio_order(folio) < FOLIO_MAX_ORDER) {
+		/* Mapped by PTEs, one per page (mTHP). */
+		uint64_t n = folio_nr_pages(folio);
+
+		for (uint64_t i = 0; i < n; i++) {
+			if (excl)
+				page_set(&folio[i], PG_anon_exclusive);
+			atomic_store_explicit(&folio[i].mapcount, 1, memory_order_relaxed);
+		}
+		atomic_store_explicit(&folio[1].nr_pages_mapped, (int32_t)n, memory_order_relaxed);
+		atomic_store_explicit(&folio[1].large_mapcount, (int32_t)n, memory_order_release);
+	} else {
+		/* A PMD-mappable folio starts mapped by one PMD. */
+		if (excl)
+			page_set(folio, PG_anon_exclusive);
+		atomic_store_explicit(&folio[1].entire_mapcount, 1, memory_order_relaxed);
+		atomic_store_explicit(&folio[1].large_mapcount, 1, memory_order_release);
+	}
 }
 
-void page_add_file_rmap(struct dmm_page *p)
+/* PTEs to @nr pages from @page: the per-page counts and nr_pages_mapped. */
+static void add_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr, bool excl)
 {
-	atomic_fetch_add(&p->mapcount, 1);
+	int32_t first = 0;
+
+	if (likely(!folio_test_large(folio))) {
+		atomic_fetch_add(&folio->mapcount, 1);
+		if (excl)
+			page_set(folio, PG_anon_exclusive);
+		return;
+	}
+	for (unsigned int i = 0; i < nr; i++) {
+		first += atomic_fetch_add(&page[i].mapcount, 1) == 0;
+		if (excl)
+			page_set(&page[i], PG_anon_exclusive);
+	}
+	atomic_fetch_add(&folio[1].nr_pages_mapped, first);
+	atomic_fetch_add(&folio[1].large_mapcount, (int32_t)nr);
 }
 
-void page_dup_rmap(struct dmm_page *p)
+void folio_add_anon_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
+			      struct dmm_vma *vma, uint64_t addr, unsigned int flags)
 {
-	atomic_fetch_add(&p->mapcount, 1);
+	(void)vma;
+	(void)addr;
+	add_ptes(folio, page, nr, flags & RMAP_EXCLUSIVE);
 }
 
-void page_remove_rmap(struct dmm_page *p)
+void folio_add_anon_rmap_pmd(struct dmm_page *folio, struct dmm_vma *vma, uint64_t addr, unsigned int flags)
 {
-	int32_t old = atomic_fetch_sub(&p->mapcount, 1);
+	(void)vma;
+	(void)addr;
+	DMM_BUG_ON(folio_order(folio) != FOLIO_MAX_ORDER);
+	atomic_fetch_add(&folio[1].entire_mapcount, 1);
+	atomic_fetch_add(&folio[1].large_mapcount, 1);
+	if (flags & RMAP_EXCLUSIVE)
+		page_set(folio, PG_anon_exclusive); /* while PMD-mapped only the head's bit counts */
+}
 
-	DMM_BUG_ON(old <= 0);
+void folio_add_file_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
+			      struct dmm_vma *vma)
+{
+	(void)vma;
+	add_ptes(folio, page, nr, false);
+}
+
+int folio_try_dup_anon_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
+				 struct dmm_vma *src_vma)
+{
+	bool device_private = page_is_device_private(folio);
+
+	(void)src_vma;
+	/* A pinned exclusive page cannot become shared: the caller copies it
+	 * (device-private folios are never pinned). */
+	for (unsigned int i = 0; i < nr && !device_private; i++)
+		if (page_test(&page[i], PG_anon_exclusive) && page_maybe_dma_pinned(folio))
+			return -EBUSY;
+	add_ptes(folio, page, nr, false);
+	for (unsigned int i = 0; i < nr; i++)
+		page_clear(&page[i], PG_anon_exclusive);
+	return 0;
+}
+
+void folio_dup_file_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr)
+{
+	add_ptes(folio, page, nr, false);
+}
+
+/* Deferred split (large-folios.md §1.4): queue @folio once, marking it
+ * partially mapped on request. A leaf lock, taken under a PTL. */
+void deferred_split_folio(struct dmm_system *sys, struct dmm_page *folio, bool partially_mapped)
+{
+	struct dmm_list *node = &folio[2].deferred_list;
+
+	pthread_mutex_lock(&sys->deferred_split.lock);
+	if (partially_mapped)
+		page_set(folio, PG_partially_mapped);
+	if (list_empty(node)) {
+		list_add_tail(node, &sys->deferred_split.queue);
+		sys->deferred_split.len++;
+	}
+	pthread_mutex_unlock(&sys->deferred_split.lock);
+}
+
+void folio_unqueue_deferred_split(struct dmm_system *sys, struct dmm_page *folio)
+{
+	struct dmm_list *node = &folio[2].deferred_list;
+
+	pthread_mutex_lock(&sys->deferred_split.lock);
+	if (!list_empty(node)) {
+		list_del(node);
+		sys->deferred_split.len--;
+	}
+	page_clear(folio, PG_partially_mapped);
+	pthread_mutex_unlock(&sys->deferred_split.lock);
+}
+
+/* A large anon folio, not device-private, that some mapping just left
+ * while others stay gets queued, marked partially mapped. */
+static void maybe_queue_partial(struct dmm_vma *vma, struct dmm_page *folio)
+{
+	if (page_is_anon(folio) && !page_is_device_private(folio) && !page_test(folio, PG_partially_mapped))
+		deferred_split_folio(vma->mm->sys, folio, true);
+}
+
+void folio_remove_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
+			    struct dmm_vma *vma)
+{
+	int32_t last = 0, mapped;
+
+	if (likely(!folio_test_large(folio))) {
+		DMM_BUG_ON(atomic_fetch_sub(&folio->mapcount, 1) <= 0);
+		return;
+	}
+	for (unsigned int i = 0; i < nr; i++) {
+		int32_t old = atomic_fetch_sub(&page[i].mapcount, 1);
+
+		DMM_BUG_ON(old <= 0);
+		last += old == 1;
+	}
+	mapped = atomic_fetch_sub(&folio[1].nr_pages_mapped, last) - last;
+	DMM_BUG_ON(atomic_fetch_sub(&folio[1].large_mapcount, (int32_t)nr) < (int32_t)nr);
+	/* Pages left unmapped while others stay mapped, and no PMD keeps the
+	 * whole folio mapped. */
+	if (last && mapped > 0 && !folio_entire_mapcount(folio))
+		maybe_queue_partial(vma, folio);
+}
+
+void folio_remove_rmap_pmd(struct dmm_page *folio, struct dmm_vma *vma)
+{
+	DMM_BUG_ON(atomic_fetch_sub(&folio[1].entire_mapcount, 1) <= 0);
+	DMM_BUG_ON(atomic_fetch_sub(&folio[1].large_mapcount, 1) <= 0);
+	/* The last PMD went while some pages stay PTE-mapped. */
+	if (!folio_entire_mapcount(folio) && folio_nr_pages_mapped(folio) > 0)
+		maybe_queue_partial(vma, folio);
 }
 
 enum dmm_rss_type mm_counter(struct dmm_vma *vma, struct dmm_page *p)
@@ -153,7 +301,7 @@ static void try_to_migrate_one(struct dmm_system *sys, struct dmm_vma *vma, uint
 	else
 		ne = make_migration_entry_from(p, e, excl);
 	pte_set(slot, ne);
-	page_remove_rmap(p);
+	folio_remove_rmap_pte(page_folio(p), p, vma);
 	put = true;
 out:
 	ptl_unlock(t);
@@ -195,9 +343,9 @@ bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, st
 		ne = pfn_pte(dpfn, leaf_to_present_bits(e) | vma_prot_bits(vma) | (w ? _PTE_WRITE : 0));
 	get_page(dst);
 	if (page_is_anon(dst))
-		page_add_anon_rmap(dst, excl);
+		folio_add_anon_rmap_pte(page_folio(dst), dst, vma, addr, excl ? RMAP_EXCLUSIVE : RMAP_NONE);
 	else
-		page_add_file_rmap(dst);
+		folio_add_file_rmap_pte(page_folio(dst), dst, vma);
 	pte_set(slot, ne);
 	return true;
 }

@@ -148,6 +148,7 @@ void dmm_system_destroy(struct dmm_system *sys)
 	for (unsigned int i = 0; i < NR_SHARDS; i++)
 		pthread_mutex_destroy(&sys->shards[i].lock);
 	pthread_mutex_destroy(&sys->large_free.lock);
+	pthread_mutex_destroy(&sys->deferred_split.lock);
 	pthread_mutex_destroy(&sys->mm_list_lock);
 	pthread_mutex_destroy(&sys->file_list_lock);
 	pthread_mutex_destroy(&sys->pgmap_lock);

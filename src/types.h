@@ -36,6 +36,7 @@
  *   file->lock, allocator shard     may be taken under a PTL (file->lock is not, in
  *   locks, wait-table bucket locks  practice: page-cache lookups come before the PTL)
  *   sys->large_free.lock            the free large blocks (frame.c); as the shard locks
+ *   sys->deferred_split.lock        the deferred-split queue; taken under a PTL
  *   sys->pgmap_lock                 under the mmap_lock or a driver lock (a driver adding
  *                                   memory); never held while taking an mmap_lock or
  *                                   calling a driver
@@ -407,6 +408,14 @@ struct dmm_system {
 		uint64_t head[FOLIO_MAX_ORDER + 1]; /* first block's head pfn, 0 = none */
 		uint64_t frames;		    /* frames in all the blocks */
 	} large_free;
+	/* Large anon folios queued for deferred split (large-folios.md §1.4):
+	 * linked through their second tail's deferred_list. A leaf lock,
+	 * taken under a PTL by rmap removals. */
+	struct dmm_deferred_split {
+		pthread_mutex_t lock;
+		struct dmm_list queue;
+		long len;
+	} deferred_split;
 
 	struct dmm_stat_shard stats[NR_SHARDS];
 	struct dmm_wait_bucket waits[WAIT_TABLE_SIZE];

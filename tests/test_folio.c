@@ -318,6 +318,192 @@ static void test_large_allocations_have_their_own_injection_site(void **state)
 	CHECK_OK(f->sys);
 }
 
+/* ------------------------------------------------------------------------ */
+/* A large folio mapped by PTEs (white box: what an mTHP fault will do)      */
+
+/* Map a new order-@order anon folio at @addr (aligned) in f->mm, every
+ * page exclusive, writable; returns its head. */
+static struct dmm_page *map_folio(struct fx *f, uint64_t addr, unsigned int order)
+{
+	struct dmm_page *h = folio_alloc(f->sys, order, GFP_ZERO);
+	uint64_t n = 1ull << order, pfn;
+	struct dmm_pte_table *t;
+	struct dmm_vma *v;
+
+	assert_non_null(h);
+	pfn = pfn_of(f, h);
+	mmap_read_lock(f->mm);
+	v = vma_lookup(f->mm, addr);
+	assert_non_null(v);
+	OK(anon_vma_prepare(v));
+	t = pte_table_lookup(f->mm, addr, true);
+	assert_non_null(t);
+	ptl_lock(t);
+	folio_add_new_anon_rmap(h, v, addr, RMAP_EXCLUSIVE);
+	page_ref_add(h, (uint32_t)n - 1); /* one reference per PTE */
+	for (uint64_t i = 0; i < n; i++)
+		pte_set(pte_slot(t, addr + i * PG),
+			pfn_pte(pfn + i, _PTE_WRITE | _PTE_DIRTY | _PTE_YOUNG | vma_prot_bits(v)));
+	add_mm_counter(f->mm, DMM_MM_ANONPAGES, (long)n);
+	ptl_unlock(t);
+	mmap_read_unlock(f->mm);
+	return h;
+}
+
+static struct dmm_page_info query(struct fx *f, uint64_t pfn)
+{
+	struct dmm_page_info pi;
+
+	OK(dmm_page_query(f->sys, pfn, &pi));
+	return pi;
+}
+
+static long queued(struct fx *f)
+{
+	long n;
+
+	pthread_mutex_lock(&f->sys->deferred_split.lock);
+	n = f->sys->deferred_split.len;
+	pthread_mutex_unlock(&f->sys->deferred_split.lock);
+	return n;
+}
+
+static void test_a_pte_mapped_folio_counts_each_pte(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h;
+	uint64_t pfn;
+
+	MAP_ANON(f->mm, TBASE, 32);
+	h = map_folio(f, TBASE + 16 * PG, 4);
+	pfn = pfn_of(f, h);
+	CHECK_OK(f->sys);
+	EQ(query(f, pfn + 5).order, 4);
+	EQS(query(f, pfn + 5).folio_mapcount, 16);
+	EQS(query(f, pfn + 5).mapcount, 1);
+	EQ(query(f, pfn + 5).refcount, 16);
+	EQS(folio_nr_pages_mapped(h), 16);
+	FLAGS(query(f, pfn + 5).flags, DMM_PAGE_ANON | DMM_PAGE_ANON_EXCLUSIVE, DMM_PAGE_PARTIALLY_MAPPED);
+	EQ(PFN(f->mm, TBASE + 21 * PG), pfn + 5);
+	/* Exclusive and writable: written in place. */
+	FILL(f->mm, TBASE + 16 * PG, 16 * PG, 0x100);
+	VERIFY(f->mm, TBASE + 16 * PG, 16 * PG, 0x100);
+	EQ(PFN(f->mm, TBASE + 21 * PG), pfn + 5);
+	CHECK_OK(f->sys);
+}
+
+static void test_partial_munmap_queues_the_folio_and_keeps_it_large(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h;
+	uint64_t pfn, nfree;
+
+	MAP_ANON(f->mm, TBASE, 32);
+	h = map_folio(f, TBASE + 16 * PG, 4);
+	pfn = pfn_of(f, h);
+	FILL(f->mm, TBASE + 16 * PG, 16 * PG, 0x200);
+	nfree = dmm_system_nr_free(f->sys);
+	OK(dmm_munmap(f->mm, TBASE + 20 * PG, 4 * PG));
+	CHECK_OK(f->sys);
+	/* Nothing is freed: the folio stays large, partially mapped, queued. */
+	EQ(dmm_system_nr_free(f->sys), nfree);
+	EQ(query(f, pfn).order, 4);
+	EQS(query(f, pfn).folio_mapcount, 12);
+	EQ(query(f, pfn).refcount, 12);
+	EQS(query(f, pfn + 4).mapcount, 0);
+	EQS(folio_nr_pages_mapped(h), 12);
+	FLAGS(query(f, pfn + 9).flags, DMM_PAGE_PARTIALLY_MAPPED, 0);
+	EQ(queued(f), 1);
+	VERIFY(f->mm, TBASE + 24 * PG, 8 * PG, 0x200 + 8 * PG / 4);
+	/* A second partial unmap does not queue it twice. */
+	OK(dmm_munmap(f->mm, TBASE + 16 * PG, 2 * PG));
+	EQ(queued(f), 1);
+	CHECK_OK(f->sys);
+	/* The last mapping gone, the folio is freed whole and leaves the queue. */
+	OK(dmm_munmap(f->mm, TBASE, 32 * PG));
+	EQ(queued(f), 0);
+	FLAGS(query(f, pfn + 9).flags, DMM_PAGE_FREE, DMM_PAGE_PARTIALLY_MAPPED);
+	CHECK_OK(f->sys);
+}
+
+static void test_dontneed_of_the_whole_folio_queues_nothing(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn;
+
+	MAP_ANON(f->mm, TBASE, 16);
+	pfn = pfn_of(f, map_folio(f, TBASE, 3));
+	OK(dmm_madvise(f->mm, TBASE, 8 * PG, DMM_MADV_DONTNEED));
+	EQ(queued(f), 0);
+	FLAGS(query(f, pfn).flags, DMM_PAGE_FREE, 0);
+	CHECK_OK(f->sys);
+}
+
+static void test_fork_shares_every_page_of_the_folio(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_mm *child;
+	uint64_t pfn;
+
+	MAP_ANON(f->mm, TBASE, 16);
+	pfn = pfn_of(f, map_folio(f, TBASE, 2));
+	FILL(f->mm, TBASE, 4 * PG, 0x300);
+	OK(dmm_fork(f->mm, &child));
+	CHECK_OK(f->sys);
+	EQS(query(f, pfn + 2).folio_mapcount, 8);
+	EQS(query(f, pfn + 2).mapcount, 2);
+	EQ(query(f, pfn + 2).refcount, 8);
+	FLAGS(query(f, pfn + 2).flags, 0, DMM_PAGE_ANON_EXCLUSIVE);
+	VERIFY(child, TBASE, 4 * PG, 0x300);
+	/* The child's partial unmap leaves every page mapped by the parent:
+	 * the folio is not partially mapped. */
+	OK(dmm_munmap(child, TBASE, PG));
+	EQS(query(f, pfn).folio_mapcount, 7);
+	EQ(queued(f), 0);
+	dmm_mm_exit(child);
+	EQS(query(f, pfn + 2).folio_mapcount, 4);
+	EQ(query(f, pfn + 2).refcount, 4);
+	CHECK_OK(f->sys);
+	VERIFY(f->mm, TBASE, 4 * PG, 0x300);
+}
+
+static void test_a_pin_of_a_large_folio_is_exact(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn, got[2];
+
+	MAP_ANON(f->mm, TBASE, 16);
+	pfn = pfn_of(f, map_folio(f, TBASE, 3));
+	EQ(dmm_get_user_pages(f->mm, TBASE + 2 * PG, 1, DMM_FOLL_PIN | DMM_FOLL_WRITE, &got[0]), 1);
+	EQ(dmm_get_user_pages_fast(f->mm, TBASE + 5 * PG, 1, DMM_FOLL_PIN, &got[1]), 1);
+	EQ(got[0], pfn + 2);
+	EQ(got[1], pfn + 5);
+	/* No 1024 bias: one reference and one pincount per page. */
+	EQ(query(f, pfn + 7).refcount, 8 + 2);
+	EQ(query(f, pfn + 7).pincount, 2);
+	CHECK_OK(f->sys);
+	dmm_unpin_user_pages(f->sys, got, 2);
+	EQ(query(f, pfn).refcount, 8);
+	EQ(query(f, pfn).pincount, 0);
+	CHECK_OK(f->sys);
+}
+
+static void test_check_finds_a_bad_deferred_queue(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h;
+
+	MAP_ANON(f->mm, TBASE, 16);
+	h = map_folio(f, TBASE, 2);
+	page_set(h, PG_partially_mapped);
+	CHECK_FAILS(f->sys, "not queued for deferred split");
+	page_clear(h, PG_partially_mapped);
+	f->sys->deferred_split.len = 1;
+	CHECK_FAILS(f->sys, "0 folios queued, the count says 1");
+	f->sys->deferred_split.len = 0;
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -333,6 +519,12 @@ int main(void)
 		T(test_a_larger_block_is_split_buddy_fashion),
 		T(test_small_allocations_break_a_free_block_last),
 		T(test_large_allocations_have_their_own_injection_site),
+		T(test_a_pte_mapped_folio_counts_each_pte),
+		T(test_partial_munmap_queues_the_folio_and_keeps_it_large),
+		T(test_dontneed_of_the_whole_folio_queues_nothing),
+		T(test_fork_shares_every_page_of_the_folio),
+		T(test_a_pin_of_a_large_folio_is_exact),
+		T(test_check_finds_a_bad_deferred_queue),
 	};
 #undef T
 
