@@ -157,6 +157,17 @@ static int count_repeat(struct script_iter *it, const struct node *nd, uint64_t 
 	return rc;
 }
 
+
+/* A `system` step that sizes the machine (pages=N): one per run. Mode
+ * settings (mthp=) may repeat. */
+static bool system_sizes(const struct node *nd)
+{
+	for (size_t i = nd->first + 1; i < nd->ntok; i++)
+		if (nd->tok[i].len >= 6 && !memcmp(nd->tok[i].s, "pages=", 6))
+			return true;
+	return false;
+}
+
 static int count_block(struct script_iter *it, const struct node *nodes, size_t n,
 		       uint64_t *acc, unsigned int *system_line, bool top)
 {
@@ -175,7 +186,7 @@ static int count_block(struct script_iter *it, const struct node *nodes, size_t 
 		if (!conds_hold(&it->env, nd))
 			continue;
 		*acc = sat_add(*acc, 1);
-		if (!tok_is(&nd->tok[nd->first], "system"))
+		if (!tok_is(&nd->tok[nd->first], "system") || !system_sizes(nd))
 			continue;
 		if (*system_line)
 			return perr_at(&it->p, nd->line, nd->tok[nd->first].col,

@@ -104,16 +104,44 @@ static int parse_none(struct cursor *c, struct step *st)
 	return 0;
 }
 
+/* mthp=O,O,... (orders 2..8) or mthp=none. */
+static int parse_mthp(struct cursor *c, const struct opts *o, int i, unsigned int *out)
+{
+	const char *v = o->val[i];
+	size_t n = o->vlen[i], k = 0;
+
+	*out = 0;
+	if (n == 4 && !memcmp(v, "none", 4))
+		return 0;
+	while (k < n) {
+		if (v[k] < '2' || v[k] > '8' || (k + 1 < n && v[k + 1] != ','))
+			break;
+		*out |= 1u << (v[k] - '0');
+		if (k + 1 == n)
+			return 0;
+		k += 2;
+	}
+	return perr(c->p, o->vtok[i]->col, "expected mthp=none or orders 2..8 separated by commas, found %s",
+		    Q(v, n));
+}
+
 static int parse_system(struct cursor *c, struct step *st)
 {
-	static const struct opt_spec spec[] = { { "pages", OPT_KEY, 0, "pages=N" } };
+	enum { SO_PAGES, SO_MTHP };
+	static const struct opt_spec spec[] = {
+		[SO_PAGES] = { "pages", OPT_KEY, 0, "pages=N" },
+		[SO_MTHP] = { "mthp", OPT_KEY, 0, "mthp=O,O,..." },
+	};
 	struct opts o;
 
 	if (opts_parse(c, spec, ARRAY_SIZE(spec), &o))
 		return c->p->err;
-	if (!o.tok[0])
-		return cur_missing(c, "pages=N");
-	return opt_u64(c, &o, 0, "a page count", MAX_PAGE, &st->u.system.pages);
+	if (!o.tok[SO_PAGES] && !o.tok[SO_MTHP])
+		return cur_missing(c, "pages=N or mthp=O,O,...");
+	if (o.tok[SO_PAGES] && opt_u64(c, &o, SO_PAGES, "a page count", MAX_PAGE, &st->u.system.pages))
+		return c->p->err;
+	st->u.system.has_mthp = o.tok[SO_MTHP] != NULL;
+	return st->u.system.has_mthp ? parse_mthp(c, &o, SO_MTHP, &st->u.system.mthp) : 0;
 }
 
 enum { DO_PRIVATE, DO_COHERENT, DO_PAGES, DO_COW };

@@ -852,8 +852,13 @@ int run_step(struct runner *r, const struct step *st, struct outcome *o)
 	int e;
 
 	memset(o, 0, sizeof(*o));
-	if (st->kind == STEP_SYSTEM)
-		return ensure_system(r, st->u.system.pages) ? fail(o, "cannot create the system") : 0;
+	if (st->kind == STEP_SYSTEM) {
+		if (ensure_system(r, st->u.system.pages))
+			return fail(o, "cannot create the system");
+		if (st->u.system.has_mthp)
+			o->err = dmm_system_set_mthp(r->sys, st->u.system.mthp);
+		return 0;
+	}
 	e = ensure_system(r, 0);
 	if (e)
 		return fail(o, "cannot create the system (%d)", e);

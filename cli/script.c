@@ -356,11 +356,17 @@ static int line_conds(struct builder *b, const struct rawline *l, struct node *n
 	return 0;
 }
 
-static int system_first(struct builder *b, const struct token *t)
+/* A `system` line that sizes the machine (pages=N) precedes every other
+ * step; one that only sets modes (mthp=) may come anywhere, and is a step. */
+static int system_first(struct builder *b, const struct token *t, size_t n)
 {
-	if (tok_is(t, "system") && b->seen_step)
+	bool sizes = false;
+
+	for (size_t i = 1; i < n; i++)
+		sizes |= t[i].len >= 6 && !memcmp(t[i].s, "pages=", 6);
+	if (tok_is(t, "system") && sizes && b->seen_step)
 		return perr(b->p, t->col, "'system' must come before every other step");
-	if (!tok_is(t, "system"))
+	if (!tok_is(t, "system") || !sizes)
 		b->seen_step = true;
 	return 0;
 }
@@ -423,7 +429,7 @@ static int line_step(struct builder *b, const struct rawline *l)
 	node.ntok = l->ntok;
 	if (line_conds(b, l, &node) ||
 	    check_refs(b->p, b->s, &b->scope, &b->lx, l->tok + node.first, l->ntok - node.first) ||
-	    system_first(b, &l->tok[node.first]))
+	    system_first(b, &l->tok[node.first], l->ntok - node.first))
 		return b->p->err;
 	for (size_t i = node.first; i < l->ntok; i++)
 		node.var |= l->tok[i].var;

@@ -284,7 +284,11 @@ struct step {
 	const char *dev; /* device: STEP_DEV_*, STEP_DEVICE, STEP_EXPECT_FREED */
 	struct range range; /* commands with a RANGE argument */
 	union {
-		struct { uint64_t pages; } system;
+		struct {
+			uint64_t pages;	   /* 0: not given (the default size) */
+			bool has_mthp;
+			unsigned int mthp; /* enabled mTHP orders, bit O = order O */
+		} system;
 		struct {
 			enum dev_type type;
 			bool has_pages;

@@ -76,14 +76,78 @@ static vm_fault_t map_new_anon_page(struct vm_fault *vmf, struct dmm_page *src, 
 	return 0;
 }
 
+#define VM_FAULT_FALLBACK 0x0100 /* no large folio here: map an order-0 page */
+
+/* Are the @n PTEs from @slot all none? (PTL held, or a lockless first look.) */
+static bool pte_range_none(_Atomic pte_t *slot, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (!pte_none(pte_get(&slot[i])))
+			return false;
+	return true;
+}
+
+/*
+ * mTHP (large-folios.md §1.5, alloc_anon_folio): a write fault on a none
+ * PTE maps a zeroed folio of the highest enabled order whose aligned range
+ * is inside the VMA with all PTEs none, by PTEs: dirty, young, writable
+ * iff VM_WRITE, every page exclusive, rss += 2^order. An order whose
+ * allocation fails falls to the next; VM_FAULT_FALLBACK when none is left.
+ */
+static vm_fault_t do_anonymous_folio(struct vm_fault *vmf, unsigned int orders)
+{
+	struct dmm_vma *vma = vmf->vma;
+
+	if (vma->flags & VM_NOHUGEPAGE)
+		return VM_FAULT_FALLBACK;
+	for (unsigned int order = FOLIO_MAX_ORDER - 1; order >= FOLIO_MIN_LARGE_ORDER; order--) {
+		uint64_t n = 1ull << order, start = vmf->addr & ~((n << PAGE_SHIFT) - 1), pfn;
+		_Atomic pte_t *first = pte_slot(vmf->tbl, start);
+		struct dmm_page *f;
+
+		if (!(orders & (1u << order)) || start < vma->start || start + (n << PAGE_SHIFT) > vma->end ||
+		    !pte_range_none(first, n))
+			continue;
+		if (anon_vma_prepare(vma))
+			return VM_FAULT_OOM;
+		f = folio_alloc(vmf->sys, order, GFP_ZERO);
+		if (!f)
+			continue;
+		pfn = page_to_pfn(vmf->sys, f);
+		ptl_lock(vmf->tbl);
+		if (!pte_range_none(first, n)) {
+			ptl_unlock(vmf->tbl);
+			put_page(vmf->sys, f);
+			return 0; /* lost a race: retry the access */
+		}
+		folio_add_new_anon_rmap(f, vma, start, RMAP_EXCLUSIVE);
+		page_ref_add(f, (uint32_t)n - 1); /* one reference per PTE */
+		add_mm_counter(vmf->mm, DMM_MM_ANONPAGES, (long)n);
+		for (uint64_t i = 0; i < n; i++)
+			pte_set(&first[i], pfn_pte(pfn + i, _PTE_DIRTY | _PTE_YOUNG | vma_write_bit(vma) |
+							   vma_prot_bits(vma)));
+		ptl_unlock(vmf->tbl);
+		dmm_stat_inc(vmf->sys, fault_mthp);
+		return 0;
+	}
+	return VM_FAULT_FALLBACK;
+}
+
 static vm_fault_t do_anonymous_page(struct vm_fault *vmf)
 {
+	unsigned int orders;
 	vm_fault_t r;
 
 	if (!fault_write(vmf)) {
 		if (set_pte_if_none(vmf, pfn_pte(DMM_ZERO_PFN, _PTE_SPECIAL | _PTE_YOUNG | vma_prot_bits(vmf->vma))))
 			dmm_stat_inc(vmf->sys, fault_zero);
 		return 0;
+	}
+	orders = atomic_load_explicit(&vmf->sys->mthp_orders, memory_order_relaxed);
+	if (unlikely(orders)) {
+		r = do_anonymous_folio(vmf, orders);
+		if (r != VM_FAULT_FALLBACK)
+			return r;
 	}
 	r = map_new_anon_page(vmf, NULL, _PTE_DIRTY | vma_write_bit(vmf->vma), true);
 	if (!r)

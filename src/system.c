@@ -52,7 +52,8 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 		return -EINVAL;
 	if (!cfg)
 		cfg = &def;
-	if (cfg->nr_frames > DMM_MAX_SYSTEM_FRAMES || (cfg->flags & ~DMM_SYS_PRETOUCH))
+	if (cfg->nr_frames > DMM_MAX_SYSTEM_FRAMES || (cfg->flags & ~DMM_SYS_PRETOUCH) ||
+	    (cfg->mthp_orders & ~DMM_MTHP_ORDERS_ALLOWED))
 		return -EINVAL;
 	sys = calloc(1, sizeof(*sys));
 	if (!sys)
@@ -77,6 +78,7 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 	pthread_mutex_init(&sys->mm_list_lock, NULL);
 	list_init(&sys->mms);
 	sys->next_mm_id = 1;
+	atomic_store(&sys->mthp_orders, cfg->mthp_orders);
 	pthread_mutex_init(&sys->file_list_lock, NULL);
 	list_init(&sys->files);
 	pthread_mutex_init(&sys->pgmap_lock, NULL);
@@ -162,6 +164,14 @@ int dmm_system_set_longterm_coherent(struct dmm_system *sys, enum dmm_longterm_c
 	if (!sys || (mode != DMM_LONGTERM_COHERENT_MIGRATE && mode != DMM_LONGTERM_COHERENT_FAIL))
 		return -EINVAL;
 	atomic_store(&sys->longterm_coherent, mode);
+	return 0;
+}
+
+int dmm_system_set_mthp(struct dmm_system *sys, unsigned int orders)
+{
+	if (!sys || (orders & ~DMM_MTHP_ORDERS_ALLOWED))
+		return -EINVAL;
+	atomic_store(&sys->mthp_orders, orders);
 	return 0;
 }
 

@@ -432,6 +432,7 @@ struct dmm_system {
 
 	struct dmm_inject_state inject[DMM_NR_INJECT_SITES];
 	_Atomic int longterm_coherent;	/* enum dmm_longterm_coherent */
+	_Atomic unsigned int mthp_orders; /* enabled mTHP orders (bit O = order O) */
 };
 
 #endif /* DEVMM_TYPES_H */

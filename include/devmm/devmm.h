@@ -67,14 +67,15 @@ struct dmm_file;
 struct dmm_system_config {
 	uint64_t nr_frames; /* system RAM in 4 KiB frames; 0 = 262144 (1 GiB) */
 	unsigned int flags; /* DMM_SYS_* */
+	unsigned int mthp_orders; /* enabled mTHP orders, as dmm_system_set_mthp */
 };
 
 /*
  * dmm_system_create - create a machine with cfg->nr_frames frames of RAM.
  * The arena is reserved lazily: frames never used cost no memory.
  * cfg may be NULL for the defaults.
- * Errors: -EINVAL (nr_frames above DMM_MAX_SYSTEM_FRAMES, unknown flags),
- *         -ENOMEM.
+ * Errors: -EINVAL (nr_frames above DMM_MAX_SYSTEM_FRAMES, unknown flags,
+ *         mthp_orders not allowed by dmm_system_set_mthp), -ENOMEM.
  */
 #define DMM_MAX_SYSTEM_FRAMES (1UL << 26) /* 256 GiB */
 int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **out);
@@ -96,6 +97,20 @@ enum dmm_longterm_coherent {
 };
 /* Errors: -EINVAL (NULL or unknown mode). */
 int dmm_system_set_longterm_coherent(struct dmm_system *sys, enum dmm_longterm_coherent mode);
+
+/*
+ * dmm_system_set_mthp - enable anonymous multi-size THP (large-folios.md
+ * §1.5 "mTHP"): @orders has bit O set for each enabled order O, 2..8
+ * (DMM_MTHP_ORDERS_ALLOWED; 0 = none, the default). From then on a write
+ * fault on an empty PTE of an anonymous VMA without VM_NOHUGEPAGE maps a
+ * zeroed folio of the highest enabled order whose aligned range lies in
+ * the VMA with every PTE empty, by PTEs (all writable iff VM_WRITE, every
+ * page exclusive); if none fits or the allocation fails, an order-0 page.
+ * Read faults keep mapping the zero page. Existing folios are unaffected.
+ * Errors: -EINVAL (NULL, or a bit outside DMM_MTHP_ORDERS_ALLOWED).
+ */
+#define DMM_MTHP_ORDERS_ALLOWED 0x1fcu /* orders 2..8 */
+int dmm_system_set_mthp(struct dmm_system *sys, unsigned int orders);
 
 /* Frame accounting: total allocatable frames and frames free now. */
 uint64_t dmm_system_nr_frames(const struct dmm_system *sys);
@@ -923,6 +938,7 @@ int dmm_check(struct dmm_system *sys, char *report, size_t size);
 	X(frames_free, "system frames freed")                                     \
 	X(frames_alloc_fail, "system frame allocations that failed")              \
 	X(fault_anon, "anonymous faults that allocated a page")                   \
+	X(fault_mthp, "anonymous faults that mapped a large folio (mTHP)")          \
 	X(fault_zero, "read faults that mapped the zero page")                    \
 	X(fault_file, "file or shmem faults that mapped a page-cache page")       \
 	X(fault_file_cow, "write faults that copied a file page privately")       \

@@ -486,13 +486,24 @@ static void test_system(void **state)
 	assert_int_equal(f.l.n, 2);
 	assert_int_equal(f.l.steps[0]->u.system.pages, 16);
 	fx_free(&f);
+	/* mthp= may come anywhere, more than once. */
+	fx_load(&f, "system pages=8\nmap A 1\nsystem mthp=2,4,8\nsystem mthp=none", 0);
+	assert_true(f.l.steps[2]->u.system.has_mthp);
+	assert_int_equal(f.l.steps[2]->u.system.mthp, (1u << 2) | (1u << 4) | (1u << 8));
+	assert_int_equal(f.l.steps[2]->u.system.pages, 0);
+	assert_int_equal(f.l.steps[3]->u.system.mthp, 0);
+	fx_free(&f);
 }
 
 static void test_system_errors(void **state)
 {
 	static const struct err_case cases[] = {
-		{ "system", 1, 7, "expected pages=N, found end of line" },
-		{ "system 8", 1, 8, "unexpected '8' (expected pages=N)" },
+		{ "system", 1, 7, "expected pages=N or mthp=O,O,..., found end of line" },
+		{ "system 8", 1, 8, "unexpected '8' (expected pages=N or mthp=O,O,...)" },
+		{ "system mthp=1", 1, 8, "expected mthp=none or orders 2..8 separated by commas, found '1'" },
+		{ "system mthp=2,9", 1, 8, "expected mthp=none or orders 2..8 separated by commas, found '2,9'" },
+		{ "system mthp=4,", 1, 8, "expected mthp=none or orders 2..8" },
+		{ "system mthp=4\nsystem pages=8", 2, 1, "'system' must come before every other step" },
 		{ "system pages=", 1, 8, "expected a page count, found ''" },
 		{ "system pages=8 pages=9", 1, 16, "duplicate 'pages=9' (already given at column 8)" },
 		{ "map A 1\nsystem pages=8", 2, 1, "'system' must come before every other step" },
