@@ -71,7 +71,9 @@ static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot)
 	if (pte_present(e) && pte_special(e))
 		return (c->args->flags & DMM_MIGRATE_VMA_SELECT_SYSTEM) ? MPFN_MIGRATE : 0;
 	p = collect_select(c, e, &writable);
-	if (!p || !p->mapping)
+	/* A PTE-mapped large folio is not collected: Linux splits it first
+	 * (migrate_vma_split_folio), which devmm cannot do yet. */
+	if (!p || !page_mapping(p) || unlikely(folio_test_large(page_folio(p))))
 		return 0;
 	get_page(p);
 	if (p != c->fault_page && !trylock_page(p)) {
