@@ -186,6 +186,14 @@ static bool check_item(const struct step *st, const struct outcome *o, const str
 		return check_num("pins", it->u.num, o->pins, msg, size);
 	case EXP_WRITABLE:
 		return check_num("writable", it->u.num, o->writable, msg, size);
+	case EXP_ORDER:
+		return check_num("order", it->u.num, o->order, msg, size);
+	case EXP_FMAPS:
+		return check_num("fmaps", it->u.num, o->fmaps, msg, size);
+	case EXP_PMDMAPS:
+		return check_num("pmdmaps", it->u.num, o->pmdmaps, msg, size);
+	case EXP_PARTIAL:
+		return check_num("partial", it->u.num, o->partial, msg, size);
 	case EXP_DATA:
 		return check_data(o, it, msg, size);
 	case EXP_SNAP:

@@ -114,7 +114,8 @@ static const char *const key_words[] = {
 	[EXP_CPAGES] = "cpages", [EXP_FAULTS] = "faults", [EXP_USED] = "used",
 	[EXP_FREE] = "free",	 [EXP_PINNED] = "pinned", [EXP_REFS] = "refs",
 	[EXP_MAPS] = "maps",	 [EXP_PINS] = "pins",	  [EXP_DATA] = "data",
-	[EXP_SNAP] = "snap",	 [EXP_WRITABLE] = "writable",
+	[EXP_SNAP] = "snap",	 [EXP_WRITABLE] = "writable", [EXP_ORDER] = "order",
+	[EXP_FMAPS] = "fmaps",	 [EXP_PMDMAPS] = "pmdmaps", [EXP_PARTIAL] = "partial",
 };
 
 static const char *const bare_words[] = {
@@ -190,8 +191,9 @@ static int key_value(struct cursor *c, const struct token *t, const char *key, s
 	case EXP_SNAP:
 		return arg_snap(c->p, t, v, vlen, it);
 	case EXP_WRITABLE:
+	case EXP_PARTIAL:
 		if (vlen != 1 || (v[0] != '0' && v[0] != '1'))
-			return perr(c->p, t->col, "expected 0 or 1 after writable=, found %s",
+			return perr(c->p, t->col, "expected 0 or 1 after %s=, found %s", key_words[it->kind],
 				    Q(v, vlen));
 		it->u.num = (uint64_t)(v[0] - '0');
 		return 0;

@@ -724,6 +724,10 @@ static int do_stat(struct runner *r, struct span_addr *sa, struct outcome *o)
 	o->refs = gi.refcount;
 	o->maps = gi.mapcount < 0 ? 0 : (uint64_t)gi.mapcount;
 	o->pins = gi.pincount;
+	o->order = gi.order;
+	o->fmaps = gi.folio_mapcount < 0 ? 0 : (uint64_t)gi.folio_mapcount;
+	o->pmdmaps = gi.entire_mapcount < 0 ? 0 : (uint64_t)gi.entire_mapcount;
+	o->partial = !!(gi.flags & DMM_PAGE_PARTIALLY_MAPPED);
 	return 0;
 }
 

@@ -144,6 +144,10 @@ enum expect_kind {
 	EXP_MAPS, /* maps=N (stat) */
 	EXP_PINS, /* pins=N (stat) */
 	EXP_WRITABLE, /* writable=0|1 (stat): u.num is 0 or 1 */
+	EXP_ORDER, /* order=N (stat): the folio's order */
+	EXP_FMAPS, /* fmaps=N (stat): the folio mapcount */
+	EXP_PMDMAPS, /* pmdmaps=N (stat): the entire (PMD) mapcount */
+	EXP_PARTIAL, /* partial=0|1 (stat): the folio is partially mapped */
 	EXP_DATA, /* data=P, data[a]=P, data[a..b]=P, data[a..]=P */
 	EXP_SNAP, /* snap=B,B*N,... */
 	EXP_PATTERN, /* a bare pattern: read, pread, rmw (the old words) */

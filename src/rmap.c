@@ -214,15 +214,15 @@ static void rmap_walk(struct dmm_system *sys, struct dmm_page *p, rmap_one_fn fn
 	struct dmm_list *head, *pos;
 	bool anon = page_is_anon(p);
 
-	if (!p->mapping)
+	if (!page_mapping(p))
 		return;
 	if (anon) {
-		struct dmm_anon_vma *av = p->mapping;
+		struct dmm_anon_vma *av = page_mapping(p);
 
 		lock = &av->lock;
 		head = &av->vmas;
 	} else {
-		struct dmm_file *f = p->mapping;
+		struct dmm_file *f = page_mapping(p);
 
 		lock = &f->i_mmap_lock;
 		head = &f->i_mmap;
@@ -232,9 +232,9 @@ static void rmap_walk(struct dmm_system *sys, struct dmm_page *p, rmap_one_fn fn
 		struct dmm_vma *v = anon ? container_of(pos, struct dmm_vma, anon_node)
 					 : container_of(pos, struct dmm_vma, file_node);
 
-		if (p->index < v->pgoff || p->index >= v->pgoff + vma_pages(v))
+		if (page_index(p) < v->pgoff || page_index(p) >= v->pgoff + vma_pages(v))
 			continue;
-		fn(sys, v, v->start + ((p->index - v->pgoff) << PAGE_SHIFT), arg);
+		fn(sys, v, v->start + ((page_index(p) - v->pgoff) << PAGE_SHIFT), arg);
 	}
 	pthread_rwlock_unlock(lock);
 }

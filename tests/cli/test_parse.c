@@ -1220,6 +1220,15 @@ static void test_stat_check_show_expect_freed(void **state)
 	assert_int_equal(item(st, 0)->kind, EXP_WRITABLE);
 	assert_int_equal(item(st, 0)->u.num, 1);
 	fx_free(&f);
+	st = one(&f, "stat A -> order=9 fmaps=512 pmdmaps=0 partial=1");
+	assert_int_equal(item(st, 0)->kind, EXP_ORDER);
+	assert_int_equal(item(st, 0)->u.num, 9);
+	assert_int_equal(item(st, 1)->kind, EXP_FMAPS);
+	assert_int_equal(item(st, 1)->u.num, 512);
+	assert_int_equal(item(st, 2)->kind, EXP_PMDMAPS);
+	assert_int_equal(item(st, 3)->kind, EXP_PARTIAL);
+	assert_int_equal(item(st, 3)->u.num, 1);
+	fx_free(&f);
 	st = one(&f, "check");
 	assert_int_equal(st->kind, STEP_CHECK);
 	fx_free(&f);
@@ -1235,7 +1244,8 @@ static void test_stat_check_show_expect_freed(void **state)
 	assert_string_equal(st->dev, "gpu");
 	assert_int_equal(st->u.expect_freed.count, 16);
 	fx_free(&f);
-	parse_error("stat A -> pinned=1", 1, 11, "unknown expectation key 'pinned' for 'stat' (expected ok, any, an error name, refs=, maps=, pins=, writable=)");
+	parse_error("stat A -> pinned=1", 1, 11, "unknown expectation key 'pinned' for 'stat' (expected ok, any, an error name, refs=, maps=, pins=, writable=, order=, fmaps=, pmdmaps=, partial=)");
+	parse_error("stat A -> partial=2", 1, 11, "expected 0 or 1 after partial=, found '2'");
 	parse_error("stat A -> writable=2", 1, 11, "expected 0 or 1 after writable=, found '2'");
 	parse_error("stat A -> writable=yes", 1, 11, "expected 0 or 1 after writable=, found 'yes'");
 	parse_error("stat A -> writable=", 1, 11, "expected 0 or 1 after writable=, found ''");
