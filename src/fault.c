@@ -281,13 +281,52 @@ oom:
 }
 
 /*
- * May a shared-looking anonymous page be reused in place? Only when ours
- * is the one reference left (no other mapping, no GUP reference) and the
- * page lock can be had (wp_can_reuse_anon_folio).
+ * A page of a large anon folio that is not exclusive (≥6.15,
+ * __wp_can_reuse_large_anon_folio, large-folios.md §3.2): reuse iff the
+ * folio has more than one mapping, is not maybe mapped shared, and has no
+ * reference beyond its mappings; then only this page becomes exclusive.
+ * "Maybe mapped shared" is decided from the entries: every mapping of the
+ * folio must be one of this table's PTEs (PTL held), else another process
+ * (or another part of this one, conservatively) may map it. Linux tracks
+ * two owner mm ids per folio for the same answer; the two agree whenever
+ * one mm's PTEs of the folio sit in one table, and devmm says "shared"
+ * where Linux might not otherwise (devmm: never reuses wrongly).
  */
-static bool can_reuse_anon_page(struct dmm_system *sys, struct dmm_page *p)
+static bool wp_can_reuse_large_anon_folio(struct vm_fault *vmf, struct dmm_page *f)
 {
+	int32_t mapcount = folio_mapcount(f), here = 0;
+	uint64_t first = page_to_pfn(vmf->sys, f), n = folio_nr_pages(f);
+
+	if (mapcount <= 1 || (uint32_t)mapcount != folio_ref_count(f))
+		return false;
+	for (unsigned int i = 0; i < PTRS_PER_TABLE; i++) {
+		pte_t e = pte_get(&vmf->tbl->ent[i]);
+
+		if ((pte_present(e) && !pte_special(e) && pte_pfn(e) - first < n) ||
+		    (is_device_exclusive_entry(e) && entry_pfn(e) - first < n))
+			here++;
+	}
+	return here == mapcount;
+}
+
+/*
+ * May a shared-looking anonymous page be reused in place? An order-0 page
+ * only when ours is the one reference left (no other mapping, no GUP
+ * reference) and the page lock can be had (wp_can_reuse_anon_folio); a
+ * page of a large folio by the rule above. PTL held.
+ */
+static bool can_reuse_anon_page(struct vm_fault *vmf, struct dmm_page *p)
+{
+	struct dmm_system *sys = vmf->sys;
+	struct dmm_page *f = page_folio(p);
 	bool ok;
+
+	if (unlikely(folio_test_large(f))) {
+		if (!wp_can_reuse_large_anon_folio(vmf, f))
+			return false;
+		page_set(p, PG_anon_exclusive);
+		return true;
+	}
 
 	if (page_ref_count(p) != 1 || !trylock_page(p))
 		return false;
@@ -330,7 +369,7 @@ static vm_fault_t do_wp_page(struct vm_fault *vmf)
 		return 0;
 	}
 	if (page_is_anon(p) &&
-	    (page_test(p, PG_anon_exclusive) || can_reuse_anon_page(vmf->sys, p))) {
+	    (page_test(p, PG_anon_exclusive) || can_reuse_anon_page(vmf, p))) {
 		if (!fault_unshare(vmf))
 			pte_set(vmf->pte, pte_mkyoung(pte_mkdirty(e | vma_write_bit(vma))));
 		ptl_unlock(vmf->tbl);

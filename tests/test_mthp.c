@@ -233,6 +233,65 @@ static void test_racing_faults_map_one_folio_per_range(void **state)
 	CHECK_OK(f->sys);
 }
 
+static void test_the_last_mapper_reuses_a_page_of_a_large_folio(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_mm *child;
+	uint64_t pfn;
+
+	OK(dmm_system_set_mthp(f->sys, O(3)));
+	MAP_ANON(f->mm, TBASE, 8);
+	FILL(f->mm, TBASE, 8 * PG, 0xa00);
+	pfn = PFN(f->mm, TBASE);
+	OK(dmm_fork(f->mm, &child));
+	dmm_mm_exit(child);
+	/* Mapped only here, no other reference: page 2 is reused in place,
+	 * made exclusive and writable; its neighbours stay read-only. */
+	FILL(f->mm, TBASE + 2 * PG, 4, 0xaaa);
+	EQ(PFN(f->mm, TBASE + 2 * PG), pfn + 2);
+	TRUE(PTE(f->mm, TBASE + 2 * PG).write);
+	TRUE(!PTE(f->mm, TBASE + 3 * PG).write);
+	FLAGS(query(f, pfn + 2).flags, DMM_PAGE_ANON_EXCLUSIVE, 0);
+	FLAGS(query(f, pfn + 3).flags, 0, DMM_PAGE_ANON_EXCLUSIVE);
+	EQ(query(f, pfn).order, 3);
+	CHECK_OK(f->sys);
+}
+
+static void test_a_shared_or_referenced_large_folio_is_copied(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_mm *child;
+	uint64_t pfn, got;
+
+	OK(dmm_system_set_mthp(f->sys, O(3)));
+	MAP_ANON(f->mm, TBASE, 8);
+	FILL(f->mm, TBASE, 8 * PG, 0xb00);
+	pfn = PFN(f->mm, TBASE);
+	OK(dmm_fork(f->mm, &child));
+	/* The child unmapped a part only: still mapped by two processes. */
+	OK(dmm_munmap(child, TBASE, 4 * PG));
+	FILL(f->mm, TBASE + 1 * PG, 4, 0xbbb);
+	NE(PFN(f->mm, TBASE + 1 * PG), pfn + 1);
+	/* The child gone, a GET reference still blocks reuse. */
+	dmm_mm_exit(child);
+	EQ(dmm_get_user_pages(f->mm, TBASE + 6 * PG, 1, DMM_FOLL_GET, &got), 1);
+	FILL(f->mm, TBASE + 2 * PG, 4, 0xbbc);
+	NE(PFN(f->mm, TBASE + 2 * PG), pfn + 2);
+	dmm_put_user_pages(f->sys, &got, 1);
+	/* Without it, reuse. */
+	FILL(f->mm, TBASE + 3 * PG, 4, 0xbbd);
+	EQ(PFN(f->mm, TBASE + 3 * PG), pfn + 3);
+	CHECK_OK(f->sys);
+	/* A folio with one mapping left is copied (and so freed), not reused. */
+	OK(dmm_munmap(f->mm, TBASE + 3 * PG, 5 * PG));
+	EQS(query(f, pfn).folio_mapcount, 1);
+	FILL(f->mm, TBASE, 4, 0xbbe);
+	NE(PFN(f->mm, TBASE), pfn);
+	FLAGS(query(f, pfn).flags, DMM_PAGE_FREE, 0);
+	VERIFY(f->mm, TBASE + 4, PG - 4, 0xb00 + 1);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -245,6 +304,8 @@ int main(void)
 		T(test_mprotect_and_mremap_keep_the_folio_large),
 		T(test_cow_after_fork_copies_one_small_page),
 		T(test_racing_faults_map_one_folio_per_range),
+		T(test_the_last_mapper_reuses_a_page_of_a_large_folio),
+		T(test_a_shared_or_referenced_large_folio_is_copied),
 	};
 #undef T
 
