@@ -487,7 +487,7 @@ static int parse_inject(struct cursor *c, struct step *st)
 	};
 	struct opts o;
 
-	if (take_name(c, "an injection site (frame, pgtable, meta, migrate_to_ram, cow_alloc, thp_alloc)",
+	if (take_name(c, "an injection site (frame, pgtable, meta, migrate_to_ram, cow_alloc, thp_alloc, policy)",
 		      &st->u.inject.site))
 		return c->p->err;
 	if (opts_parse(c, spec, ARRAY_SIZE(spec), &o))

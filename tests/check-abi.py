@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Compare the dynamic symbols of libdevmm.so with the public header.
+"""Compare the dynamic symbols of libdevmm.so with the public headers.
 
-Usage: check-abi.py NM LIBDEVMM_SO DEVMM_H
+Usage: check-abi.py NM LIBDEVMM_SO HEADER...   (devmm.h, policy.h)
 
-Every function declared in devmm.h (static inline ones aside) must be exported (in the DEVMM_* version
+Every function declared in a public header (static inline ones aside) must be exported (in the DEVMM_* version
 node) and nothing else may be: the version script exports dmm_*, so an
 internal helper named dmm_... would otherwise leak into the ABI. Exit 0 when
 the two sets match, 1 otherwise.
@@ -41,19 +41,21 @@ def exported(nm, lib):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) < 4:
         sys.exit(__doc__)
-    nm, lib, header = sys.argv[1:]
-    want = declared(header)
+    nm, lib = sys.argv[1:3]
+    want = set()
+    for header in sys.argv[3:]:
+        want |= declared(header)
     syms = exported(nm, lib)
     # The version node itself appears as an absolute symbol.
     have = {n for n, (kind, _) in syms.items() if kind not in ("A",)}
     ok = True
     for name in sorted(want - have):
-        print(f"declared in devmm.h but not exported: {name}")
+        print(f"declared in a public header but not exported: {name}")
         ok = False
     for name in sorted(have - want):
-        print(f"exported but not declared in devmm.h: {name}")
+        print(f"exported but not declared in a public header: {name}")
         ok = False
     for name in sorted(want & have):
         node = syms[name][1]

@@ -76,6 +76,7 @@ static const char *const site_names[DMM_NR_INJECT_SITES] = {
 	[DMM_INJECT_FRAME] = "FRAME", [DMM_INJECT_PGTABLE] = "PGTABLE", [DMM_INJECT_META] = "META",
 	[DMM_INJECT_MIGRATE_TO_RAM] = "MIGRATE_TO_RAM", [DMM_INJECT_COW_ALLOC] = "COW_ALLOC",
 	[DMM_INJECT_THP_ALLOC] = "THP_ALLOC",
+	[DMM_INJECT_POLICY] = "POLICY",
 };
 
 /* ------------------------------------------------------------------------ */

@@ -880,7 +880,8 @@ int dmm_make_device_exclusive(struct dmm_mm *mm, uint64_t addr, void *owner, uin
 	X(META, "meta", "metadata allocation (VMA, anon_vma, mm, file, pgmap)") \
 	X(MIGRATE_TO_RAM, "migrate_to_ram", "a driver's migrate_to_ram fails with OOM") \
 	X(COW_ALLOC, "cow_alloc", "a driver's cow_alloc finds no device page") \
-	X(THP_ALLOC, "thp_alloc", "a large folio allocation by the core (order 2..9)")
+	X(THP_ALLOC, "thp_alloc", "a large folio allocation by the core (order 2..9)") \
+	X(POLICY, "policy", "policy-engine allocation (ranges, blocks, pins, fault buffers, streams)")
 
 enum dmm_inject_site {
 #define DMM_INJECT_ENUM(id, name, desc) DMM_INJECT_##id,
