@@ -28,8 +28,9 @@ BUILD_CLANG := build-clang
 BUILD_RELEASE := build-release
 
 # Debian packages the build and `make check` need (gcc's sanitizer runtimes
-# come with gcc; clang's with libclang-rt-14-dev).
-DEPS_PKGS ?= meson ninja-build libcmocka-dev pkg-config gcc clang libclang-rt-14-dev
+# come with gcc; clang's with libclang-rt-14-dev; libjansson-dev for the
+# policy engine's JSON output).
+DEPS_PKGS ?= meson ninja-build libcmocka-dev pkg-config gcc clang libclang-rt-14-dev libjansson-dev
 # ... and what `make bench` needs on top, to draw its plot from the JSON.
 BENCH_PKGS := gnuplot-nox jq
 
