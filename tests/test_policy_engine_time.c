@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The policy engine's virtual clock (managed-memory.md §5.6): the link
+ * presets against the numbers of §2.2, one transfer in flight per
+ * direction, the fault-service costs charged per batch, stalls and
+ * replays on per-stream clocks.
+ */
+#include "policy_helpers.h"
+
+#include "policy/engine.h"
+
+#define NEAR(actual, expected, tol)                                                                  \
+	do {                                                                                         \
+		long long a_ = (long long)(actual), e_ = (long long)(expected);                       \
+		if (a_ < e_ - (long long)(tol) || a_ > e_ + (long long)(tol))                         \
+			h_fail(__FILE__, __LINE__, "%s = %lld, expected %lld +- %lld", #actual, a_, e_, \
+			       (long long)(tol));                                                     \
+	} while (0)
+
+/* §2.2's table: the atan model at 4 KiB ... 1 MiB. */
+static void test_uvmsmart_curve(void **state)
+{
+	struct dmm_timing t;
+
+	(void)state;
+	OK(dmm_timing_parse("uvmsmart-pcie3", &t));
+	NEAR(dmm_timing_transfer_ns(&t, 4096), 1760, 10);
+	NEAR(dmm_timing_transfer_ns(&t, 64 * 1024), 5880, 10);
+	NEAR(dmm_timing_transfer_ns(&t, 128 * 1024), 10910, 10);
+	NEAR(dmm_timing_transfer_ns(&t, 256 * 1024), 21060, 10);
+	NEAR(dmm_timing_transfer_ns(&t, 512 * 1024), 41400, 50);
+	NEAR(dmm_timing_transfer_ns(&t, 1024 * 1024), 82100, 50);
+}
+
+/* pascal-pcie3: max(1.7 µs, 0.72 µs + B / 12.2 GB/s); custom: α + B/β. */
+static void test_affine_presets(void **state)
+{
+	struct dmm_timing t;
+
+	(void)state;
+	OK(dmm_timing_parse("pascal-pcie3", &t));
+	EQ(dmm_timing_transfer_ns(&t, 4096), 1700);
+	EQ(dmm_timing_transfer_ns(&t, 1024 * 1024), 720 + 1048576ULL * 1000 / 12200);
+	EQ(dmm_timing_transfer_ns(&t, 0), 0);
+	OK(dmm_timing_parse("custom:500:25000", &t));
+	EQ(t.preset, DMM_TIMING_CUSTOM);
+	EQ(dmm_timing_transfer_ns(&t, 1000000), 500 + 40000);
+	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:500", &t));
+	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:500:0", &t));
+	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:x:1", &t));
+	EXPECT_RC(-EINVAL, dmm_timing_parse("pcie9", &t));
+	EXPECT_RC(-EINVAL, dmm_timing_parse(NULL, &t));
+}
+
+/* One transfer in flight per lane: the second waits for the first; the
+ * other direction does not. */
+static void test_lanes(void **state)
+{
+	struct dmm_timing t = { .preset = DMM_TIMING_PASCAL_PCIE3 };
+	struct lane htod = { 0 }, dtoh = { 0 };
+	uint64_t d = dmm_timing_transfer_ns(&t, 65536);
+
+	(void)state;
+	EQ(lane_transfer(&t, &htod, 100, 65536), 100 + d);
+	EQ(lane_transfer(&t, &htod, 100, 65536), 100 + 2 * d);
+	EQ(lane_transfer(&t, &dtoh, 100, 65536), 100 + d);
+	EQ(lane_transfer(&t, &htod, 10 * d, 65536), 11 * d); /* idle lane: starts at once */
+	EQ(htod.bytes, 3 * 65536);
+	EQ(htod.busy_ns, 3 * d);
+}
+
+/* A device fault: the stream stalls from its fault to the replay after
+ * the page's transfer; the batch costs 11.6 µs per block + 0.22 µs per
+ * page before the transfer (pascal). */
+static void test_fault_stall_time(void **state)
+{
+	struct pfx *p = pfx_new(NULL, 0);
+	struct dmm_stream_info si;
+	struct dmm_timing t = { .preset = DMM_TIMING_PASCAL_PCIE3 };
+	uint64_t expect;
+	uint32_t v = 1;
+
+	(void)state;
+	TRUE(p != NULL);
+	OK(dmm_engine_compute(p->eng, p->gpu, 0, 5000));
+	EXPECT_RC(-EAGAIN, managed_access(p->dev, 0, TBASE, DMM_ACCESS_WRITE, &v, sizeof(v)));
+	OK(dmm_engine_stream(p->eng, p->gpu, 0, &si));
+	TRUE(si.stalled);
+	EQ(si.clock, 5000);
+	OK(dmm_engine_service(p->eng, p->gpu, NULL));
+	OK(dmm_engine_stream(p->eng, p->gpu, 0, &si));
+	TRUE(!si.stalled);
+	expect = 5000 + 11600 + 220 + dmm_timing_transfer_ns(&t, PG);
+	EQ(si.clock, expect);
+	EQ(stats_of(p->eng).t_fault_stall, expect - 5000);
+	EQ(stats_of(p->eng).t_compute, 5000);
+	EQ(stats_of(p->eng).sim_time_ns, expect);
+	OK(managed_access(p->dev, 0, TBASE, DMM_ACCESS_WRITE, &v, sizeof(v)));
+	/* Another stream, not stalled, kept its own clock. */
+	OK(dmm_engine_stream(p->eng, p->gpu, 1, &si));
+	EQ(si.clock, 0);
+	ENGINE_CHECK(p->eng);
+	pfx_free(p);
+}
+
+/* Per-batch HtoD bytes: one entry per serviced batch. */
+static void test_per_batch_htod(void **state)
+{
+	struct pfx *p = pfx_new(NULL, 0);
+	uint64_t b[4] = { 0 };
+	uint32_t v = 0;
+
+	(void)state;
+	TRUE(p != NULL);
+	OK(managed_run(p->dev, 0, TBASE, DMM_ACCESS_READ, &v, sizeof(v)));
+	OK(managed_run(p->dev, 0, TBASE + 8 * PG, DMM_ACCESS_READ, &v, sizeof(v)));
+	OK(managed_run(p->dev, 0, TBASE + 16 * PG, DMM_ACCESS_PREFETCH, NULL, 3 * PG));
+	EQ(dmm_engine_batch_htod(p->eng, b, 4), 3);
+	EQ(b[0], PG);
+	EQ(b[1], PG);
+	EQ(b[2], 3 * PG);
+	/* first_touch_transfer=0: a first touch on the device is zero-filled
+	 * there, without a transfer. */
+	OK(dmm_engine_set(p->eng, "first_touch_transfer", 0));
+	OK(managed_run(p->dev, 0, TBASE + 40 * PG, DMM_ACCESS_READ, &v, sizeof(v)));
+	EQ(dmm_engine_batch_htod(p->eng, b, 4), 4);
+	EQ(b[3], 0);
+	EQ(stats_of(p->eng).htod_pages, 6);
+	ENGINE_CHECK(p->eng);
+	pfx_free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uvmsmart_curve),
+		cmocka_unit_test(test_affine_presets),
+		cmocka_unit_test(test_lanes),
+		cmocka_unit_test(test_fault_stall_time),
+		cmocka_unit_test(test_per_batch_htod),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
