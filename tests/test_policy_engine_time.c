@@ -103,6 +103,26 @@ static void test_fault_stall_time(void **state)
 	pfx_free(p);
 }
 
+/* A CPU fault on a page the device got is not earlier than the batch
+ * that moved it there, whatever the CPU stream's own clock says. */
+static void test_cpu_fault_after_device_batch(void **state)
+{
+	struct pfx *p = pfx_new(NULL, 0);
+	struct dmm_timing t = { .preset = DMM_TIMING_PASCAL_PCIE3 };
+	struct dmm_stream_info gpu, cpu;
+	uint32_t v = 1;
+
+	(void)state;
+	TRUE(p != NULL);
+	OK(managed_run(p->dev, 0, TBASE, DMM_ACCESS_WRITE, &v, sizeof(v)));
+	OK(dmm_engine_stream(p->eng, p->gpu, 0, &gpu));
+	EQ(LOAD(p->mm, TBASE), 1);
+	OK(dmm_engine_stream(p->eng, DMM_PROC_CPU, 0, &cpu));
+	EQ(cpu.clock, gpu.clock + 11600 + dmm_timing_transfer_ns(&t, PG));
+	ENGINE_CHECK(p->eng);
+	pfx_free(p);
+}
+
 /* Per-batch HtoD bytes: one entry per serviced batch. */
 static void test_per_batch_htod(void **state)
 {
@@ -137,6 +157,7 @@ int main(void)
 		cmocka_unit_test(test_affine_presets),
 		cmocka_unit_test(test_lanes),
 		cmocka_unit_test(test_fault_stall_time),
+		cmocka_unit_test(test_cpu_fault_after_device_batch),
 		cmocka_unit_test(test_per_batch_htod),
 	};
 

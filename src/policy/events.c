@@ -57,7 +57,7 @@ static json_t *event_json(const struct dmm_event *ev)
 		bad |= json_object_set_new(o, "t_end", json_integer((json_int_t)ev->t_end));
 	if (ev->type != DMM_EV_BATCH && ev->type != DMM_EV_REPLAY)
 		bad |= json_object_set_new(o, "addr", json_integer((json_int_t)ev->addr));
-	if (ev->npages != 1)
+	if (ev->npages != 1 && ev->type != DMM_EV_REPLAY)
 		bad |= json_object_set_new(o, "npages", json_integer((json_int_t)ev->npages));
 	bad |= json_object_set_new(o, "from", proc_json(ev->from));
 	bad |= json_object_set_new(o, "to", proc_json(ev->to));

@@ -532,6 +532,11 @@ static uint64_t cpu_decide(struct dmm_engine *eng, struct block_work *w, unsigne
 {
 	struct stream *s = stream_get(eng, DMM_PROC_CPU, eng->cpu_stream);
 	uint64_t t = s ? s->clock : engine_now(eng), id = ++eng->next_fault_id;
+	/* The page reached the device no later than the device's last batch
+	 * ended: a CPU fault on it cannot be earlier (streams are clocked
+	 * independently, causality is not). */
+	if (t < eng->procs[dev].service_clock)
+		t = eng->procs[dev].service_clock;
 	struct dmm_fault_info f = { .addr = w->b->start + (uint64_t)page * PAGE, .page = page,
 				    .proc = DMM_PROC_CPU, .access = write ? DMM_ACCESS_WRITE : DMM_ACCESS_READ,
 				    .instances = 1, .stream = eng->cpu_stream, .id = id, .t = t };
