@@ -32,6 +32,14 @@
  *                                    read_retry, dmm_zone_device_page_init,
  *                                    dmm_alloc_page, dmm_memremap_pages)
  *
+ * policy engine (src/policy/engine.h), a driver of the core:
+ *   eng->service_lock               mutex, outside mm->mmap_lock: the service loop, range
+ *    │                              add and remove, dmm_engine_check
+ *    └ eng->lock                    a driver lock: taken in its notifier callback and in
+ *       │                           migrate_to_ram; never held across a call that can fire
+ *       │                           a notifier (dmm_migrate_vma_setup, dmm_munmap, ...)
+ *       └ drivers/managed dev->lock leaf: the device's table and free list
+ *
  * leaves (nothing is taken inside them):
  *   file->lock, allocator shard     may be taken under a PTL (file->lock is not, in
  *   locks, wait-table bucket locks  practice: page-cache lookups come before the PTL)
