@@ -93,8 +93,8 @@ static const struct gen_opt gen_opts[] = {
 	{ "rmw", O_FLAG, M(P_RANDOM), F(rmw), " read then write each element" },
 	{ "height", O_U64, M(P_STENCIL), F(height), "H  rows of the grid (1024)" },
 	{ "width", O_U64, M(P_STENCIL), F(width), "W  columns of the grid (1024)" },
-	{ "tile", O_U64, M(P_STENCIL), F(tile), "T  tile side (64)" },
-	{ "halo", O_U64, M(P_STENCIL), F(halo), "K  halo width (1)" },
+	{ "tile", O_U64, M(P_STENCIL), F(tile), "T  tile side, at most max(H, W) (64)" },
+	{ "halo", O_U64, M(P_STENCIL), F(halo), "K  halo width, at most max(H, W) (1)" },
 	{ "iters", O_U64, M(P_STENCIL), F(iters), "N  iterations, in and out swapped (2)" },
 	{ "procs", O_WORD, M(P_PINGPONG), F(procs_s), "P,Q,...  who takes turns (cpu,gpu0)" },
 	{ "period", O_U64, M(P_PINGPONG), F(period), "NS  compute of each turn (100000)" },
@@ -338,6 +338,11 @@ static uint64_t sub_clip(uint64_t a, uint64_t b)
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
 }
 
 static int gen_stencil(struct gen *g)
@@ -603,6 +608,12 @@ static int check_opts(struct gen *g, FILE *err)
 	    !g->height || !g->width || !g->tile || !g->elem || g->elem > TRACE_PAGE_SIZE)
 		return usage_err(err, "--arrays (1..1024), --bytes, --rows, --pages, --height, "
 				 "--width, --tile and --elem (1..4096) must be at least 1");
+	/* Beyond the grid's larger side a tile or halo changes nothing, and
+	 * bounded so, y + tile + halo cannot wrap around. */
+	if (g->pat == P_STENCIL &&
+	    (g->tile > max_u64(g->height, g->width) || g->halo > max_u64(g->height, g->width)))
+		return usage_err(err, "--tile and --halo: at most the larger of --height and "
+				 "--width");
 	if (g->pat == P_RANDOM && TRACE_PAGE_SIZE % g->elem)
 		return usage_err(err, "--elem: random needs a divisor of 4096");
 	if (g->pat == P_RANDOM && g->zipf && g->pages > GEN_MAX_ZIPF_PAGES)

@@ -581,6 +581,14 @@ static void test_usage_errors(void **state)
 	USAGE_ERROR("--stride: a row must hold an element per stream", "strided", "--stride",
 		    "12", "--elem", "4");
 	USAGE_ERROR("must be at least 1", "stencil", "--tile", "0");
+	/* Unbounded, y + tile + halo wrapped and wrote a wrong trace that
+	 * still passed the reader. */
+	USAGE_ERROR("--tile and --halo: at most the larger of --height and --width", "stencil",
+		    "--halo", "0xffffffffffffffff");
+	USAGE_ERROR("--tile and --halo: at most the larger of --height and --width", "stencil",
+		    "--tile", "0xfffffffffffffff0", "--height", "8", "--width", "8");
+	USAGE_ERROR("--tile and --halo: at most the larger of --height and --width", "stencil",
+		    "--height", "8", "--width", "16", "--halo", "17");
 	USAGE_ERROR("--procs: expected up to 16 of cpu", "pingpong", "--procs", "cpu,,gpu0");
 	USAGE_ERROR("--procs: expected up to 16 of cpu", "pingpong", "--procs", "cpu,gpu0,");
 	USAGE_ERROR("--compute and --period: at most 10^15 ns", "pingpong", "--period",
