@@ -284,7 +284,9 @@ static int proc_arg(struct line *l, const struct token *t, const char *s, size_t
 	return 0;
 }
 
-/* ADDR BYTES with 1 <= BYTES and ADDR + BYTES <= 2^64. */
+/* ADDR BYTES with 1 <= BYTES and ADDR + BYTES < 2^64: the end of the range
+ * must itself be a 64-bit number, so a range ending exactly at 2^64 is an
+ * error too. */
 static int addr_bytes(struct line *l, const struct token **at)
 {
 	struct trace_rec *rec = l->rec;

@@ -311,6 +311,10 @@ static void test_syntax_errors(void **state)
 		{ A1 "cpu W 0xffffffffffffffff 2", 2, 26,
 		  "PROC OP ADDR BYTES [s=STREAM]: ADDR + BYTES (0xffffffffffffffff + 2) overflows "
 		  "64 bits" },
+		/* Ending exactly at 2^64 is an overflow too (the docs' "< 2^64"). */
+		{ A1 "cpu W 0xffffffffffffffff 1", 2, 26,
+		  "PROC OP ADDR BYTES [s=STREAM]: ADDR + BYTES (0xffffffffffffffff + 1) overflows "
+		  "64 bits" },
 		{ A1 "cpu W 0x10000 1 t=1", 2, 17,
 		  "PROC OP ADDR BYTES [s=STREAM]: expected s=STREAM or the end of the line, found "
 		  "'t=1'" },
