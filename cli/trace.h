@@ -106,6 +106,9 @@ const char *trace_kind_name(enum trace_kind k);
 const char *trace_op_name(enum trace_op op);
 /* "cpu", "gpu3": buf must hold 8 bytes. */
 const char *trace_proc_name(struct trace_proc p, char buf[8]);
+/* s[0..len) as a processor: cpu, or gpuN with N decimal, no leading zero,
+ * below TRACE_MAX_GPUS. False (and *out unchanged) for anything else. */
+bool trace_proc_parse(const char *s, size_t len, struct trace_proc *out);
 
 /* ------------------------------------------------------------------------ */
 /* The reader                                                                */

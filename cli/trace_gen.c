@@ -414,25 +414,6 @@ static int usage_err(FILE *err, const char *fmt, ...)
 	return 2;
 }
 
-static bool proc_word(const char *s, size_t len, struct trace_proc *out)
-{
-	unsigned int v = 0;
-
-	if (len == 3 && !memcmp(s, "cpu", 3)) {
-		*out = (struct trace_proc){ false, 0 };
-		return true;
-	}
-	if (len < 4 || len > 5 || memcmp(s, "gpu", 3) || (len == 5 && s[3] == '0'))
-		return false;
-	for (size_t i = 3; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (unsigned int)(s[i] - '0');
-	}
-	*out = (struct trace_proc){ true, v };
-	return v < TRACE_MAX_GPUS;
-}
-
 /* r=N,w=N,a=N (any subset, any order, N <= 1000000, not all zero). */
 static bool parse_mix(const char *s, unsigned int mix[3])
 {
@@ -568,8 +549,8 @@ static int parse_procs(struct gen *g, FILE *err)
 		const char *comma = strchr(s, ',');
 		size_t len = comma ? (size_t)(comma - s) : strlen(s);
 
-		if (g->nprocs == GEN_MAX_PROCS || !proc_word(s, len, &g->procs[g->nprocs++]) ||
-		    (comma && !comma[1]))
+		if (g->nprocs == GEN_MAX_PROCS ||
+		    !trace_proc_parse(s, len, &g->procs[g->nprocs++]) || (comma && !comma[1]))
 			return usage_err(err, "--procs: expected up to 16 of cpu, gpu0 .. gpu63, "
 					 "separated by ',', found '%s'", g->procs_s);
 		s += len + (comma ? 1 : 0);
@@ -587,7 +568,7 @@ static int check_opts(struct gen *g, FILE *err)
 	if (g->base % GEN_ALIGN || g->base < TRACE_ADDR_MIN || g->base >= TRACE_ADDR_END)
 		return usage_err(err, "--base: expected a multiple of 2 MiB from 0x200000 up to "
 				 "2^47");
-	if (!proc_word(g->proc_s, strlen(g->proc_s), &g->proc))
+	if (!trace_proc_parse(g->proc_s, strlen(g->proc_s), &g->proc))
 		return usage_err(err, "--proc: expected cpu or gpu0 .. gpu63, found '%s'",
 				 g->proc_s);
 	if (!parse_mix(g->mix_s, g->mix))

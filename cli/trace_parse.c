@@ -252,7 +252,7 @@ static int num(struct line *l, const char *what, uint64_t max, uint64_t *out,
 }
 
 /* cpu | gpuN (N decimal, no leading zero, < TRACE_MAX_GPUS). */
-static bool proc_parse(const char *s, size_t len, struct trace_proc *out)
+bool trace_proc_parse(const char *s, size_t len, struct trace_proc *out)
 {
 	unsigned int v = 0;
 
@@ -278,7 +278,7 @@ static bool proc_parse(const char *s, size_t len, struct trace_proc *out)
 static int proc_arg(struct line *l, const struct token *t, const char *s, size_t len,
 		    struct trace_proc *out)
 {
-	if (!proc_parse(s, len, out))
+	if (!trace_proc_parse(s, len, out))
 		return perr(l->p, t->col, "%s: expected %s, found %s", l->form, PROC_WHAT,
 			    Q(s, len));
 	return 0;
@@ -501,7 +501,7 @@ static int parse_record(struct line *l)
 		l->form = forms[i].form;
 		return forms[i].parse(l);
 	}
-	if (proc_parse(w->s, w->len, &dummy) || (w->len >= 3 && !memcmp(w->s, "gpu", 3)))
+	if (trace_proc_parse(w->s, w->len, &dummy) || (w->len >= 3 && !memcmp(w->s, "gpu", 3)))
 		return rec_proc(l, w);
 	return perr(l->p, w->col, "expected a record (ALLOC, FREE, KERNEL_BEGIN, KERNEL_END, "
 		    "ADVISE, PREFETCH, SYNC, or a processor cpu|gpuN followed by R, W, A or "

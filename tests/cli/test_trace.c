@@ -115,6 +115,37 @@ static void errors(const struct err_case *c, size_t n)
 /* ------------------------------------------------------------------------ */
 /* Records                                                                   */
 
+/* trace_proc_parse, shared by the reader and trace gen's --proc/--procs. */
+static void test_proc_parse(void **state)
+{
+	static const struct {
+		const char *s;
+		bool ok, gpu;
+		unsigned int n;
+	} cases[] = {
+		{ "cpu", true, false, 0 },   { "gpu0", true, true, 0 },  { "gpu9", true, true, 9 },
+		{ "gpu63", true, true, 63 }, { "gpu64", false, false, 0 }, { "gpu01", false, false, 0 },
+		{ "gpu", false, false, 0 },  { "GPU0", false, false, 0 }, { "cpu0", false, false, 0 },
+		{ "gpu100", false, false, 0 }, { "gpux", false, false, 0 }, { "", false, false, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct trace_proc p = { true, 77 };
+		bool ok = trace_proc_parse(cases[i].s, strlen(cases[i].s), &p);
+
+		assert_int_equal(ok, cases[i].ok);
+		if (ok) {
+			assert_int_equal(p.is_gpu, cases[i].gpu);
+			assert_int_equal(p.gpu, cases[i].n);
+		} else {
+			/* unchanged on failure */
+			assert_true(p.is_gpu);
+			assert_int_equal(p.gpu, 77);
+		}
+	}
+}
+
 static void test_alloc_free(void **state)
 {
 	static struct result res;
@@ -678,6 +709,7 @@ static void test_out_of_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_proc_parse),
 		cmocka_unit_test(test_alloc_free),
 		cmocka_unit_test(test_access),
 		cmocka_unit_test(test_compute_kernel_sync),
