@@ -136,8 +136,11 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-saniti
 FUZZ_SRCS := cli/alloc.c cli/diag.c cli/errname.c cli/expand.c cli/lex.c cli/parse.c \
 	cli/parse_arg.c cli/parse_opt.c cli/script.c cli/subst.c cli/validate.c \
 	cli/trace_parse.c cli/trace_check.c cli/trace_gen.c
-# $(call fuzz_run,NAME,CORPUS): run build-fuzz/NAME on CORPUS; fail on a crash.
-fuzz_run = ./$(BUILD_FUZZ)/$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+# $(call fuzz_run,NAME,CORPUS,MAX_LEN): run build-fuzz/NAME on CORPUS with inputs
+# of at most MAX_LEN bytes; fail on a crash. The trace reader gets inputs
+# past its line limit (4096) and its read buffer (68 KiB), so that the
+# overlong-line and refill paths are reached.
+fuzz_run = ./$(BUILD_FUZZ)/$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=$(3) -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 $(2) > $(BUILD_FUZZ)/$(1).log 2>&1; \
 		rc=$$?; tail -n 12 $(BUILD_FUZZ)/$(1).log; \
 		[ $$rc -eq 0 ] && echo "fuzz: $(1): no crash in $(FUZZ_SECONDS) s" || \
@@ -151,8 +154,8 @@ fuzz: deps
 		-o $(BUILD_FUZZ)/trace_seeds
 	@cp tests/cli/dmm/*.dmm tests/scenarios/*.dmm $(BUILD_FUZZ)/corpus/ 2>/dev/null || true
 	./$(BUILD_FUZZ)/trace_seeds $(BUILD_FUZZ)/corpus-trace
-	@$(call fuzz_run,fuzz_parse,$(BUILD_FUZZ)/corpus)
-	@$(call fuzz_run,fuzz_trace,$(BUILD_FUZZ)/corpus-trace)
+	@$(call fuzz_run,fuzz_parse,$(BUILD_FUZZ)/corpus,4096)
+	@$(call fuzz_run,fuzz_trace,$(BUILD_FUZZ)/corpus-trace,131072)
 
 # The full run takes about a minute; docs/performance.md shows one (refresh
 # its picture with: cp build-release/bench.png docs/performance.png). It

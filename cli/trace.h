@@ -121,6 +121,11 @@ struct trace_reader;
  */
 int trace_open(const char *path, struct trace_reader **out, struct diag *diag);
 
+/* The same from the open stream @f, named @path in messages; the reader
+ * does not close @f (trace_open's own stream is closed by trace_close).
+ * Errors: -ENOMEM. */
+int trace_open_stream(FILE *f, const char *path, struct trace_reader **out);
+
 /* The same over text[0..len) (not copied; keep it alive until trace_close),
  * named @path in messages. Errors: -ENOMEM. */
 int trace_open_mem(const char *path, const char *text, size_t len, struct trace_reader **out);

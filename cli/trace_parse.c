@@ -24,6 +24,7 @@
 struct trace_reader {
 	char *path;
 	FILE *f; /* NULL for a memory trace */
+	bool own; /* f was opened by trace_open: trace_close closes it */
 	const char *data; /* the buffered input: data[pos..end) is unread */
 	char *buf; /* data's storage when reading a file */
 	size_t pos, end;
@@ -99,10 +100,26 @@ int trace_open_mem(const char *path, const char *text, size_t len, struct trace_
 	return 0;
 }
 
+int trace_open_stream(FILE *f, const char *path, struct trace_reader **out)
+{
+	struct trace_reader *r = reader_new(path);
+
+	*out = NULL;
+	if (r)
+		r->buf = script_malloc(TRACE_MAX_LINE + 1 + READ_CHUNK);
+	if (!r || !r->buf) {
+		trace_close(r);
+		return -ENOMEM;
+	}
+	r->f = f;
+	r->data = r->buf;
+	*out = r;
+	return 0;
+}
+
 int trace_open(const char *path, struct trace_reader **out, struct diag *diag)
 {
 	bool in = !strcmp(path, "-");
-	struct trace_reader *r;
 	FILE *f;
 	int e;
 
@@ -113,19 +130,13 @@ int trace_open(const char *path, struct trace_reader **out, struct diag *diag)
 		diag_set(diag, path, 0, 0, "cannot read: %s", strerror(e));
 		return -e;
 	}
-	r = reader_new(path);
-	if (r)
-		r->buf = script_malloc(TRACE_MAX_LINE + 1 + READ_CHUNK);
-	if (!r || !r->buf) {
+	if (trace_open_stream(f, path, out)) {
 		if (!in)
 			fclose(f);
-		trace_close(r);
 		diag_set(diag, path, 0, 0, "out of memory");
 		return -ENOMEM;
 	}
-	r->f = f;
-	r->data = r->buf;
-	*out = r;
+	(*out)->own = !in;
 	return 0;
 }
 
@@ -133,7 +144,7 @@ void trace_close(struct trace_reader *r)
 {
 	if (!r)
 		return;
-	if (r->f && r->f != stdin)
+	if (r->own)
 		fclose(r->f);
 	trace_state_free(&r->state);
 	arena_free(&r->arena);

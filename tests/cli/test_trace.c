@@ -653,6 +653,63 @@ static void test_file_streaming(void **state)
 	assert_int_equal(lines, 1 + 40000 + 4 + 2);
 }
 
+/* trace_open_stream over fmemopen gives what trace_open_mem gives, across
+ * buffer refills and overlong lines, and leaves the stream open. */
+static void test_stream_same_as_mem(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *w = open_memstream(&text, &len), *f;
+	struct trace_reader *rm, *rs;
+	struct trace_rec a, b;
+	struct diag da, db;
+	unsigned long recs = 0, errs = 0;
+	int ra, rb;
+
+	(void)state;
+	assert_non_null(w);
+	fprintf(w, "ALLOC a 0x10000 0x100000\n");
+	for (unsigned long i = 0; i < 6000; i++) {
+		fprintf(w, "cpu W 0x%lx %lu s=%lu\n", 0x10000 + (i % 256) * 4096, 1 + i % 4096,
+			i % 5);
+		if (i % 2000 == 1000)
+			fprintf(w, "%*s\n", 9000, "#");
+	}
+	fprintf(w, "FREE 0x10000\n%*s", 5000, "SYNC");
+	assert_int_equal(fclose(w), 0);
+	assert_true(len > 2 * (4096 + (64 << 10)));
+	f = fmemopen(text, len, "r");
+	assert_non_null(f);
+	assert_int_equal(trace_open_stream(f, "s.trace", &rs), 0);
+	assert_int_equal(trace_open_mem("s.trace", text, len, &rm), 0);
+	do {
+		ra = trace_next(rm, &a, &da);
+		rb = trace_next(rs, &b, &db);
+		assert_int_equal(ra, rb);
+		if (ra == 1) {
+			assert_int_equal(a.kind, b.kind);
+			assert_int_equal(a.line, b.line);
+			assert_int_equal(a.addr, b.addr);
+			assert_int_equal(a.bytes, b.bytes);
+			assert_int_equal(a.stream, b.stream);
+			recs++;
+		} else if (ra) {
+			assert_int_equal(ra, -EINVAL);
+			assert_string_equal(da.text, db.text);
+			errs++;
+		}
+	} while (ra);
+	assert_int_equal(recs, 1 + 6000 + 1);
+	assert_int_equal(errs, 3 + 1);
+	trace_close(rs);
+	trace_close(rm);
+	/* still open: trace_close left it to us */
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	assert_int_equal(fgetc(f), 'A');
+	assert_int_equal(fclose(f), 0);
+	free(text);
+}
+
 static void test_file_unreadable(void **state)
 {
 	struct trace_reader *r;
@@ -724,6 +781,7 @@ int main(void)
 		cmocka_unit_test(test_allocation_limit),
 		cmocka_unit_test(test_kernel_limit),
 		cmocka_unit_test(test_file_streaming),
+		cmocka_unit_test(test_stream_same_as_mem),
 		cmocka_unit_test(test_file_unreadable),
 		cmocka_unit_test(test_out_of_memory),
 	};

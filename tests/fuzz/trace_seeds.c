@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Writes small generated traces (every pattern of `devmm trace gen`, a few
- * option sets) into the directory argv[1]: the seed corpus of fuzz_trace.
+ * Writes generated traces (every pattern of `devmm trace gen`, a few option
+ * sets, one over 100 KiB) and a trace with an overlong line into the
+ * directory argv[1]: the seed corpus of fuzz_trace.
  * Built and run by `make fuzz`, which needs no configured build for it.
  */
 #include <stdio.h>
@@ -17,9 +18,12 @@ int main(int argc, char **argv)
 		{ "random", "--pages", "8", "--accesses", "12", "--dist", "zipf", "--rmw" },
 		{ "stencil", "--height", "6", "--width", "6", "--tile", "3", "--iters", "1" },
 		{ "pingpong", "--pages", "3", "--rounds", "4", "--procs", "gpu0,cpu,gpu1" },
+		/* over 100 KiB: the stream reader refills its buffer mid-trace */
+		{ "streaming", "--bytes", "12582912", "--streams", "3" },
 	};
 	char path[4096];
 	int rc = 0;
+	FILE *f;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: trace_seeds DIR\n");
@@ -28,7 +32,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
 		char *args[16] = { 0 };
 		int n = 0;
-		FILE *f;
 
 		while (n < 12 && sets[i][n]) {
 			args[n] = sets[i][n];
@@ -42,6 +45,19 @@ int main(int argc, char **argv)
 			perror(path);
 			rc = 1;
 		}
+	}
+	/* A line past TRACE_MAX_LINE between two good ones: skipped, reported. */
+	snprintf(path, sizeof(path), "%s/overlong.trace", argv[1]);
+	f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "ALLOC a 0x10000 4096\n# ");
+		for (unsigned int i = 0; i < TRACE_MAX_LINE + 100; i++)
+			fputc('x', f);
+		fprintf(f, "\ncpu W 0x10000 8\nFREE 0x10000\n");
+	}
+	if (!f || fclose(f)) {
+		perror(path);
+		rc = 1;
 	}
 	return rc;
 }
