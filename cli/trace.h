@@ -117,7 +117,8 @@ struct trace_reader;
 
 /*
  * trace_open - read the trace at @path ("-": standard input), streaming.
- * Errors: -errno of fopen (diag "FILE: cannot read: ..."), -ENOMEM.
+ * Errors: -errno of fopen, -EISDIR for a directory (diag "FILE: cannot
+ * read: ..."), -ENOMEM.
  */
 int trace_open(const char *path, struct trace_reader **out, struct diag *diag);
 
@@ -138,7 +139,10 @@ int trace_open_mem(const char *path, const char *text, size_t len, struct trace_
  *            is skipped and changes nothing: the next call goes on with
  *            the next line. At the end, each kernel still running is one
  *            such error (at its KERNEL_BEGIN line) before 0.
- *   -ENOMEM, -EIO  the reader cannot go on; every later call returns it.
+ *   -ENOMEM, -EIO  the reader cannot go on; every later call returns it
+ *            (and reads nothing more). A read error is -EIO whatever its
+ *            errno (so it is never taken for a bad line); @diag holds
+ *            "FILE: read error after line N: <strerror of that errno>".
  */
 int trace_next(struct trace_reader *r, struct trace_rec *rec, struct diag *diag);
 

@@ -99,10 +99,12 @@ static int check_file(const char *path)
 			account(&s, &rec);
 			continue;
 		}
-		if (rc != -EINVAL || s.errors++ < CHECK_MAX_ERRORS)
-			printf("%s\n", d.text);
-		if (rc != -EINVAL)
+		if (rc != -EINVAL) { /* unreadable: to stderr, like an open error */
+			fprintf(stderr, "%s\n", d.text);
 			break;
+		}
+		if (s.errors++ < CHECK_MAX_ERRORS)
+			printf("%s\n", d.text);
 	}
 	trace_close(r);
 	if (s.errors > CHECK_MAX_ERRORS)

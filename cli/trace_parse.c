@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "trace_int.h"
 
@@ -30,6 +31,7 @@ struct trace_reader {
 	size_t pos, end;
 	bool eof; /* nothing left to read beyond data[end] */
 	int fatal; /* -ENOMEM or -EIO once the reader cannot go on */
+	int read_errno; /* the errno of the read error behind -EIO */
 	unsigned int line;
 	struct arena arena; /* one line's tokens */
 	struct diag diag;
@@ -120,15 +122,25 @@ int trace_open_stream(FILE *f, const char *path, struct trace_reader **out)
 int trace_open(const char *path, struct trace_reader **out, struct diag *diag)
 {
 	bool in = !strcmp(path, "-");
+	struct stat st;
 	FILE *f;
 	int e;
 
 	*out = NULL;
+	errno = 0;
 	f = in ? stdin : fopen(path, "r");
 	if (!f) {
 		e = errno ? errno : EIO;
 		diag_set(diag, path, 0, 0, "cannot read: %s", strerror(e));
 		return -e;
+	}
+	/* A directory opens, then fails every read: refuse it here, like a
+	 * file that does not exist. */
+	if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
+		if (!in)
+			fclose(f);
+		diag_set(diag, path, 0, 0, "cannot read: %s", strerror(EISDIR));
+		return -EISDIR;
 	}
 	if (trace_open_stream(f, path, out)) {
 		if (!in)
@@ -158,7 +170,9 @@ unsigned int trace_line(const struct trace_reader *r)
 	return r->line;
 }
 
-/* Move the unread bytes to the front and read more. */
+/* Move the unread bytes to the front and read more. A read error is
+ * -EIO, its errno kept in r->read_errno for the message; the caller makes
+ * it final, so a stream that keeps failing is not read again. */
 static int refill(struct trace_reader *r)
 {
 	size_t keep = r->end - r->pos, n;
@@ -166,11 +180,14 @@ static int refill(struct trace_reader *r)
 	memmove(r->buf, r->buf + r->pos, keep);
 	r->pos = 0;
 	r->end = keep;
+	errno = 0;
 	n = fread(r->buf + keep, 1, TRACE_MAX_LINE + 1 + READ_CHUNK - keep, r->f);
 	r->end += n;
 	if (n == 0) {
-		if (ferror(r->f))
+		if (ferror(r->f)) {
+			r->read_errno = errno ? errno : EIO;
 			return -EIO;
+		}
 		r->eof = true;
 	}
 	return 0;
@@ -527,7 +544,8 @@ static int fail(struct trace_reader *r, int e, struct diag *diag)
 	if (e == -ENOMEM)
 		diag_set(&r->diag, r->path, 0, 0, "out of memory");
 	else
-		diag_set(&r->diag, r->path, r->line, 0, "read error: %s", strerror(-e));
+		diag_set(&r->diag, r->path, 0, 0, "read error after line %u: %s", r->line,
+			 strerror(r->read_errno));
 	if (diag)
 		*diag = r->diag;
 	return e;
@@ -549,12 +567,12 @@ int trace_next(struct trace_reader *r, struct trace_rec *rec, struct diag *diag)
 	}
 	for (;;) {
 		rc = next_line(r, &s, &len);
+		if (rc == -EIO) /* after the last line read, not on a line of its own */
+			return fail(r, -EIO, diag);
 		if (rc != 0 && r->line == UINT32_MAX)
 			rc = perr_at(&p, r->line, 0, "more than %u lines", UINT32_MAX);
 		else if (rc != 0)
 			p.line = ++r->line;
-		if (rc == -EIO)
-			return fail(r, -EIO, diag);
 		if (rc == -EINVAL)
 			perr(&p, TRACE_MAX_LINE + 1, "line longer than %u bytes", TRACE_MAX_LINE);
 		if (rc == 0)

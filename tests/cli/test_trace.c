@@ -721,6 +721,83 @@ static void test_file_unreadable(void **state)
 	assert_string_equal(d.text, "/nonexistent/t.trace: cannot read: No such file or directory");
 }
 
+/* A stream that gives @text, then fails every read with @err. */
+struct failing {
+	const char *text;
+	size_t len, pos;
+	int err;
+	unsigned int reads, failed;
+};
+
+static ssize_t failing_read(void *cookie, char *buf, size_t size)
+{
+	struct failing *c = cookie;
+	size_t n = c->len - c->pos < size ? c->len - c->pos : size;
+
+	c->reads++;
+	if (!n) {
+		c->failed++;
+		errno = c->err;
+		return -1;
+	}
+	memcpy(buf, c->text + c->pos, n);
+	c->pos += n;
+	return (ssize_t)n;
+}
+
+/* A read error: -EIO after the lines read so far, its own errno in the
+ * message, and final: later calls read nothing more. Even a read error
+ * whose errno is EINVAL is -EIO, never taken for a bad line. */
+static void test_read_error(void **state)
+{
+	static const int errs[] = { EIO, EINVAL };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		struct failing c = { .text = "ALLOC a 0x10000 4096\ncpu R 0x10000 1\n",
+				     .err = errs[i] };
+		cookie_io_functions_t io = { .read = failing_read };
+		struct trace_reader *r;
+		struct trace_rec rec;
+		struct diag d;
+		char want[128];
+		FILE *f;
+
+		c.len = strlen(c.text);
+		f = fopencookie(&c, "r", io);
+		assert_non_null(f);
+		assert_int_equal(trace_open_stream(f, "c.trace", &r), 0);
+		assert_int_equal(trace_next(r, &rec, &d), 1);
+		assert_int_equal(trace_next(r, &rec, &d), 1);
+		assert_int_equal(trace_next(r, &rec, &d), -EIO);
+		snprintf(want, sizeof(want), "c.trace: read error after line 2: %s",
+			 strerror(errs[i]));
+		assert_string_equal(d.text, want);
+		assert_int_equal(trace_line(r), 2);
+		c.reads = 0;
+		for (int k = 0; k < 3; k++) {
+			memset(&d, 0, sizeof(d));
+			assert_int_equal(trace_next(r, &rec, &d), -EIO);
+			assert_string_equal(d.text, want);
+		}
+		assert_int_equal(c.reads, 0);
+		trace_close(r);
+		fclose(f);
+	}
+}
+
+/* A directory opens but cannot be read: refused by trace_open. */
+static void test_open_directory(void **state)
+{
+	struct trace_reader *r;
+	struct diag d;
+
+	(void)state;
+	assert_int_equal(trace_open("/", &r, &d), -EISDIR);
+	assert_null(r);
+	assert_string_equal(d.text, "/: cannot read: Is a directory");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Allocation failures                                                       */
 
@@ -783,6 +860,8 @@ int main(void)
 		cmocka_unit_test(test_file_streaming),
 		cmocka_unit_test(test_stream_same_as_mem),
 		cmocka_unit_test(test_file_unreadable),
+		cmocka_unit_test(test_read_error),
+		cmocka_unit_test(test_open_directory),
 		cmocka_unit_test(test_out_of_memory),
 	};
 

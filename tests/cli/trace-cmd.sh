@@ -1,8 +1,8 @@
 #!/bin/sh
 # devmm trace on the command line (cli/trace_cmd.c): gen writes the same
 # bytes for the same seed and its output passes check; check reports a bad
-# line as FILE:LINE:COL and exits 1, an unreadable file 2; run and explain
-# say they come with the engine.
+# line as FILE:LINE:COL and exits 1, an unreadable file (or a directory) 2,
+# on stderr; run and explain say they come with the engine.
 #   trace-cmd.sh DEVMM
 set -u
 devmm=$1
@@ -36,6 +36,10 @@ grep -qx "$tmp/bad.trace: 2 records, 2 errors" "$tmp/out" || fail "bad trace sum
 "$devmm" trace check "$tmp/missing.trace" 2> "$tmp/err" > /dev/null
 [ $? -eq 2 ] || fail "check of a missing file: status"
 grep -q 'cannot read' "$tmp/err" || fail "missing file: $(cat "$tmp/err")"
+"$devmm" trace check "$tmp" 2> "$tmp/err" > "$tmp/out"
+[ $? -eq 2 ] || fail "check of a directory: status"
+grep -qx "$tmp: cannot read: Is a directory" "$tmp/err" && [ ! -s "$tmp/out" ] ||
+	fail "directory: $(cat "$tmp/err" "$tmp/out")"
 "$devmm" trace gen nosuch > "$tmp/out" 2>/dev/null
 [ $? -eq 2 ] && [ ! -s "$tmp/out" ] || fail "gen of an unknown pattern"
 for c in run explain; do
