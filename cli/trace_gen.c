@@ -8,7 +8,8 @@
  *
  * Streams are interleaved round-robin in file order (the runner runs each
  * (processor, stream) in order on its own clock; file order only breaks
- * ties). Each pass or iteration of a device pattern is one kernel;
+ * ties). Each pass or iteration of a device pattern run by a GPU is one
+ * kernel (the CPU runs no kernels, so --proc cpu writes no markers);
  * allocations are 2 MiB aligned and laid out from --base upwards, and freed
  * at the end. Docs: docs/trace-format.md.
  */
@@ -221,6 +222,15 @@ static uint64_t emit_alloc(struct gen *g, const char *name, uint64_t bytes)
 	return a;
 }
 
+/* KERNEL_BEGIN or KERNEL_END @id around work of @p: only a GPU runs
+ * kernels, so nothing for the CPU. */
+static void emit_kernel(struct gen *g, struct trace_proc p, bool begin, uint64_t id)
+{
+	if (p.is_gpu)
+		fprintf(g->out, "KERNEL_%s %llu\n", begin ? "BEGIN" : "END",
+			(unsigned long long)id);
+}
+
 static void emit_free(struct gen *g, uint64_t addr)
 {
 	fprintf(g->out, "FREE 0x%llx\n", (unsigned long long)addr);
@@ -262,7 +272,7 @@ static int gen_streaming(struct gen *g)
 		fprintf(g->out, "SYNC\n");
 	}
 	for (uint64_t p = 0; p < g->passes; p++) {
-		fprintf(g->out, "KERNEL_BEGIN %llu\n", (unsigned long long)p);
+		emit_kernel(g, g->proc, true, p);
 		if (g->grid)
 			for (uint64_t i = 0; i < pages; i++)
 				stream_page(g, arr, i, i % g->streams);
@@ -271,7 +281,7 @@ static int gen_streaming(struct gen *g)
 				for (uint64_t s = 0; s < g->streams; s++)
 					if (s * chunk + k < pages)
 						stream_page(g, arr, s * chunk + k, s);
-		fprintf(g->out, "KERNEL_END %llu\n", (unsigned long long)p);
+		emit_kernel(g, g->proc, false, p);
 	}
 	for (uint64_t a = 0; a < g->arrays; a++)
 		emit_free(g, arr[a]);
@@ -285,12 +295,12 @@ static int gen_strided(struct gen *g)
 	uint64_t m = emit_alloc(g, "matrix", g->rows * g->stride);
 
 	for (uint64_t p = 0; p < g->passes; p++) {
-		fprintf(g->out, "KERNEL_BEGIN %llu\n", (unsigned long long)p);
+		emit_kernel(g, g->proc, true, p);
 		for (uint64_t r = 0; r < g->rows; r++)
 			for (uint64_t s = 0; s < g->streams; s++)
 				emit_access(g, g->proc, pick_op(g),
 					    m + r * g->stride + s * g->elem, g->elem, s);
-		fprintf(g->out, "KERNEL_END %llu\n", (unsigned long long)p);
+		emit_kernel(g, g->proc, false, p);
 	}
 	emit_free(g, m);
 	return 0;
@@ -303,7 +313,7 @@ static int gen_random(struct gen *g)
 
 	if (g->zipf && zipf_table(g))
 		return -ENOMEM;
-	fprintf(g->out, "KERNEL_BEGIN 0\n");
+	emit_kernel(g, g->proc, true, 0);
 	for (uint64_t i = 0; i < g->accesses; i++) {
 		uint64_t page = g->zipf ? zipf_page(g) : rnd_below(g, g->pages);
 		uint64_t a = t + page * TRACE_PAGE_SIZE + rnd_below(g, per_page) * g->elem;
@@ -316,7 +326,7 @@ static int gen_random(struct gen *g)
 			emit_access(g, g->proc, pick_op(g), a, g->elem, s);
 		}
 	}
-	fprintf(g->out, "KERNEL_END 0\n");
+	emit_kernel(g, g->proc, false, 0);
 	emit_free(g, t);
 	return 0;
 }
@@ -353,7 +363,7 @@ static int gen_stencil(struct gen *g)
 	for (uint64_t it = 0; it < g->iters; it++) {
 		uint64_t in = buf[it & 1], out = buf[!(it & 1)], t = 0;
 
-		fprintf(g->out, "KERNEL_BEGIN %llu\n", (unsigned long long)it);
+		emit_kernel(g, g->proc, true, it);
 		for (uint64_t y = 0; y < g->height; y += g->tile)
 			for (uint64_t x = 0; x < g->width; x += g->tile, t++) {
 				uint64_t s = t % g->streams;
@@ -365,7 +375,7 @@ static int gen_stencil(struct gen *g)
 				stencil_rows(g, out, TRACE_WRITE, y, min_u64(y + g->tile, g->height),
 					     x, min_u64(x + g->tile, g->width), s);
 			}
-		fprintf(g->out, "KERNEL_END %llu\n", (unsigned long long)it);
+		emit_kernel(g, g->proc, false, it);
 	}
 	emit_free(g, buf[0]);
 	emit_free(g, buf[1]);
@@ -382,15 +392,13 @@ static int gen_pingpong(struct gen *g)
 	for (uint64_t k = 0; k < g->rounds; k++) {
 		struct trace_proc p = g->procs[k % g->nprocs];
 
-		if (p.is_gpu)
-			fprintf(g->out, "KERNEL_BEGIN %llu\n", (unsigned long long)k);
+		emit_kernel(g, p, true, k);
 		for (uint64_t i = 0; i < g->pages; i++)
 			emit_access(g, p, pick_op(g), sh + i * TRACE_PAGE_SIZE, TRACE_PAGE_SIZE,
 				    i % ns);
 		for (uint64_t s = 0; s < ns; s++)
 			emit_compute(g, p, g->period, s);
-		if (p.is_gpu)
-			fprintf(g->out, "KERNEL_END %llu\n", (unsigned long long)k);
+		emit_kernel(g, p, false, k);
 		fprintf(g->out, "SYNC\n");
 	}
 	emit_free(g, sh);

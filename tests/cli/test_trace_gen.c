@@ -509,6 +509,44 @@ static void test_pingpong_procs(void **state)
 	out_free(&o);
 }
 
+/* --proc cpu: the CPU runs no kernels, so no pattern writes kernel
+ * markers for it (as ping-pong writes none for a CPU turn); a GPU gets
+ * one kernel per pass or iteration. */
+static void test_cpu_no_kernels(void **state)
+{
+	static const char *const pats[][3] = {
+		{ "streaming", "--bytes", "16384" }, { "strided", "--rows", "4" },
+		{ "random", "--pages", "4" },        { "stencil", "--height", "8" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+		struct out c = GEN(pats[i][0], pats[i][1], pats[i][2], "--seed", "1", "--proc",
+				   "cpu");
+		struct out gp = GEN(pats[i][0], pats[i][1], pats[i][2], "--seed", "1", "--proc",
+				    "gpu1");
+		struct recs rc = parse(&c), rg = parse(&gp);
+		size_t n = 0;
+
+		assert_int_equal(count_kind(&rc, TRACE_KERNEL_BEGIN), 0);
+		assert_int_equal(count_kind(&rc, TRACE_KERNEL_END), 0);
+		assert_int_equal(count_kind(&rg, TRACE_KERNEL_BEGIN),
+				 !strcmp(pats[i][0], "stencil") ? 2 : 1);
+		for (size_t k = 0; k < rc.n; k++)
+			if (rc.r[k].kind == TRACE_ACCESS) {
+				assert_false(rc.r[k].proc.is_gpu);
+				n++;
+			}
+		/* the same accesses otherwise */
+		assert_int_equal(n, count_kind(&rg, TRACE_ACCESS));
+		assert_int_equal(rc.n + 2 * count_kind(&rg, TRACE_KERNEL_BEGIN), rg.n);
+		free(rc.r);
+		free(rg.r);
+		out_free(&c);
+		out_free(&gp);
+	}
+}
+
 /* --compute NS: every access is followed by its stream's COMPUTE NS. */
 static void test_compute_option(void **state)
 {
@@ -617,6 +655,7 @@ int main(void)
 		cmocka_unit_test(test_stencil),
 		cmocka_unit_test(test_pingpong),
 		cmocka_unit_test(test_pingpong_procs),
+		cmocka_unit_test(test_cpu_no_kernels),
 		cmocka_unit_test(test_compute_option),
 		cmocka_unit_test(test_usage_errors),
 	};
