@@ -287,6 +287,13 @@ static void test_comments_and_separators(void **state)
 	assert_int_equal(res.rec[1].stream, 1);
 	assert_int_equal(res.rec[2].kind, TRACE_SYNC);
 	assert_int_equal(res.rec[2].line, 8);
+	/* A '\r' anywhere separates fields, not only before the '\n'. */
+	parse_text("ALLOC a 0x10000 4096\ncpu\rW\r0x10000\r\r8\rs=2\n", &res);
+	assert_int_equal(res.nerr, 0);
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.rec[1].op, TRACE_WRITE);
+	assert_int_equal(res.rec[1].bytes, 8);
+	assert_int_equal(res.rec[1].stream, 2);
 	/* No '\n' at the end; UTF-8 in a comment. */
 	one(&res, "SYNC # caf\xc3\xa9", 0);
 	parse_text("", &res);
