@@ -157,8 +157,10 @@ void trace_close(struct trace_reader *r);
 /*
  * trace_gen_main - `devmm trace gen PATTERN [options]`: argv[0] is the
  * pattern. Writes the trace to @out and "seed S" (plus usage errors) to
- * @err. Returns the exit status: 0, or 2 for a usage error (nothing is
- * written to @out then). Same arguments and seed: the same bytes.
+ * @err. Returns the exit status: 0, 2 for a usage error, 1 when out of
+ * memory (nothing is written to @out in either case: the pattern's memory
+ * is allocated before the first byte) or on a write error. Same arguments
+ * and seed: the same bytes.
  */
 int trace_gen_main(int argc, char **argv, FILE *out, FILE *err);
 

@@ -55,6 +55,7 @@ struct gen {
 	unsigned int mix[3]; /* weights of R, W, A */
 	bool grid, zipf;
 	double *cdf; /* Zipf: cumulative weights of pages 0..pages-1 */
+	uint64_t *arr; /* streaming: the address of each array */
 	uint64_t next; /* the next allocation address */
 };
 
@@ -249,16 +250,14 @@ static void stream_page(struct gen *g, const uint64_t *arr, uint64_t i, uint64_t
 			    n < TRACE_PAGE_SIZE ? n : TRACE_PAGE_SIZE, s);
 }
 
-static int gen_streaming(struct gen *g)
+static void gen_streaming(struct gen *g)
 {
 	uint64_t pages = (g->bytes + TRACE_PAGE_SIZE - 1) / TRACE_PAGE_SIZE;
 	uint64_t chunk = (pages + g->streams - 1) / g->streams;
-	uint64_t *arr = script_malloc(g->arrays * sizeof(*arr));
+	uint64_t *arr = g->arr;
 	struct trace_proc cpu = { false, 0 };
 	char name[32];
 
-	if (!arr)
-		return -ENOMEM;
 	for (uint64_t a = 0; a < g->arrays; a++) {
 		snprintf(name, sizeof(name), "a%llu", (unsigned long long)a);
 		arr[a] = emit_alloc(g, name, g->bytes);
@@ -285,12 +284,10 @@ static int gen_streaming(struct gen *g)
 	}
 	for (uint64_t a = 0; a < g->arrays; a++)
 		emit_free(g, arr[a]);
-	free(arr);
-	return 0;
 }
 
 /* Column walks: stream s reads element s of every row. */
-static int gen_strided(struct gen *g)
+static void gen_strided(struct gen *g)
 {
 	uint64_t m = emit_alloc(g, "matrix", g->rows * g->stride);
 
@@ -303,16 +300,13 @@ static int gen_strided(struct gen *g)
 		emit_kernel(g, g->proc, false, p);
 	}
 	emit_free(g, m);
-	return 0;
 }
 
-static int gen_random(struct gen *g)
+static void gen_random(struct gen *g)
 {
 	uint64_t t = emit_alloc(g, "table", g->pages * TRACE_PAGE_SIZE);
 	uint64_t per_page = TRACE_PAGE_SIZE / g->elem;
 
-	if (g->zipf && zipf_table(g))
-		return -ENOMEM;
 	emit_kernel(g, g->proc, true, 0);
 	for (uint64_t i = 0; i < g->accesses; i++) {
 		uint64_t page = g->zipf ? zipf_page(g) : rnd_below(g, g->pages);
@@ -328,7 +322,6 @@ static int gen_random(struct gen *g)
 	}
 	emit_kernel(g, g->proc, false, 0);
 	emit_free(g, t);
-	return 0;
 }
 
 /* Row segment [x0, x1) of rows [y0, y1) of the grid at @base. */
@@ -355,7 +348,7 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
-static int gen_stencil(struct gen *g)
+static void gen_stencil(struct gen *g)
 {
 	uint64_t bytes = g->height * g->width * g->elem;
 	uint64_t buf[2] = { emit_alloc(g, "grid0", bytes), emit_alloc(g, "grid1", bytes) };
@@ -379,12 +372,11 @@ static int gen_stencil(struct gen *g)
 	}
 	emit_free(g, buf[0]);
 	emit_free(g, buf[1]);
-	return 0;
 }
 
 /* Turn k: processor procs[k mod n] touches every page, computes for the
  * period on each of its streams, and all wait (SYNC) before the next. */
-static int gen_pingpong(struct gen *g)
+static void gen_pingpong(struct gen *g)
 {
 	uint64_t sh = emit_alloc(g, "shared", g->pages * TRACE_PAGE_SIZE);
 	uint64_t ns = g->streams < g->pages ? g->streams : g->pages;
@@ -402,7 +394,6 @@ static int gen_pingpong(struct gen *g)
 		fprintf(g->out, "SYNC\n");
 	}
 	emit_free(g, sh);
-	return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -654,13 +645,27 @@ static uint64_t clock_seed(void)
 	       ((uint64_t)getpid() << 32);
 }
 
-static int (*const gens[P_NR])(struct gen *) = { gen_streaming, gen_strided, gen_random,
-						   gen_stencil, gen_pingpong };
+/* The memory a pattern needs, allocated before anything is written: out of
+ * memory then leaves the output empty, like a usage error. */
+static int gen_prepare(struct gen *g)
+{
+	if (g->pat == P_STREAMING) {
+		g->arr = script_malloc(g->arrays * sizeof(*g->arr));
+		if (!g->arr)
+			return -ENOMEM;
+	}
+	if (g->pat == P_RANDOM && g->zipf)
+		return zipf_table(g);
+	return 0;
+}
+
+static void (*const gens[P_NR])(struct gen *) = { gen_streaming, gen_strided, gen_random,
+						    gen_stencil, gen_pingpong };
 
 int trace_gen_main(int argc, char **argv, FILE *out, FILE *err)
 {
 	struct gen g = { .out = out };
-	int p, rc;
+	int p;
 
 	if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
 		trace_gen_usage(argc < 1 ? err : out);
@@ -674,6 +679,12 @@ int trace_gen_main(int argc, char **argv, FILE *out, FILE *err)
 	defaults(&g);
 	if (parse_args(&g, argc, argv, err) || check_opts(&g, err))
 		return 2;
+	if (gen_prepare(&g)) {
+		free(g.cdf);
+		free(g.arr);
+		fprintf(err, "trace gen: out of memory\n");
+		return 1;
+	}
 	if (!g.seed_set)
 		g.seed = clock_seed();
 	g.rng = g.seed;
@@ -685,12 +696,9 @@ int trace_gen_main(int argc, char **argv, FILE *out, FILE *err)
 		fprintf(out, " --seed %llu", (unsigned long long)g.seed);
 	fprintf(out, "\n# seed %llu\n", (unsigned long long)g.seed);
 	fprintf(err, "trace gen: seed %llu\n", (unsigned long long)g.seed);
-	rc = gens[g.pat](&g);
+	gens[g.pat](&g);
 	free(g.cdf);
-	if (rc) {
-		fprintf(err, "trace gen: out of memory\n");
-		return 1;
-	}
+	free(g.arr);
 	if (fflush(out) || ferror(out)) {
 		fprintf(err, "trace gen: write error: %s\n", strerror(errno));
 		return 1;

@@ -570,6 +570,28 @@ static void test_compute_option(void **state)
 	out_free(&o);
 }
 
+/* Out of memory (the Zipf table, streaming's array list): status 1, a
+ * message, and nothing on the output, not a header without its trace. */
+static void test_out_of_memory(void **state)
+{
+	struct out z, s;
+
+	(void)state;
+	script_fail_alloc(1);
+	z = GEN("random", "--seed", "1", "--pages", "16", "--dist", "zipf");
+	script_fail_alloc(1);
+	s = GEN("streaming", "--seed", "1", "--bytes", "4096", "--arrays", "3");
+	script_fail_alloc(0);
+	assert_int_equal(z.rc, 1);
+	assert_int_equal(z.len, 0);
+	assert_non_null(strstr(z.err, "trace gen: out of memory"));
+	assert_int_equal(s.rc, 1);
+	assert_int_equal(s.len, 0);
+	assert_non_null(strstr(s.err, "trace gen: out of memory"));
+	out_free(&z);
+	out_free(&s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Usage errors: status 2, a message, and nothing on the output            */
 
@@ -657,6 +679,7 @@ int main(void)
 		cmocka_unit_test(test_pingpong_procs),
 		cmocka_unit_test(test_cpu_no_kernels),
 		cmocka_unit_test(test_compute_option),
+		cmocka_unit_test(test_out_of_memory),
 		cmocka_unit_test(test_usage_errors),
 	};
 
