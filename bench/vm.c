@@ -22,7 +22,7 @@
 /* ---------------------------------------------------------------------- */
 /* devmm side                                                              */
 
-static void dmm_touch(struct dmm_mm *mm, uint64_t base, uint64_t npages, bool write)
+static void bench_touch(struct dmm_mm *mm, uint64_t base, uint64_t npages, bool write)
 {
 	unsigned char byte = 1;
 
@@ -40,7 +40,7 @@ static double dmm_fault_first_touch(struct dmm_system *sys, uint64_t npages)
 	uint64_t base = bench_map_anon(mm, npages, false);
 	double t0 = bench_now_ns();
 
-	dmm_touch(mm, base, npages, true);
+	bench_touch(mm, base, npages, true);
 	double t = bench_now_ns() - t0;
 	dmm_mm_exit(mm);
 	return t;
@@ -52,7 +52,7 @@ static double dmm_fault_zero_read(struct dmm_system *sys, uint64_t npages)
 	uint64_t base = bench_map_anon(mm, npages, false);
 	double t0 = bench_now_ns();
 
-	dmm_touch(mm, base, npages, false);
+	bench_touch(mm, base, npages, false);
 	double t = bench_now_ns() - t0;
 	dmm_mm_exit(mm);
 	return t;
@@ -65,7 +65,7 @@ static double dmm_cow_fault(struct dmm_system *sys, uint64_t npages)
 
 	bench_must(dmm_fork(mm, &child), "dmm_fork");
 	double t0 = bench_now_ns();
-	dmm_touch(mm, base, npages, true);
+	bench_touch(mm, base, npages, true);
 	double t = bench_now_ns() - t0;
 	dmm_mm_exit(child);
 	dmm_mm_exit(mm);

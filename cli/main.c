@@ -2,7 +2,7 @@
 /*
  * devmm: the command-line tool.
  *
- *   devmm run [-v] [--check-each] FILE...   run scenario scripts
+ *   devmm run [-v] [--check-each] [--contents=none] FILE...   run scenario scripts
  *   devmm demo                              the guided walkthrough
  *   devmm bench [--quick] [--json FILE] ... the benchmarks (bench/bench.c)
  *   devmm trace gen|check ...                traces (cli/trace_cmd.c)
@@ -24,7 +24,7 @@ int devmm_trace(int argc, char **argv);
 
 static int usage(FILE *f)
 {
-	fprintf(f, "usage: devmm run [-v] [--check-each] FILE...\n"
+	fprintf(f, "usage: devmm run [-v] [--check-each] [--contents=none] FILE...\n"
 		   "       devmm demo\n"
 		   "       devmm stress [--seconds N] [--ops N] [--seed S] [--threads N]\n"
 		   "       devmm bench [--quick] [--json FILE] [--pages N] [--rounds N] [--only LIST] [--wall]\n"
@@ -80,6 +80,8 @@ static int cmd_run(int argc, char **argv)
 			opts.verbose = true;
 		else if (!strcmp(argv[i], "--check-each"))
 			opts.check_each = true;
+		else if (!strcmp(argv[i], "--contents=none"))
+			opts.no_contents = true;
 		else if (!strcmp(argv[i], "--"))
 			break;
 		else

@@ -125,32 +125,48 @@ static int parse_mthp(struct cursor *c, const struct opts *o, int i, unsigned in
 		    Q(v, n));
 }
 
+/* contents=none (the only value): metadata-only memory. */
+static int parse_contents(struct cursor *c, const struct opts *o, int k, bool *none)
+{
+	if (!o->tok[k])
+		return 0;
+	if (o->vlen[k] != 4 || memcmp(o->val[k], "none", 4))
+		return perr(c->p, o->tok[k]->col, "expected none after contents=, found %s",
+			    Q(o->val[k], o->vlen[k]));
+	*none = true;
+	return 0;
+}
+
 static int parse_system(struct cursor *c, struct step *st)
 {
-	enum { SO_PAGES, SO_MTHP };
+	enum { SO_PAGES, SO_MTHP, SO_CONTENTS };
 	static const struct opt_spec spec[] = {
 		[SO_PAGES] = { "pages", OPT_KEY, 0, "pages=N" },
 		[SO_MTHP] = { "mthp", OPT_KEY, 0, "mthp=O,O,..." },
+		[SO_CONTENTS] = { "contents", OPT_KEY, 0, "contents=none" },
 	};
 	struct opts o;
 
 	if (opts_parse(c, spec, ARRAY_SIZE(spec), &o))
 		return c->p->err;
-	if (!o.tok[SO_PAGES] && !o.tok[SO_MTHP])
-		return cur_missing(c, "pages=N or mthp=O,O,...");
+	if (!o.tok[SO_PAGES] && !o.tok[SO_MTHP] && !o.tok[SO_CONTENTS])
+		return cur_missing(c, "pages=N, mthp=O,O,... or contents=none");
 	if (o.tok[SO_PAGES] && opt_u64(c, &o, SO_PAGES, "a page count", MAX_PAGE, &st->u.system.pages))
+		return c->p->err;
+	if (parse_contents(c, &o, SO_CONTENTS, &st->u.system.no_contents))
 		return c->p->err;
 	st->u.system.has_mthp = o.tok[SO_MTHP] != NULL;
 	return st->u.system.has_mthp ? parse_mthp(c, &o, SO_MTHP, &st->u.system.mthp) : 0;
 }
 
-enum { DO_PRIVATE, DO_COHERENT, DO_PAGES, DO_COW };
+enum { DO_PRIVATE, DO_COHERENT, DO_PAGES, DO_COW, DO_CONTENTS };
 
 static const struct opt_spec device_opts[] = {
 	[DO_PRIVATE] = { "private", OPT_WORD, 1, "private" },
 	[DO_COHERENT] = { "coherent", OPT_WORD, 1, "coherent" },
 	[DO_PAGES] = { "pages", OPT_KEY, 0, "pages=N" },
 	[DO_COW] = { "cow", OPT_KEY, 0, "cow=system|device" },
+	[DO_CONTENTS] = { "contents", OPT_KEY, 0, "contents=none" },
 };
 
 static int parse_device(struct cursor *c, struct step *st)
@@ -171,6 +187,8 @@ static int parse_device(struct cursor *c, struct step *st)
 	st->u.device.has_pages = o.tok[DO_PAGES] != NULL;
 	if (o.tok[DO_PAGES] && opt_u64(c, &o, DO_PAGES, "a page count", MAX_PAGE,
 				       &st->u.device.pages))
+		return c->p->err;
+	if (parse_contents(c, &o, DO_CONTENTS, &st->u.device.no_contents))
 		return c->p->err;
 	if (!o.tok[DO_COW])
 		return 0;
@@ -270,6 +288,8 @@ static const struct opt_spec advice_opts[] = {
 	[ADV_DOFORK] = { "dofork", OPT_WORD, 1, "dofork" },
 	[ADV_HUGEPAGE] = { "hugepage", OPT_WORD, 1, "hugepage" },
 	[ADV_NOHUGEPAGE] = { "nohugepage", OPT_WORD, 1, "nohugepage" },
+	[ADV_POPULATE_READ] = { "populate-read", OPT_WORD, 1, "populate-read" },
+	[ADV_POPULATE_WRITE] = { "populate-write", OPT_WORD, 1, "populate-write" },
 };
 
 static int parse_madvise(struct cursor *c, struct step *st)
@@ -281,7 +301,8 @@ static int parse_madvise(struct cursor *c, struct step *st)
 		return c->p->err;
 	adv = opt_which(&o, 0, (int)ARRAY_SIZE(advice_opts));
 	if (adv < 0)
-		return cur_missing(c, "dontneed, free, dontfork, dofork, hugepage or nohugepage");
+		return cur_missing(c, "dontneed, free, dontfork, dofork, hugepage, nohugepage, populate-read or "
+				      "populate-write");
 	st->u.madvise.advice = (enum step_advice)adv;
 	return 0;
 }

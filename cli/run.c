@@ -139,7 +139,7 @@ static void free_proc(struct proc *p)
 }
 
 /* The system exists from the first step on (default size unless `system`). */
-static int ensure_system(struct runner *r, uint64_t pages)
+static int ensure_system(struct runner *r, uint64_t pages, bool no_contents)
 {
 	struct dmm_system_config cfg = { .nr_frames = pages };
 	struct dmm_mm *mm;
@@ -147,6 +147,12 @@ static int ensure_system(struct runner *r, uint64_t pages)
 
 	if (r->sys)
 		return 0;
+	/* --contents=none runs the data steps without data, unless the
+	 * script itself asked for a metadata-only system: then they fail
+	 * with EOPNOTSUPP as the script expects. */
+	r->no_data = r->opts.no_contents && !no_contents;
+	if (no_contents || r->opts.no_contents)
+		cfg.flags |= DMM_SYS_NO_CONTENTS;
 	e = dmm_system_create(&cfg, &r->sys);
 	if (e)
 		return e;
@@ -331,11 +337,15 @@ static int do_pfile(struct runner *r, const struct step *st, struct outcome *o)
 }
 
 /* CPU write / read / rmw over a range. */
-static int do_cpu_range(const struct step *st, struct span_addr *sa, struct outcome *o)
+static int do_cpu_range(struct runner *r, const struct step *st, struct span_addr *sa, struct outcome *o)
 {
 	uint64_t words = sa->npages * WORDS_PER_PAGE, word0 = sa->first * WORDS_PER_PAGE;
 	const struct expect_item *old = NULL;
 
+	if (r->no_data) { /* the faults alone: no data to compare */
+		o->err = dmm_touch(sa->proc->mm, sa->addr, sa->npages * PAGE, st->kind != STEP_READ);
+		return 0;
+	}
 	if (!(o->data = alloc_pages(sa->npages, o)))
 		return -1;
 	o->data_word0 = word0;
@@ -377,7 +387,9 @@ static int do_word(struct runner *r, const struct step *st, struct outcome *o)
 	addr = rg->start + st->u.word.addr.offset;
 	if (st->u.word.addr.offset >= DMM_TASK_SIZE || addr >= DMM_TASK_SIZE)
 		return fail(o, "address outside the address space");
-	if (st->kind == STEP_STORE)
+	if (r->no_data)
+		o->err = dmm_touch(p->mm, addr, 4, st->kind == STEP_STORE);
+	else if (st->kind == STEP_STORE)
 		o->err = dmm_store32(p->mm, addr, st->u.word.value);
 	else
 		o->err = dmm_load32(p->mm, addr, &o->value);
@@ -430,6 +442,7 @@ static int do_device(struct runner *r, const struct step *st, struct outcome *o)
 		.type = st->u.device.type == DEV_PRIVATE ? DMM_MEMORY_DEVICE_PRIVATE : DMM_MEMORY_DEVICE_COHERENT,
 		.pages = st->u.device.has_pages ? st->u.device.pages : 0,
 		.cow = st->u.device.cow == COW_DEVICE ? MIRROR_COW_DEVICE : MIRROR_COW_SYSTEM,
+		.no_contents = st->u.device.no_contents,
 	};
 	struct rdevice *nd;
 	struct mirror_device *dev;
@@ -474,6 +487,10 @@ static int do_dev_range(struct runner *r, const struct step *st, struct span_add
 
 	if (!m)
 		return o->why[0] ? -1 : 0;
+	/* Metadata only: migrate-to-dev moves the pages and reads nothing
+	 * back, so that a data= expectation finds no data and fails. */
+	if ((st->kind == STEP_DEV_MIGRATE_TO_DEV && !dmm_system_has_contents(r->sys)) || r->no_data)
+		data = false;
 	if (data) {
 		if (!(o->data = alloc_pages(sa->npages, o)))
 			return -1;
@@ -487,7 +504,8 @@ static int do_dev_range(struct runner *r, const struct step *st, struct span_add
 		o->err = mirror_read(m, sa->addr, sa->npages, o->data, &o->res);
 		break;
 	case STEP_DEV_WRITE:
-		fill_pattern(o->data, o->data_words, o->data_word0, &st->u.write.pat);
+		if (o->data)
+			fill_pattern(o->data, o->data_words, o->data_word0, &st->u.write.pat);
 		o->err = mirror_write(m, sa->addr, sa->npages, o->data, &o->res);
 		break;
 	case STEP_DEV_MIGRATE_TO_DEV:
@@ -635,6 +653,12 @@ static int do_pinio(struct runner *r, const struct step *st, struct outcome *o)
 		return fail(o, "no handle '%s'", st->u.pinio.handle);
 	if (write && !h->write) {
 		o->err = -EPERM;
+		return 0;
+	}
+	/* No contents to read or write: --contents=none leaves the read
+	 * unverified (no data), a metadata-only script gets the error. */
+	if (!dmm_system_has_contents(r->sys)) {
+		o->err = r->no_data ? 0 : -EOPNOTSUPP;
 		return 0;
 	}
 	if (!write) {
@@ -796,7 +820,8 @@ static int do_range_step(struct runner *r, const struct step *st, struct outcome
 		return 0;
 	case STEP_MADVISE: {
 		static const int adv[] = { DMM_MADV_DONTNEED, DMM_MADV_FREE, DMM_MADV_DONTFORK,
-					   DMM_MADV_DOFORK, DMM_MADV_HUGEPAGE, DMM_MADV_NOHUGEPAGE };
+					   DMM_MADV_DOFORK, DMM_MADV_HUGEPAGE, DMM_MADV_NOHUGEPAGE,
+					   DMM_MADV_POPULATE_READ, DMM_MADV_POPULATE_WRITE };
 
 		o->err = dmm_madvise(sa.proc->mm, sa.addr, sa.npages * PAGE, adv[st->u.madvise.advice]);
 		return 0;
@@ -806,7 +831,7 @@ static int do_range_step(struct runner *r, const struct step *st, struct outcome
 	case STEP_WRITE:
 	case STEP_READ:
 	case STEP_RMW:
-		return do_cpu_range(st, &sa, o);
+		return do_cpu_range(r, st, &sa, o);
 	case STEP_GUP:
 		return do_gup(r, st, &sa, o);
 	case STEP_WHERE:
@@ -857,13 +882,13 @@ int run_step(struct runner *r, const struct step *st, struct outcome *o)
 
 	memset(o, 0, sizeof(*o));
 	if (st->kind == STEP_SYSTEM) {
-		if (ensure_system(r, st->u.system.pages))
+		if (ensure_system(r, st->u.system.pages, st->u.system.no_contents))
 			return fail(o, "cannot create the system");
 		if (st->u.system.has_mthp)
 			o->err = dmm_system_set_mthp(r->sys, st->u.system.mthp);
 		return 0;
 	}
-	e = ensure_system(r, 0);
+	e = ensure_system(r, 0, false);
 	if (e)
 		return fail(o, "cannot create the system (%d)", e);
 	switch (st->kind) {

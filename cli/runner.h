@@ -51,6 +51,10 @@ struct handle {
 struct runner_opts {
 	bool verbose;	 /* print every step with its result */
 	bool check_each; /* dmm_check after every step */
+	/* --contents=none: every system metadata-only, and the data steps run
+	 * without their data (see cli/README.md): what they would have
+	 * compared is counted in runner.unverified and reported. */
+	bool no_contents;
 	/* The demo: text printed before the step of each line (NULL: none),
 	 * and every step echoed. */
 	const char *const *notes;
@@ -73,6 +77,8 @@ struct runner {
 	size_t nfiles;
 	struct handle *handles;
 	size_t nhandles;
+	bool no_data;	/* the data steps run without data (--contents=none) */
+	_Atomic unsigned long unverified; /* then: the data checks not made */
 };
 
 /* Run one variant combination of a script. Returns 0 if it passed. */

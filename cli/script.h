@@ -271,7 +271,8 @@ enum dev_type { DEV_PRIVATE, DEV_COHERENT };
 enum dev_cow { COW_SYSTEM, COW_DEVICE };
 enum map_backing { BACK_ANON, BACK_SHARED, BACK_FILE };
 enum step_prot { SPROT_RW, SPROT_R, SPROT_NONE };
-enum step_advice { ADV_DONTNEED, ADV_FREE, ADV_DONTFORK, ADV_DOFORK, ADV_HUGEPAGE, ADV_NOHUGEPAGE };
+enum step_advice { ADV_DONTNEED, ADV_FREE, ADV_DONTFORK, ADV_DOFORK, ADV_HUGEPAGE, ADV_NOHUGEPAGE,
+		   ADV_POPULATE_READ, ADV_POPULATE_WRITE };
 
 /*
  * One concrete step. Strings are NUL-terminated and owned by the script or
@@ -292,12 +293,14 @@ struct step {
 			uint64_t pages;	   /* 0: not given (the default size) */
 			bool has_mthp;
 			unsigned int mthp; /* enabled mTHP orders, bit O = order O */
+			bool no_contents;  /* contents=none */
 		} system;
 		struct {
 			enum dev_type type;
 			bool has_pages;
 			uint64_t pages; /* when has_pages */
 			enum dev_cow cow; /* COW_SYSTEM unless cow=device */
+			bool no_contents; /* contents=none */
 		} device;
 		struct { const char *child; } fork;
 		struct {

@@ -8,7 +8,8 @@
  */
 #include "internal.h"
 
-enum access_op { ACC_READ, ACC_WRITE, ACC_CMPXCHG, ACC_ADD };
+/* ACC_POPULATE_*: the fault alone, no data (MADV_POPULATE_READ/WRITE). */
+enum access_op { ACC_READ, ACC_WRITE, ACC_CMPXCHG, ACC_ADD, ACC_POPULATE_READ, ACC_POPULATE_WRITE };
 
 struct access {
 	enum access_op op;
@@ -17,7 +18,9 @@ struct access {
 	uint32_t old;
 };
 
-static bool op_writes(enum access_op op) { return op != ACC_READ; }
+static bool op_writes(enum access_op op) { return op != ACC_READ && op != ACC_POPULATE_READ; }
+
+static bool op_has_data(enum access_op op) { return op != ACC_POPULATE_READ && op != ACC_POPULATE_WRITE; }
 
 static void do_op(struct access *a, uint8_t *mem, size_t len)
 {
@@ -36,6 +39,9 @@ static void do_op(struct access *a, uint8_t *mem, size_t len)
 		break;
 	case ACC_ADD:
 		a->old = __atomic_fetch_add(w, a->val, __ATOMIC_SEQ_CST);
+		break;
+	case ACC_POPULATE_READ:
+	case ACC_POPULATE_WRITE:
 		break;
 	}
 }
@@ -57,7 +63,8 @@ static bool access_present(struct dmm_mm *mm, uint64_t addr, size_t len, struct 
 		struct dmm_page *p = pfn_to_page(mm->sys, pte_pfn(e));
 		pte_t ne = write ? pte_mkdirty(pte_mkyoung(e)) : pte_mkyoung(e);
 
-		do_op(a, (uint8_t *)page_address(mm->sys, p) + (addr & ~PAGE_MASK), len);
+		if (op_has_data(a->op))
+			do_op(a, (uint8_t *)page_address(mm->sys, p) + (addr & ~PAGE_MASK), len);
 		if (ne != e)
 			pte_set(slot, ne);
 		done = true;
@@ -101,10 +108,13 @@ static int access_range(struct dmm_mm *mm, uint64_t addr, void *buf, size_t len,
 	struct access a = { .op = op, .buf = buf };
 	int r = 0;
 
-	if (!mm || (!buf && len))
+	if (!mm || (!buf && len && op_has_data(op)))
 		return -EINVAL;
 	if (addr >= DMM_TASK_SIZE || len > DMM_TASK_SIZE - addr)
 		return -EFAULT;
+	/* Metadata only: refused before any fault, so nothing changes. */
+	if (op_has_data(op) && !mm->sys->arena)
+		return -EOPNOTSUPP;
 	while (len && !r) {
 		mmap_read_lock(mm);
 		for (unsigned int n = 0; len && n < ACCESS_BATCH; n++) {
@@ -113,13 +123,29 @@ static int access_range(struct dmm_mm *mm, uint64_t addr, void *buf, size_t len,
 			r = access_one(mm, addr, chunk, &a);
 			if (r)
 				break;
-			a.buf += chunk;
+			if (a.buf)
+				a.buf += chunk;
 			addr += chunk;
 			len -= chunk;
 		}
 		mmap_read_unlock(mm);
 	}
 	return r;
+}
+
+int populate_locked(struct dmm_mm *mm, uint64_t start, uint64_t end, bool write)
+{
+	struct access a = { .op = write ? ACC_POPULATE_WRITE : ACC_POPULATE_READ };
+	int r = 0;
+
+	for (uint64_t addr = start; addr < end && !r; addr += PAGE_SIZE)
+		r = access_one(mm, addr, PAGE_SIZE, &a);
+	return r;
+}
+
+int dmm_touch(struct dmm_mm *mm, uint64_t addr, size_t len, bool write)
+{
+	return access_range(mm, addr, NULL, len, write ? ACC_POPULATE_WRITE : ACC_POPULATE_READ);
 }
 
 int dmm_read(struct dmm_mm *mm, uint64_t addr, void *buf, size_t len)
@@ -140,6 +166,8 @@ static int access_word(struct dmm_mm *mm, uint64_t addr, struct access *a)
 		return -EINVAL;
 	if (addr >= DMM_TASK_SIZE)
 		return -EFAULT;
+	if (!mm->sys->arena)
+		return -EOPNOTSUPP;
 	mmap_read_lock(mm);
 	r = access_one(mm, addr, 4, a);
 	mmap_read_unlock(mm);

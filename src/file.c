@@ -143,6 +143,8 @@ static int file_rw(struct dmm_file *f, void *buf, size_t len, uint64_t off, bool
 		return -EINVAL;
 	if (off > f->npages * PAGE_SIZE || len > f->npages * PAGE_SIZE - off)
 		return -EINVAL;
+	if (!f->sys->arena)
+		return -EOPNOTSUPP; /* metadata only: no bytes to transfer */
 	while (len) {
 		uint64_t index = off >> PAGE_SHIFT, in = off & (PAGE_SIZE - 1);
 		size_t n = DMM_MIN(len, PAGE_SIZE - in);

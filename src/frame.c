@@ -179,7 +179,7 @@ struct dmm_page *frame_alloc(struct dmm_system *sys, unsigned int gfp)
 	atomic_store_explicit(&p->pincount, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->flags, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->refcount, 1, memory_order_release);
-	if ((gfp & GFP_ZERO) && !fresh)
+	if ((gfp & GFP_ZERO) && !fresh && sys->arena)
 		clear_page_mem(page_address(sys, p));
 	return p;
 }
@@ -333,7 +333,7 @@ struct dmm_page *folio_alloc(struct dmm_system *sys, unsigned int order, unsigne
 	atomic_store_explicit(&f->flags, 0, memory_order_relaxed);
 	folio_prep_large(f, order);
 	/* Never-used memory is zero already; a reused block is not. */
-	if ((gfp & GFP_ZERO) && !fresh)
+	if ((gfp & GFP_ZERO) && !fresh && sys->arena)
 		for (uint64_t i = 0; i < n; i++)
 			clear_page_mem(page_address(sys, &f[i]));
 	atomic_store_explicit(&f->refcount, 1, memory_order_release);

@@ -641,6 +641,11 @@ int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int gup_flags, uint64_t *
 typedef void (*gup_fast_hook_fn)(struct dmm_page *p);
 extern _Atomic(gup_fast_hook_fn) gup_fast_hook;
 
+/* Fault [start, end) in as a CPU read or write would, touching no data
+ * (MADV_POPULATE_READ/WRITE); mmap_lock held for read. 0 or the access's
+ * -errno (-EFAULT, -ENOMEM). */
+int populate_locked(struct dmm_mm *mm, uint64_t start, uint64_t end, bool write);
+
 /* Errno for a fault result. */
 int vm_fault_to_errno(vm_fault_t r);
 

@@ -58,6 +58,18 @@ static int free_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
 	return 0;
 }
 
+/* MADV_POPULATE_READ / WRITE: fault the piece in as reads (the zero page
+ * for untouched private anonymous memory) or writes (CoW broken), without
+ * touching data, so that it also works on metadata-only memory. */
+static int populate_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
+{
+	bool write = *(const bool *)arg;
+
+	if (v->flags & (VM_IO | VM_PFNMAP))
+		return -EINVAL;
+	return populate_locked(v->mm, s, e, write);
+}
+
 static int set_flags_piece(struct dmm_vma *v, uint64_t s, uint64_t e, void *arg)
 {
 	const unsigned long *f = arg; /* f[0] set, f[1] clear */
@@ -100,6 +112,15 @@ int dmm_madvise(struct dmm_mm *mm, uint64_t addr, uint64_t len, int advice)
 				       NULL);
 		mmap_read_unlock(mm);
 		return r;
+	case DMM_MADV_POPULATE_READ:
+	case DMM_MADV_POPULATE_WRITE: {
+		bool write = advice == DMM_MADV_POPULATE_WRITE;
+
+		mmap_read_lock(mm);
+		r = for_each_vma_piece(mm, addr, end, populate_piece, &write);
+		mmap_read_unlock(mm);
+		return r;
+	}
 	case DMM_MADV_DONTFORK:
 		return madvise_flags(mm, addr, end, VM_DONTCOPY, 0);
 	case DMM_MADV_DOFORK:

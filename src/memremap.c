@@ -88,14 +88,15 @@ static struct dmm_pgmap *pgmap_alloc(struct dmm_system *sys, const struct dmm_pg
 	if (!pg)
 		return NULL;
 	pg->pages = meta_calloc(sys, d->nr_pages, sizeof(struct dmm_page));
-	if (pg->pages && d->type == DMM_MEMORY_DEVICE_COHERENT) {
+	/* A metadata-only system's device memory has no contents either. */
+	if (pg->pages && d->type == DMM_MEMORY_DEVICE_COHERENT && sys->arena) {
 		pg->mem_bytes = d->nr_pages * PAGE_SIZE;
 		pg->mem = mmap(NULL, pg->mem_bytes, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (pg->mem == MAP_FAILED)
 			pg->mem = NULL;
 	}
-	if (!pg->pages || (d->type == DMM_MEMORY_DEVICE_COHERENT && !pg->mem)) {
+	if (!pg->pages || (d->type == DMM_MEMORY_DEVICE_COHERENT && sys->arena && !pg->mem)) {
 		free(pg->pages);
 		free(pg);
 		return NULL;

@@ -248,7 +248,7 @@ void *dmm_page_address(struct dmm_system *sys, uint64_t pfn)
 {
 	struct dmm_page *p = sys ? pfn_to_page(sys, pfn) : NULL;
 
-	if (!p || page_is_device_private(p))
+	if (!p || page_is_device_private(p) || !sys->arena)
 		return NULL;
 	return page_address(sys, p);
 }

@@ -29,7 +29,7 @@ static void publish_ram_sections(struct dmm_system *sys)
 		struct dmm_section *sec = &sys->sys_sections[s];
 
 		sec->pages = sys->frames + s * PAGES_PER_SECTION;
-		sec->mem = sys->arena + s * PAGES_PER_SECTION * PAGE_SIZE;
+		sec->mem = sys->arena ? sys->arena + s * PAGES_PER_SECTION * PAGE_SIZE : NULL;
 		sec->nr = DMM_MIN(PAGES_PER_SECTION, total - s * PAGES_PER_SECTION);
 		atomic_store_explicit(&sys->sections[s], sec, memory_order_release);
 	}
@@ -52,18 +52,20 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 		return -EINVAL;
 	if (!cfg)
 		cfg = &def;
-	if (cfg->nr_frames > DMM_MAX_SYSTEM_FRAMES || (cfg->flags & ~DMM_SYS_PRETOUCH) ||
+	if (cfg->nr_frames > DMM_MAX_SYSTEM_FRAMES || (cfg->flags & ~(DMM_SYS_PRETOUCH | DMM_SYS_NO_CONTENTS)) ||
 	    (cfg->mthp_orders & ~DMM_MTHP_ORDERS_ALLOWED))
 		return -EINVAL;
 	sys = calloc(1, sizeof(*sys));
 	if (!sys)
 		return -ENOMEM;
 	sys->nr_frames = cfg->nr_frames ? cfg->nr_frames : 262144;
-	sys->arena_bytes = (sys->nr_frames + 1) * PAGE_SIZE;
+	/* Metadata only: no arena at all, and every data path checks
+	 * sys->arena (page_has_contents) before it touches a byte. */
+	sys->arena_bytes = cfg->flags & DMM_SYS_NO_CONTENTS ? 0 : (sys->nr_frames + 1) * PAGE_SIZE;
 	sys->meta_bytes = (sys->nr_frames + 1) * sizeof(struct dmm_page);
-	sys->arena = reserve(sys->arena_bytes);
+	sys->arena = sys->arena_bytes ? reserve(sys->arena_bytes) : NULL;
 	sys->frames = reserve(sys->meta_bytes);
-	if (!sys->arena || !sys->frames) {
+	if ((sys->arena_bytes && !sys->arena) || !sys->frames) {
 		if (sys->arena)
 			munmap(sys->arena, sys->arena_bytes);
 		if (sys->frames)
@@ -84,7 +86,7 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 	pthread_mutex_init(&sys->pgmap_lock, NULL);
 	list_init(&sys->pgmaps);
 	sys->device_pfn_base = (sys->nr_frames + 1 + PAGES_PER_SECTION - 1) & ~(PAGES_PER_SECTION - 1);
-	if (cfg->flags & DMM_SYS_PRETOUCH)
+	if ((cfg->flags & DMM_SYS_PRETOUCH) && sys->arena)
 		dmm_system_prefault(sys, sys->nr_frames);
 	/* DEVMM_INJECT arms fault injection in every system (docs/reliability.md);
 	 * a malformed value is reported once and ignored. */
@@ -98,6 +100,8 @@ int dmm_system_prefault(struct dmm_system *sys, uint64_t n)
 {
 	if (!sys)
 		return -EINVAL;
+	if (!sys->arena)
+		return 0; /* metadata only: there is no memory to touch */
 	if (n > sys->nr_frames)
 		n = sys->nr_frames;
 	/* Writing zeros keeps never-used frames zero, as the allocator assumes. */
@@ -154,7 +158,8 @@ void dmm_system_destroy(struct dmm_system *sys)
 	pthread_mutex_destroy(&sys->mm_list_lock);
 	pthread_mutex_destroy(&sys->file_list_lock);
 	pthread_mutex_destroy(&sys->pgmap_lock);
-	munmap(sys->arena, sys->arena_bytes);
+	if (sys->arena)
+		munmap(sys->arena, sys->arena_bytes);
 	munmap(sys->frames, sys->meta_bytes);
 	free(sys);
 }
@@ -173,6 +178,11 @@ int dmm_system_set_mthp(struct dmm_system *sys, unsigned int orders)
 		return -EINVAL;
 	atomic_store(&sys->mthp_orders, orders);
 	return 0;
+}
+
+bool dmm_system_has_contents(const struct dmm_system *sys)
+{
+	return sys && sys->arena;
 }
 
 uint64_t dmm_system_nr_frames(const struct dmm_system *sys)
@@ -198,6 +208,9 @@ void *page_address(struct dmm_system *sys, const struct dmm_page *page)
 {
 	struct dmm_pgmap *pgmap;
 
+	/* Callers check page_has_contents first: metadata-only memory has
+	 * no bytes to point at. */
+	DMM_BUG_ON(!sys->arena);
 	if (likely(page >= sys->frames && page <= sys->frames + sys->nr_frames))
 		return sys->arena + (uint64_t)(page - sys->frames) * PAGE_SIZE;
 	pgmap = page->pgmap;
@@ -259,5 +272,9 @@ void clear_page_mem(void *dst)
 
 void copy_page_contents(struct dmm_system *sys, struct dmm_page *dst, struct dmm_page *src)
 {
+	/* A metadata-only system has no bytes on either side (its device
+	 * memory has none either): the copy is the state change alone. */
+	if (!sys->arena)
+		return;
 	copy_page_mem(page_address(sys, dst), page_address(sys, src));
 }

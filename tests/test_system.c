@@ -52,7 +52,7 @@ static void test_create_with_explicit_size_and_pretouch(void **state)
 static void test_create_rejects_bad_config(void **state)
 {
 	struct dmm_system_config too_big = { .nr_frames = DMM_MAX_SYSTEM_FRAMES + 1, .flags = 0 };
-	struct dmm_system_config bad_flags = { .nr_frames = 64, .flags = 0x2 };
+	struct dmm_system_config bad_flags = { .nr_frames = 64, .flags = 0x4 };
 	struct dmm_system_config high_flag = { .nr_frames = 64, .flags = 0x80000000u };
 	struct dmm_system *sys = (struct dmm_system *)0x1;
 

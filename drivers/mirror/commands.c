@@ -171,6 +171,8 @@ static void copy_mapped(struct mirror *m, uint64_t start, uint64_t *addr, uint64
 
 		if (!ptab_get(m->pt, *addr, &pfn, &tag) || (write && tag == MIRROR_READ))
 			break;
+		if (!buf)
+			continue; /* the access without its data */
 		mem = frame_data(m->dev, pfn);
 		if (write)
 			memcpy(mem, b, PAGE);
@@ -210,8 +212,12 @@ int mirror_read(struct mirror *m, uint64_t addr, uint64_t npages, void *buf, str
 	int r;
 
 	*res = tmp;
-	if (!m || !buf || !range_ok(addr, npages))
+	if (!m || !range_ok(addr, npages))
 		return -EINVAL;
+	if (!buf)
+		return device_access(m, addr, npages, NULL, false, res);
+	if (!m->dev->contents)
+		return -EOPNOTSUPP;
 	bounce = malloc(npages * PAGE);
 	if (!bounce)
 		return -ENOMEM;
@@ -230,8 +236,10 @@ int mirror_write(struct mirror *m, uint64_t addr, uint64_t npages, const void *b
 	int r;
 
 	*res = tmp;
-	if (!m || !buf || !range_ok(addr, npages))
+	if (!m || !range_ok(addr, npages))
 		return -EINVAL;
+	if (buf && !m->dev->contents)
+		return -EOPNOTSUPP;
 	r = device_access(m, addr, npages, (uint8_t *)buf, true, &tmp);
 	*res = tmp;
 	return r;
@@ -380,8 +388,10 @@ int mirror_exclusive(struct mirror *m, uint64_t addr, uint64_t npages, void *buf
 	int r = 0;
 
 	res->cpages = res->faults = 0;
-	if (!m || !buf || !range_ok(addr, npages))
+	if (!m || !range_ok(addr, npages))
 		return -EINVAL;
+	if (buf && !m->dev->contents)
+		return -EOPNOTSUPP;
 	for (uint64_t i = 0; i < npages && !r; i++)
 		r = take_exclusive(m, addr + i * PAGE);
 	if (r)
@@ -445,6 +455,8 @@ int mirror_atomic_add(struct mirror *m, uint64_t addr, uint64_t npages, uint32_t
 	res->cpages = res->faults = 0;
 	if (!m || !range_ok(addr, npages))
 		return -EINVAL;
+	if (!m->dev->contents)
+		return -EOPNOTSUPP;
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t a = addr + i * PAGE;
 		int tries = 0;

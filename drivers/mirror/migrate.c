@@ -26,8 +26,11 @@ static int vma_window(struct dmm_mm *mm, uint64_t addr, uint64_t limit, uint64_t
 
 static void copy_to_device(struct mirror_device *dev, uint64_t dpfn, uint64_t src)
 {
-	void *d = device_page_data(dev, dpfn);
+	void *d;
 
+	if (!dev->contents)
+		return; /* metadata only: the migration is the state change */
+	d = device_page_data(dev, dpfn);
 	if (src & DMM_MIGRATE_PFN_VALID)
 		memcpy(d, dmm_page_address(dev->sys, dmm_migrate_pfn_to_pfn(src)), PAGE);
 	else
@@ -81,7 +84,8 @@ static int read_back(struct mirror *m, uint64_t addr, uint64_t npages, uint8_t *
 			r = -ENOENT;
 			break;
 		}
-		memcpy(buf + i * PAGE, frame_data(m->dev, pfn), PAGE);
+		if (buf)
+			memcpy(buf + i * PAGE, frame_data(m->dev, pfn), PAGE);
 		(*cpages)++;
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -96,8 +100,10 @@ int mirror_migrate_to_dev(struct mirror *m, uint64_t addr, uint64_t npages, void
 	int r = 0;
 
 	res->cpages = res->faults = 0;
-	if (!m || !buf || !range_ok(addr, npages))
+	if (!m || !range_ok(addr, npages))
 		return -EINVAL;
+	if (buf && !m->dev->contents)
+		return -EOPNOTSUPP;
 	for (uint64_t a = addr; a < end && !r; a = next) {
 		r = vma_window(m->mm, a, end, MIRROR_MIGRATE_WINDOW, &next);
 		if (r)
@@ -110,6 +116,11 @@ int mirror_migrate_to_dev(struct mirror *m, uint64_t addr, uint64_t npages, void
 		r = mirror_map_own_range(m, addr, end);
 	if (r)
 		return r;
+	if (!buf) {
+		r = read_back(m, addr, npages, NULL, &cpages);
+		res->cpages = cpages;
+		return r;
+	}
 	bounce = malloc(npages * PAGE);
 	if (!bounce)
 		return -ENOMEM;
@@ -159,7 +170,8 @@ static int to_sys_window(struct mirror *m, uint64_t start, uint64_t end, uint64_
 			dmm_migrate_vma_finalize(&args);
 			return -ENOMEM;
 		}
-		memcpy(dmm_page_address(dev->sys, dpfn), device_page_data(dev, spfn), PAGE);
+		if (dev->contents)
+			memcpy(dmm_page_address(dev->sys, dpfn), device_page_data(dev, spfn), PAGE);
 		dst[i] = dmm_migrate_pfn(dpfn);
 	}
 	dmm_migrate_vma_pages(&args);
@@ -244,7 +256,8 @@ unsigned int mirror_migrate_to_ram(struct dmm_vm_fault *vmf)
 		return DMM_VM_FAULT_OOM;
 	}
 	erase_own_mapping(dev, vmf->mm, vmf->address, vmf->page);
-	memcpy(dmm_page_address(dev->sys, dpfn), device_page_data(dev, vmf->page), PAGE);
+	if (dev->contents)
+		memcpy(dmm_page_address(dev->sys, dpfn), device_page_data(dev, vmf->page), PAGE);
 	dst = dmm_migrate_pfn(dpfn);
 	dmm_migrate_vma_pages(&args);
 	if (src & DMM_MIGRATE_PFN_MIGRATE)
@@ -273,8 +286,9 @@ static void evict_chunk(struct mirror_device *dev, struct mirror_chunk *c)
 				if (!(src[i] & DMM_MIGRATE_PFN_MIGRATE) || dmm_alloc_page(dev->sys, &dpfn))
 					continue;
 				dmm_lock_page(dev->sys, dpfn);
-				memcpy(dmm_page_address(dev->sys, dpfn),
-				       device_page_data(dev, dmm_migrate_pfn_to_pfn(src[i])), PAGE);
+				if (dev->contents)
+					memcpy(dmm_page_address(dev->sys, dpfn),
+					       device_page_data(dev, dmm_migrate_pfn_to_pfn(src[i])), PAGE);
 				dst[i] = dmm_migrate_pfn(dpfn);
 			}
 			dmm_migrate_device_pages(dev->sys, src, dst, n);

@@ -82,6 +82,10 @@ int mirror_device_create(struct dmm_system *sys, const char *name, const struct 
 		return -EINVAL;
 	if (cfg->cow == MIRROR_COW_DEVICE && cfg->type != DMM_MEMORY_DEVICE_COHERENT)
 		return -EINVAL;
+	/* Memory without contents beside memory with contents would lose
+	 * data on every copy between them: all or nothing, system-wide. */
+	if (cfg->no_contents && dmm_system_has_contents(sys))
+		return -EINVAL;
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
@@ -93,6 +97,7 @@ int mirror_device_create(struct dmm_system *sys, const char *name, const struct 
 	if (dev->chunk_pages > DMM_PGMAP_MAX_PAGES)
 		dev->chunk_pages = DMM_PGMAP_MAX_PAGES;
 	dev->cow = cfg->cow;
+	dev->contents = dmm_system_has_contents(sys);
 	dev->free_list = malloc(dev->size * sizeof(*dev->free_list));
 	if (!dev->free_list) {
 		free(dev);
@@ -124,7 +129,7 @@ static bool add_chunk(struct mirror_device *dev)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return false;
-	if (dev->type == DMM_MEMORY_DEVICE_PRIVATE && !(c->backing = calloc(n, PAGE))) {
+	if (dev->type == DMM_MEMORY_DEVICE_PRIVATE && dev->contents && !(c->backing = calloc(n, PAGE))) {
 		free(c);
 		return false;
 	}
@@ -181,7 +186,7 @@ uint64_t device_alloc(struct mirror_device *dev)
 		pthread_mutex_unlock(&dev->lock);
 		return 0;
 	}
-	if (pfn && dev->type == DMM_MEMORY_DEVICE_PRIVATE)
+	if (pfn && dev->type == DMM_MEMORY_DEVICE_PRIVATE && dev->contents)
 		dmm_page_set_zone_device_data(dev->sys, pfn, device_page_data(dev, pfn));
 	return pfn;
 }

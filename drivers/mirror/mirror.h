@@ -37,6 +37,8 @@ struct mirror_device_config {
 	uint64_t pages;		/* 0: MIRROR_DEFAULT_PAGES */
 	uint64_t chunk_pages;	/* 0: MIRROR_DEFAULT_CHUNK */
 	enum mirror_cow cow;	/* COHERENT only */
+	bool no_contents;	/* contents=none: needs a metadata-only system
+				 * (whose devices never have contents anyway) */
 };
 
 struct mirror_chunk;
@@ -48,6 +50,7 @@ struct mirror_device {
 	enum dmm_memory_type type;
 	uint64_t size, chunk_pages;
 	enum mirror_cow cow;
+	bool contents;			/* false: metadata only, no data commands */
 	pthread_mutex_t lock;		/* protects everything below */
 	struct mirror_chunk **chunks;	/* the registered chunks (NULL slots after release) */
 	unsigned int nr_chunks, cap_chunks;
@@ -94,7 +97,11 @@ void mirror_close(struct mirror *m);
 struct mirror *mirror_find(struct mirror_device *dev, struct dmm_mm *mm);
 
 /* The commands (mirror-device.md §3). buf holds npages * 4096 bytes; it
- * is written only on success. */
+ * is written only on success. buf NULL (read, write, migrate-to-dev,
+ * exclusive): the command without its data (the same faults, migrations,
+ * table entries and cpages), on any device. On a device without contents
+ * a command given a buf, and atomic-add, fail with -EOPNOTSUPP before
+ * doing anything. */
 int mirror_read(struct mirror *m, uint64_t addr, uint64_t npages, void *buf, struct mirror_result *res);
 int mirror_write(struct mirror *m, uint64_t addr, uint64_t npages, const void *buf,
 		 struct mirror_result *res);

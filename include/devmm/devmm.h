@@ -63,6 +63,14 @@ struct dmm_file;
 
 /* dmm_system_config.flags */
 #define DMM_SYS_PRETOUCH 0x1 /* touch every frame's memory at creation */
+/* Metadata only ("contents=none"): no frame of the system, nor of its
+ * device memory, carries data; no arena is reserved. Faults, fork, CoW,
+ * migration, pins, notifiers and dmm_check behave exactly as with
+ * contents (the copies and clears are skipped, every state change is
+ * kept); every data operation fails with -EOPNOTSUPP (the CPU accesses,
+ * dmm_file_pread/pwrite) or finds no contents (dmm_page_address returns
+ * NULL). Fault pages in with dmm_madvise(MADV_POPULATE_READ/WRITE). */
+#define DMM_SYS_NO_CONTENTS 0x2
 
 struct dmm_system_config {
 	uint64_t nr_frames; /* system RAM in 4 KiB frames; 0 = 262144 (1 GiB) */
@@ -114,6 +122,8 @@ int dmm_system_set_mthp(struct dmm_system *sys, unsigned int orders);
 
 /* Frame accounting: total allocatable frames and frames free now. */
 uint64_t dmm_system_nr_frames(const struct dmm_system *sys);
+/* false for a metadata-only system (DMM_SYS_NO_CONTENTS) and for NULL. */
+bool dmm_system_has_contents(const struct dmm_system *sys);
 uint64_t dmm_system_nr_free(const struct dmm_system *sys);
 
 /* ------------------------------------------------------------------------ */
@@ -175,7 +185,8 @@ uint64_t dmm_file_npages(const struct dmm_file *file);
  * through the page cache (not a mapping). Returns 0 when every byte moved.
  * Errors: -EINVAL (NULL buffer with len > 0, or a range past the end of
  * the file), -ENOMEM (page-cache allocation failed; nothing past the
- * failing page was copied).
+ * failing page was copied), -EOPNOTSUPP (a metadata-only system:
+ * nothing is copied).
  */
 int dmm_file_pread(struct dmm_file *file, void *buf, size_t len, uint64_t off);
 int dmm_file_pwrite(struct dmm_file *file, const void *buf, size_t len, uint64_t off);
@@ -233,6 +244,8 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot);
 #define DMM_MADV_DOFORK 11
 #define DMM_MADV_HUGEPAGE 14
 #define DMM_MADV_NOHUGEPAGE 15
+#define DMM_MADV_POPULATE_READ 22
+#define DMM_MADV_POPULATE_WRITE 23
 
 /*
  * dmm_madvise - DONTNEED (zap; private anonymous memory reads as zero
@@ -243,12 +256,19 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot);
  * pages and device-private, device-exclusive and migration entries are
  * left alone, so device data survives), DONTFORK / DOFORK (leave the range
  * out of, or back in, future forks), HUGEPAGE / NOHUGEPAGE (recorded on
- * the VMA). The VMAs of the range are advised in address order.
+ * the VMA), POPULATE_READ / POPULATE_WRITE (fault every page in as a CPU
+ * read, resp. write, would, moving no data: untouched private anonymous
+ * memory gets the zero page, resp. its own frame; works on metadata-only
+ * systems). The VMAs of the range are advised in address order.
  * Errors: -EINVAL (unaligned, unknown advice, overflow; FREE over a file or
  *         shared mapping: the VMAs before it have been advised), -ENOMEM
  *         (part of the range is unmapped; as in Linux the mapped parts are
  *         advised).
  */
+/*         POPULATE_*: -EFAULT (the access is not allowed, as a CPU access
+ *         would find, or the fault fails as SIGBUS), -ENOMEM also when a
+ *         fault finds no frame, -EINVAL (a VM_IO / VM_PFNMAP mapping);
+ *         the pages before the failing one stay populated. */
 int dmm_madvise(struct dmm_mm *mm, uint64_t addr, uint64_t len, int advice);
 
 #define DMM_MREMAP_MAYMOVE 1
@@ -287,7 +307,8 @@ int dmm_mremap(struct dmm_mm *mm, uint64_t old_addr, uint64_t old_len, uint64_t 
  * Errors: -EFAULT (no mapping, or no permission: the model's SIGSEGV, or
  *         SIGBUS beyond a file's end), -ENOMEM (no frame for a fault),
  *         -EINVAL (NULL buffer, or an address that is not 4-byte aligned for
- *         the 32-bit calls).
+ *         the 32-bit calls), -EOPNOTSUPP (a metadata-only system: refused
+ *         before any fault, nothing changes).
  * dmm_read / dmm_write stop at the first failing byte; the bytes before it
  * have been transferred.
  */
@@ -302,6 +323,11 @@ int dmm_cmpxchg32(struct dmm_mm *mm, uint64_t addr, uint32_t expected, uint32_t 
 		  uint32_t *old);
 /* Atomic fetch-and-add. */
 int dmm_fetch_add32(struct dmm_mm *mm, uint64_t addr, uint32_t delta, uint32_t *old);
+/* dmm_touch - the faults of a CPU read (write: a store) of every byte of
+ * [addr, addr + len), moving no data: the same entries, counters and
+ * errors as dmm_read / dmm_write (-EFAULT, -ENOMEM, -EINVAL for a NULL
+ * mm), on any system, metadata-only ones included. */
+int dmm_touch(struct dmm_mm *mm, uint64_t addr, size_t len, bool write);
 
 /* ------------------------------------------------------------------------ */
 /* get_user_pages / pin_user_pages                                           */
@@ -511,7 +537,8 @@ int dmm_lock_page(struct dmm_system *sys, uint64_t pfn);
 int dmm_trylock_page(struct dmm_system *sys, uint64_t pfn);
 void dmm_unlock_page(struct dmm_system *sys, uint64_t pfn);
 /* The contents of a CPU-addressable frame (system RAM, device coherent);
- * NULL for device-private frames, the zero page excepted, and bad pfns.
+ * NULL for device-private frames, the zero page excepted, bad pfns, and
+ * every frame of a metadata-only system (DMM_SYS_NO_CONTENTS).
  * The zero page's contents must never be written. */
 void *dmm_page_address(struct dmm_system *sys, uint64_t pfn);
 

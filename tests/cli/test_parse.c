@@ -498,8 +498,9 @@ static void test_system(void **state)
 static void test_system_errors(void **state)
 {
 	static const struct err_case cases[] = {
-		{ "system", 1, 7, "expected pages=N or mthp=O,O,..., found end of line" },
-		{ "system 8", 1, 8, "unexpected '8' (expected pages=N or mthp=O,O,...)" },
+		{ "system", 1, 7, "expected pages=N, mthp=O,O,... or contents=none, found end of line" },
+		{ "system contents=all", 1, 8, "expected none after contents=, found 'all'" },
+		{ "system 8", 1, 8, "unexpected '8' (expected pages=N, mthp=O,O,... or contents=none)" },
 		{ "system mthp=1", 1, 8, "expected mthp=none or orders 2..8 separated by commas, found '1'" },
 		{ "system mthp=2,9", 1, 8, "expected mthp=none or orders 2..8 separated by commas, found '2,9'" },
 		{ "system mthp=4,", 1, 8, "expected mthp=none or orders 2..8" },
@@ -540,6 +541,20 @@ static void test_device(void **state)
 	fx_free(&f);
 	assert_int_equal(one(&f, "device g coherent cow=system")->u.device.cow, COW_SYSTEM);
 	fx_free(&f);
+	assert_false(one(&f, "device g coherent")->u.device.no_contents);
+	fx_free(&f);
+	assert_true(one(&f, "device g contents=none private")->u.device.no_contents);
+	fx_free(&f);
+	st = one(&f, "system contents=none");
+	assert_true(st->u.system.no_contents);
+	assert_int_equal(st->u.system.pages, 0);
+	fx_free(&f);
+	st = one(&f, "system pages=8 contents=none");
+	assert_true(st->u.system.no_contents);
+	assert_int_equal(st->u.system.pages, 8);
+	fx_free(&f);
+	assert_int_equal(one(&f, "madvise A populate-write")->u.madvise.advice, ADV_POPULATE_WRITE);
+	fx_free(&f);
 }
 
 static void test_device_errors(void **state)
@@ -549,7 +564,8 @@ static void test_device_errors(void **state)
 		{ "device gpu", 1, 11, "expected private or coherent, found end of line" },
 		{ "device gpu pages=4", 1, 19, "expected private or coherent, found end of line" },
 		{ "device gpu private coherent", 1, 20, "'coherent' conflicts with 'private'" },
-		{ "device gpu shiny", 1, 12, "unexpected 'shiny' (expected private, coherent, pages=N or cow=system|device)" },
+		{ "device gpu shiny", 1, 12, "unexpected 'shiny' (expected private, coherent, pages=N, cow=system|device or contents=none)" },
+		{ "device gpu private contents=some", 1, 20, "expected none after contents=, found 'some'" },
 		{ "device gpu coherent cow=host", 1, 21, "expected system or device after cow=, found 'host'" },
 		{ "device gpu coherent pages=x", 1, 21, "expected a page count, found 'x'" },
 		{ "device read private", 1, 8, "'read' cannot name a device (it is a reserved word)" },
@@ -698,7 +714,7 @@ static void test_munmap_mprotect_madvise(void **state)
 	parse_error("mprotect A", 1, 11, "expected rw, r or none, found end of line");
 	parse_error("mprotect A x", 1, 12, "unexpected 'x' (expected rw, r or none)");
 	parse_error("madvise A", 1, 10,
-		    "expected dontneed, free, dontfork, dofork, hugepage or nohugepage, found end of line");
+		    "expected dontneed, free, dontfork, dofork, hugepage, nohugepage, populate-read or populate-write, found end of line");
 	parse_error("madvise A free dontneed", 1, 16, "'dontneed' conflicts with 'free'");
 }
 
