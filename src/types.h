@@ -331,7 +331,11 @@ struct dmm_file {
 
 #define SECTION_SHIFT 15 /* 32768 frames = 128 MiB per section */
 #define PAGES_PER_SECTION (1UL << SECTION_SHIFT)
-#define MAX_PFN_BITS 28
+/* 2^30 pfns = 4 TiB: room for DMM_MAX_SYSTEM_FRAMES of RAM (1 TiB) and
+ * three times as much device memory above it. The two section arrays of
+ * struct dmm_system (32 bytes per section, 1 MiB) are calloc'd: only the
+ * entries of RAM and of registered pgmaps are ever written. */
+#define MAX_PFN_BITS 30
 #define NR_SECTIONS (1UL << (MAX_PFN_BITS - SECTION_SHIFT))
 
 /* A section: the metadata and (for CPU-addressable memory) the contents of

@@ -19,6 +19,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <sys/mman.h>
 
 static void mirror_folio_free(struct dmm_pgmap *pgmap, uint64_t pfn)
 {
@@ -98,8 +99,13 @@ int mirror_device_create(struct dmm_system *sys, const char *name, const struct 
 		dev->chunk_pages = DMM_PGMAP_MAX_PAGES;
 	dev->cow = cfg->cow;
 	dev->contents = dmm_system_has_contents(sys);
-	dev->free_list = malloc(dev->size * sizeof(*dev->free_list));
-	if (!dev->free_list) {
+	/* A reservation, not malloc: untouched, it costs nothing until chunks
+	 * are added (malloc and even calloc may write the whole block, e.g.
+	 * with MALLOC_PERTURB_). */
+	dev->free_list_bytes = dev->size * sizeof(*dev->free_list);
+	dev->free_list = mmap(NULL, dev->free_list_bytes, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (dev->free_list == MAP_FAILED) {
 		free(dev);
 		return -ENOMEM;
 	}
@@ -364,6 +370,6 @@ void mirror_device_destroy(struct mirror_device *dev)
 		mirror_close(dev->mirrors);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev->chunks);
-	free(dev->free_list);
+	munmap(dev->free_list, dev->free_list_bytes);
 	free(dev);
 }

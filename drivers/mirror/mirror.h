@@ -54,7 +54,8 @@ struct mirror_device {
 	pthread_mutex_t lock;		/* protects everything below */
 	struct mirror_chunk **chunks;	/* the registered chunks (NULL slots after release) */
 	unsigned int nr_chunks, cap_chunks;
-	uint64_t *free_list;		/* free device pfns, size entries */
+	uint64_t *free_list;		/* free device pfns, size entries (mmap'd) */
+	size_t free_list_bytes;
 	uint64_t nr_free;
 	uint64_t used;			/* device pages handed out and not freed */
 	uint64_t in_chunks;		/* pages of all live chunks */

@@ -85,7 +85,7 @@ struct dmm_system_config {
  * Errors: -EINVAL (nr_frames above DMM_MAX_SYSTEM_FRAMES, unknown flags,
  *         mthp_orders not allowed by dmm_system_set_mthp), -ENOMEM.
  */
-#define DMM_MAX_SYSTEM_FRAMES (1UL << 26) /* 256 GiB */
+#define DMM_MAX_SYSTEM_FRAMES (1UL << 28) /* 1 TiB; the pfn space is 4 TiB */
 int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **out);
 
 /*
