@@ -13,6 +13,10 @@
 #   make bench    build build-release/ (release, no lock assertions, no tests)
 #                 and run the benchmarks there: build-release/bench.json and
 #                 the plot build-release/bench.png (see docs/performance.md)
+#   make bench-scale  the same release build: the scale benchmarks (a 64 GiB
+#                 working set, contents=none, and the 2^14..2^24-page sweep; about
+#                 a minute): build-release/scale.json and its chart
+#                 build-release/scale.png (docs/performance.md, "Scale")
 #   make clean    remove every build directory
 #
 # Set DEPS_PKGS= (empty) to skip the package check, e.g. on a non-Debian system.
@@ -54,7 +58,7 @@ setup = @if [ ! -f $(1)/build.ninja ]; then \
 
 .NOTPARALLEL:
 .PHONY: all deps check check-testlist check-default check-clang check-asan check-tsan \
-	demo bench clean fuzz
+	demo bench bench-scale release clean fuzz
 
 all: deps
 	$(call setup,$(BUILD))
@@ -161,15 +165,23 @@ fuzz: deps
 # its picture with: cp build-release/bench.png docs/performance.png). It
 # measures a release build without the lock assertions (-Dlockdep=false,
 # the default), not the test builds.
-bench: DEPS_PKGS += $(BENCH_PKGS)
-bench: deps
+release: DEPS_PKGS += $(BENCH_PKGS)
+release: deps
 	@if [ ! -f $(BUILD_RELEASE)/build.ninja ]; then \
 		echo "$(MESON) setup $(BUILD_RELEASE) -Dbuildtype=release -Db_ndebug=true -Dlockdep=false -Dtests=disabled"; \
 		$(MESON) setup $(BUILD_RELEASE) -Dbuildtype=release -Db_ndebug=true -Dlockdep=false -Dtests=disabled; \
 	fi
 	$(NINJA) -C $(BUILD_RELEASE) devmm
+
+bench: release
 	./$(BUILD_RELEASE)/devmm bench --json $(BUILD_RELEASE)/bench.json
 	bench/plot.sh $(BUILD_RELEASE)/bench.json $(BUILD_RELEASE)/bench.png
+
+# Not part of `make bench` (a minute more); refresh the chart of
+# docs/performance.md with: cp build-release/scale.png docs/performance-scale.png
+bench-scale: release
+	./$(BUILD_RELEASE)/devmm bench --only scale_64g,scale_sweep --json $(BUILD_RELEASE)/scale.json
+	bench/plot-scale.sh $(BUILD_RELEASE)/scale.json $(BUILD_RELEASE)/scale.png
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_CLANG) $(BUILD_RELEASE) $(BUILD_FUZZ)

@@ -4,7 +4,8 @@
  * in the same run: the real kernel (faults, fork, munmap, mprotect), memcpy
  * (migration, device reads), one thread (fault scaling), the kernel's
  * struct page (metadata), Linux's copy-on-write placement (fork_coherent),
- * one notifier subscription (notifier_10k, notifier_none).
+ * one notifier subscription (notifier_10k, notifier_none), the same phases
+ * at 64 MiB (scale_64g, by name only; scale_sweep draws the curve).
  *
  * Every benchmark runs warm: devmm systems are created with
  * DMM_SYS_PRETOUCH and kept alive across a benchmark's rounds, so that the
@@ -16,8 +17,9 @@
  * against a threshold: the targets are printed and written to the JSON, and
  * docs/performance.md discusses them.
  *
- * This file is the plumbing, the table and the entry point; vm.c and
- * device.c hold the benchmarks, meta.c the one white-box number.
+ * This file is the plumbing, the table and the entry point; vm.c,
+ * device.c, notifier.c and scale.c hold the benchmarks, meta.c the one
+ * white-box number.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -227,6 +229,7 @@ struct bench {
 	bench_fn fn;
 	enum bench_target op;
 	double target;
+	bool by_name;	/* runs only when --only names it (it takes minutes) */
 };
 
 /*
@@ -235,26 +238,28 @@ struct bench {
  * kernel's forks copy only the benchmark's own memory.
  */
 static const struct bench benches[] = {
-	{ "fault_first_touch", "ns/page", bench_fault_first_touch, TARGET_LE, 0.25 },
-	{ "fault_zero_read", "ns/page", bench_fault_zero_read, TARGET_LE, 0.1 },
-	{ "cow_fault", "ns/page", bench_cow_fault, TARGET_LE, 0.25 },
-	{ "fault_first_touch_floor", "ns/page", bench_fault_first_touch_floor, TARGET_LE, 2.0 },
-	{ "cow_fault_floor", "ns/page", bench_cow_fault_floor, TARGET_LE, 2.0 },
-	{ "fork", "ns/page", bench_fork, TARGET_LE, 0.25 },
-	{ "munmap", "ns/page", bench_munmap, TARGET_LE, 0.2 },
-	{ "mprotect", "ns/page", bench_mprotect, TARGET_LE, 0.1 },
-	{ "vma_100k", "ns/op", bench_vma_100k, TARGET_LE, 1.5 },
-	{ "migrate_512", "GB/s", bench_migrate_512, TARGET_GE, 0.7 },
-	{ "migrate_64k", "GB/s", bench_migrate_64k, TARGET_NONE, 0 },
-	{ "migrate_512_mirror", "GB/s", bench_migrate_512_mirror, TARGET_NONE, 0 },
-	{ "hmm_snapshot", "ns/page", bench_hmm_snapshot, TARGET_NONE, 0 },
-	{ "device_read", "GB/s", bench_device_read, TARGET_NONE, 0 },
-	{ "pin_unpin", "ns/page", bench_pin_unpin, TARGET_NONE, 0 },
-	{ "fault_scaling_2t", "Mpages/s", bench_fault_scaling_2t, TARGET_GE, 1.6 },
-	{ "metadata_bytes_per_frame", "bytes", bench_metadata, TARGET_LE, 1.0 },
-	{ "fork_coherent", "ns/page", bench_fork_coherent, TARGET_NONE, 0 },
-	{ "notifier_10k", "ns/munmap", bench_notifier_10k, TARGET_LE, 2.0 },
-	{ "notifier_none", "ns/munmap", bench_notifier_none, TARGET_NONE, 0 },
+	{ "fault_first_touch", "ns/page", bench_fault_first_touch, TARGET_LE, 0.25, false },
+	{ "fault_zero_read", "ns/page", bench_fault_zero_read, TARGET_LE, 0.1, false },
+	{ "cow_fault", "ns/page", bench_cow_fault, TARGET_LE, 0.25, false },
+	{ "fault_first_touch_floor", "ns/page", bench_fault_first_touch_floor, TARGET_LE, 2.0, false },
+	{ "cow_fault_floor", "ns/page", bench_cow_fault_floor, TARGET_LE, 2.0, false },
+	{ "fork", "ns/page", bench_fork, TARGET_LE, 0.25, false },
+	{ "munmap", "ns/page", bench_munmap, TARGET_LE, 0.2, false },
+	{ "mprotect", "ns/page", bench_mprotect, TARGET_LE, 0.1, false },
+	{ "vma_100k", "ns/op", bench_vma_100k, TARGET_LE, 1.5, false },
+	{ "migrate_512", "GB/s", bench_migrate_512, TARGET_GE, 0.7, false },
+	{ "migrate_64k", "GB/s", bench_migrate_64k, TARGET_NONE, 0, false },
+	{ "migrate_512_mirror", "GB/s", bench_migrate_512_mirror, TARGET_NONE, 0, false },
+	{ "hmm_snapshot", "ns/page", bench_hmm_snapshot, TARGET_NONE, 0, false },
+	{ "device_read", "GB/s", bench_device_read, TARGET_NONE, 0, false },
+	{ "pin_unpin", "ns/page", bench_pin_unpin, TARGET_NONE, 0, false },
+	{ "fault_scaling_2t", "Mpages/s", bench_fault_scaling_2t, TARGET_GE, 1.6, false },
+	{ "metadata_bytes_per_frame", "bytes", bench_metadata, TARGET_LE, 1.0, false },
+	{ "fork_coherent", "ns/page", bench_fork_coherent, TARGET_NONE, 0, false },
+	{ "notifier_10k", "ns/munmap", bench_notifier_10k, TARGET_LE, 2.0, false },
+	{ "notifier_none", "ns/munmap", bench_notifier_none, TARGET_NONE, 0, false },
+	{ "scale_64g", "ns/page", bench_scale_64g, TARGET_LE, 2.0, true },
+	{ "scale_sweep", "ns/page", bench_scale_sweep, TARGET_NONE, 0, true },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 
@@ -308,6 +313,7 @@ static void write_json(const char *path, const struct bench_result *r, size_t n)
 			fprintf(f, ", \"%s\": ", r[i].extra[k].key);
 			json_num(f, r[i].extra[k].val);
 		}
+		fputs(r[i].json, f);
 		fprintf(f, "}%s\n", i + 1 < n ? "," : "");
 	}
 	fputs("]\n", f);
@@ -325,7 +331,8 @@ static void usage(FILE *f)
 	      "  --json FILE  also write the results as a JSON array to FILE\n"
 	      "  --pages N    pages per round (default 16384, 1024 with --quick)\n"
 	      "  --rounds N   timed rounds per side, median reported (default 7, 3 with --quick)\n"
-	      "  --only LIST  run only these benchmarks (comma-separated names)\n"
+	      "  --only LIST  run only these benchmarks (comma-separated names); scale_64g and\n"
+	      "               scale_sweep (about a minute each) run only when named here\n"
 	      "  --wall       time single-threaded rounds with the wall clock, not CPU time\n"
 	      "  --list       print the benchmarks' names\n",
 	      f);
@@ -418,7 +425,7 @@ int devmm_bench_main(int argc, char **argv)
 		struct bench_result *res = &r[n];
 		char tt[32];
 
-		if (!selected(only, b->name))
+		if (!selected(only, b->name) || (b->by_name && !only))
 			continue;
 		memset(res, 0, sizeof(*res));
 		res->name = b->name;

@@ -42,6 +42,7 @@ struct bench_result {
 		const char *key;
 		double val;
 	} extra[BENCH_MAX_EXTRA];
+	char json[2048];		/* more JSON members, each ", \"key\": value" */
 };
 
 /* One benchmark: fills r (name, unit and target are preset). */
@@ -102,6 +103,11 @@ void bench_pin_unpin(const struct bench_opts *o, struct bench_result *r);
 void bench_fault_scaling_2t(const struct bench_opts *o, struct bench_result *r);
 void bench_metadata(const struct bench_opts *o, struct bench_result *r);
 void bench_fork_coherent(const struct bench_opts *o, struct bench_result *r);
+
+/* scale.c: ns/page against the size of a metadata-only working set (not in
+ * the default set: --only names them) */
+void bench_scale_64g(const struct bench_opts *o, struct bench_result *r);
+void bench_scale_sweep(const struct bench_opts *o, struct bench_result *r);
 
 /* notifier.c: invalidations in an mm with many subscriptions, or none */
 void bench_notifier_10k(const struct bench_opts *o, struct bench_result *r);
