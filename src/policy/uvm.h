@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NVIDIA UVM's algorithms as pure functions (docs/managed-memory.md, "UVM
+ * algorithms"; the reference is shared/spec/managed-memory.md section 1).
+ * The engine's `uvm` policy calls them: it gathers plain inputs (the
+ * per-processor residency masks of a block, the faulted pages, the
+ * thrashing pages, the range's policy attributes, the virtual time) and
+ * acts on the outputs (masks and decisions). Nothing here takes a lock,
+ * reads the core's state or keeps global state; the same inputs give the
+ * same outputs.
+ *
+ * Processors: 0 is the CPU, 1..N are devices (at most UVM_MAX_PROCS in
+ * all). A struct uvm_topology says which processor can map which
+ * processor's memory and which processors have memory.
+ */
+#ifndef DEVMM_POLICY_UVM_H
+#define DEVMM_POLICY_UVM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pmask.h"
+
+#define UVM_MAX_PROCS 32u
+#define UVM_PROC_CPU 0u
+#define UVM_PROC_NONE 0xffu /* "no processor": an unset preferred location */
+
+typedef uint8_t uvm_proc_t;
+typedef uint32_t uvm_procmask_t; /* bit p: processor p */
+
+#define UVM_PROCMASK(p) ((uvm_procmask_t)1u << (p))
+
+static inline bool uvm_procmask_test(uvm_procmask_t m, uvm_proc_t p)
+{
+	return p < UVM_MAX_PROCS && ((m >> p) & 1u);
+}
+
+/*
+ * Who can reach whom. can_access[p] has bit q when p can map q's memory
+ * (a device can always map its own memory and, on PCIe, system memory; the
+ * CPU cannot map device memory). fast_access[p] has bit q when p reaches q
+ * over a fast link with native atomics (NVLink, SMC peers); it orders the
+ * search for the closest copy and decides thrashing pins (section 1.4,
+ * step 8.2). native_atomics[p] has bit q when p has native atomics to q's
+ * memory (rule 8 of the residency order).
+ */
+struct uvm_topology {
+	unsigned int nprocs;
+	uvm_procmask_t has_memory;
+	uvm_procmask_t can_access[UVM_MAX_PROCS];
+	uvm_procmask_t fast_access[UVM_MAX_PROCS];
+	uvm_procmask_t native_atomics[UVM_MAX_PROCS];
+};
+
+/* A PCIe system: the CPU and ndevs devices with memory; each device maps
+ * its own memory and system memory, the CPU maps only its own. */
+void uvm_topology_pcie(struct uvm_topology *topo, unsigned int ndevs);
+
+static inline bool uvm_can_access(const struct uvm_topology *topo, uvm_proc_t p, uvm_proc_t q)
+{
+	return p < topo->nprocs && uvm_procmask_test(topo->can_access[p], q);
+}
+
+/*
+ * The processor of `resident` closest to p: p itself, else the lowest
+ * processor p reaches over a fast link, else the CPU, else the lowest
+ * resident processor. UVM_PROC_NONE when resident is empty.
+ */
+uvm_proc_t uvm_closest_resident(const struct uvm_topology *topo, uvm_proc_t p, uvm_procmask_t resident);
+
+/* Access types, least to most intrusive; masks have bit 1 << type. */
+enum uvm_access {
+	UVM_ACCESS_PREFETCH,
+	UVM_ACCESS_READ,
+	UVM_ACCESS_WRITE,
+	UVM_ACCESS_ATOMIC,
+};
+
+/* The most intrusive access in a non-empty mask. */
+enum uvm_access uvm_access_highest(unsigned int access_mask);
+
+enum uvm_read_dup {
+	UVM_READ_DUP_UNSET,
+	UVM_READ_DUP_ENABLED,
+	UVM_READ_DUP_DISABLED,
+};
+
+/* The policy attributes of a range (cudaMemAdvise). */
+struct uvm_policy_attrs {
+	uvm_proc_t preferred; /* UVM_PROC_NONE: unset */
+	uvm_procmask_t accessed_by;
+	enum uvm_read_dup read_dup;
+};
+
+/* The thrashing module's hint for one fault (section 1.4). */
+enum uvm_thrash_hint_type {
+	UVM_THRASH_HINT_NONE,
+	UVM_THRASH_HINT_THROTTLE,
+	UVM_THRASH_HINT_PIN,
+};
+
+/* ---- Tunables (uvm_params.c) -------------------------------------------- */
+
+/*
+ * Every tunable of the uvm policy, under NVIDIA's module-parameter name
+ * without the uvm_perf_ prefix (lapse_adapt is devmm's own switch).
+ * Defaults and valid ranges are in uvm_param_table.
+ */
+struct uvm_params {
+	uint32_t prefetch_enable;
+	uint32_t prefetch_threshold;    /* percent */
+	uint32_t prefetch_min_faults;
+	uint32_t thrashing_enable;
+	uint32_t thrashing_threshold;
+	uint32_t thrashing_pin_threshold;
+	uint32_t thrashing_lapse_usec;
+	uint32_t thrashing_nap;         /* multiples of the lapse */
+	uint32_t thrashing_epoch;       /* multiples of the lapse */
+	uint32_t thrashing_pin;         /* multiples of the lapse; 0: forever */
+	uint32_t thrashing_max_resets;
+	uint32_t lapse_vote_threshold;
+	uint32_t lapse_adapt;           /* 1: adapt the lapse (grow and shrink) */
+	uint32_t fault_batch_count;
+	uint32_t fault_replay_policy;   /* enum uvm_replay_policy */
+	uint32_t fault_max_batches_per_service;
+	uint32_t fault_max_throttle_per_service;
+	uint32_t fault_coalesce;
+	uint32_t fault_replay_update_put_ratio;
+	uint32_t reenable_prefetch_faults_lapse_msec;
+	uint32_t map_remote_on_native_atomics_fault;
+};
+
+enum uvm_replay_policy {
+	UVM_REPLAY_BLOCK,
+	UVM_REPLAY_BATCH,
+	UVM_REPLAY_BATCH_FLUSH,
+	UVM_REPLAY_ONCE,
+};
+
+struct uvm_param_desc {
+	const char *name;
+	uint32_t def, min, max;
+	unsigned int offset; /* of the field in struct uvm_params */
+	const char *doc;
+};
+
+extern const struct uvm_param_desc uvm_param_table[];
+extern const unsigned int uvm_param_count;
+
+/* Every tunable at its default. */
+void uvm_params_default(struct uvm_params *p);
+/* The table entry of a name, or NULL. */
+const struct uvm_param_desc *uvm_param_find(const char *name);
+/* Set one tunable: 0, -EINVAL (unknown name), -ERANGE (outside the valid
+ * range); nothing changes on error. */
+int uvm_param_set(struct uvm_params *p, const char *name, int64_t value);
+/* Read one tunable: 0 or -EINVAL (unknown name). */
+int uvm_param_get(const struct uvm_params *p, const char *name, int64_t *value);
+/* Set from "NAME=VALUE" (VALUE decimal or 0x hex; fault_replay_policy also
+ * takes block, batch, batch_flush, once): 0, -EINVAL (no '=', unknown name,
+ * not a number), -ERANGE. */
+int uvm_param_parse(struct uvm_params *p, const char *assignment);
+
+#endif /* DEVMM_POLICY_UVM_H */
