@@ -161,4 +161,55 @@ int uvm_param_get(const struct uvm_params *p, const char *name, int64_t *value);
  * not a number), -ERANGE. */
 int uvm_param_parse(struct uvm_params *p, const char *assignment);
 
+/* ---- Residency selection (uvm_residency.c; section 1.2) ---------------- */
+
+/* The rule that decided a residency, in the order they are checked. */
+enum uvm_res_rule {
+	UVM_RES_FORCED_CPU = 1,
+	UVM_RES_READ_DUP,
+	UVM_RES_PREFERRED_REQUESTER,
+	UVM_RES_HMM_CPU_FAULT,
+	UVM_RES_THRASH_PIN,
+	UVM_RES_FIRST_TOUCH,
+	UVM_RES_ACCESSED_BY,
+	UVM_RES_NATIVE_ATOMICS,
+	UVM_RES_PREFERRED_REMOTE,
+	UVM_RES_REMOTE_CPU,
+	UVM_RES_REQUESTER,
+};
+
+/* One page's fault, as residency selection sees it. */
+struct uvm_res_query {
+	uvm_proc_t requester;
+	unsigned int access_mask;  /* enum uvm_access bits, not empty */
+	uvm_procmask_t resident;   /* processors that hold the page */
+	bool read_duplicated;      /* the page is in read_duplicated_pages */
+	bool forced_cpu;           /* rule 1: forced sysmem, HMM page that cannot migrate, sysmem VMA */
+	bool hmm;                  /* the range is HMM (rule 4 for a CPU requester) */
+	bool access_counter;       /* an access-counter operation (no rule 7) */
+	bool remote_cpu;           /* a CPU fault from another mm (rule 10) */
+	enum uvm_thrash_hint_type hint;
+	uvm_proc_t pin_residency;  /* with hint PIN */
+};
+
+struct uvm_res_decision {
+	uvm_proc_t proc;          /* the new residency (or the residency to map) */
+	bool read_duplicate;      /* copy onto proc; the other copies stay */
+	bool keep_residency;      /* rules 7, 8, 10: map proc remotely, move nothing */
+	enum uvm_res_rule rule;
+};
+
+/*
+ * Select the residency of one faulted page: the eleven rules of section
+ * 1.2 in order, then the no-memory fallback to the CPU. Only
+ * params->map_remote_on_native_atomics_fault is read.
+ */
+void uvm_select_residency(const struct uvm_topology *topo, const struct uvm_policy_attrs *pol,
+			  const struct uvm_params *params, const struct uvm_res_query *q,
+			  struct uvm_res_decision *out);
+
+/* Whether a page may be read-duplicated (rule 2's may_read_duplicate). */
+bool uvm_may_read_duplicate(const struct uvm_policy_attrs *pol, bool read_duplicated,
+			    enum uvm_thrash_hint_type hint);
+
 #endif /* DEVMM_POLICY_UVM_H */
