@@ -212,4 +212,64 @@ void uvm_select_residency(const struct uvm_topology *topo, const struct uvm_poli
 bool uvm_may_read_duplicate(const struct uvm_policy_attrs *pol, bool read_duplicated,
 			    enum uvm_thrash_hint_type hint);
 
+/* ---- Tree prefetcher (uvm_prefetch.c; section 1.3) --------------------- */
+
+#define UVM_BIG_PAGE_PAGES 16u /* 64 KiB */
+
+/* A block's prefetch_info: the last destination and the faults to it. */
+struct uvm_prefetch_info {
+	uvm_proc_t last_dest; /* UVM_PROC_NONE before the first call */
+	uint32_t fault_count;
+};
+
+static inline void uvm_prefetch_info_init(struct uvm_prefetch_info *pi)
+{
+	pi->last_dest = UVM_PROC_NONE;
+	pi->fault_count = 0;
+}
+
+/*
+ * One block's faults of one batch, all going to dest. Bit i of every mask
+ * is page i of the block; the block's page 0 is page va_page (0..511) of
+ * its 2 MiB-aligned frame, which fixes where the 64 KiB big pages fall.
+ * The prefetch region is pages [first, first + npages) of the block (the
+ * whole block, or less where an HMM range clips it).
+ */
+struct uvm_prefetch_query {
+	unsigned int va_page;
+	unsigned int first, npages;
+	uvm_proc_t dest;
+	uvm_proc_t preferred;              /* UVM_PROC_NONE: unset */
+	bool block_empty;                  /* no processor holds any page of the block */
+	const struct pmask *faulted;       /* faulted in this batch, to dest */
+	const struct pmask *dest_resident; /* resident on dest */
+	const struct pmask *cpu_readable;  /* resident and readable on the CPU; may be NULL */
+	const struct pmask *thrashing;     /* may be NULL */
+};
+
+/* The pages to prefetch to residency (never a faulted page). */
+struct uvm_prefetch_hint {
+	struct pmask pages;
+	uvm_proc_t residency;
+	bool first_touch; /* step 3: the whole region at the preferred location */
+};
+
+/*
+ * The prefetch hint of one block's batch: true when out->pages is not empty.
+ * Updates *pi (destination tracking and fault counter). With
+ * prefetch_enable = 0 it returns false and changes nothing. For a device
+ * destination the mask may hold pages already resident there: the engine
+ * migrates only the others.
+ */
+bool uvm_prefetch_get_hint(const struct uvm_params *params, struct uvm_prefetch_info *pi,
+			   const struct uvm_prefetch_query *q, struct uvm_prefetch_hint *out);
+
+/*
+ * The leaf bitmap of the tree walk (step 4a and 4b): the resident and
+ * faulted pages of the region, with every big page (and the unaligned
+ * prefix and suffix, each one unit) that holds a faulted page and no
+ * thrashing page filled. Exposed for tests.
+ */
+void uvm_prefetch_leaves(const struct uvm_prefetch_query *q, struct pmask *leaves);
+
 #endif /* DEVMM_POLICY_UVM_H */
