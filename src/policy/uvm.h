@@ -272,4 +272,96 @@ bool uvm_prefetch_get_hint(const struct uvm_params *params, struct uvm_prefetch_
  */
 void uvm_prefetch_leaves(const struct uvm_prefetch_query *q, struct pmask *leaves);
 
+/* ---- Thrashing detection and mitigation (uvm_thrash.c; section 1.4) ----- */
+
+/* Why pages moved, as the thrashing module tells causes apart. */
+enum uvm_migration_cause {
+	UVM_CAUSE_REPLAYABLE_FAULT,
+	UVM_CAUSE_NON_REPLAYABLE_FAULT,
+	UVM_CAUSE_ACCESS_COUNTER,
+	UVM_CAUSE_PREFETCH,
+	UVM_CAUSE_EVICTION,
+	UVM_CAUSE_API, /* user prefetch, advice, coherence */
+};
+
+enum uvm_thrash_event_kind {
+	UVM_THRASH_EV_MIGRATION,
+	UVM_THRASH_EV_REVOCATION,
+};
+
+/* Timestamps in the per-page state have 64 ns resolution. */
+#define UVM_THRASH_STAMP_SHIFT 6
+#define UVM_THRASH_COUNT_MAX 7u /* the 3-bit event counter */
+#define UVM_THRASH_NO_DEADLINE UINT64_MAX
+
+/* One page's thrashing state (NVIDIA's layout; 40 bytes). */
+struct uvm_thrash_page {
+	uint64_t last_stamp : 58; /* time of the last event, ns >> 6 */
+	uint64_t has_migration_events : 1;
+	uint64_t has_revocation_events : 1;
+	uint64_t num_thrashing_events : 3;
+	uint64_t pinned : 1;
+	uint64_t throttling_end;  /* ns */
+	uint64_t pin_deadline;    /* ns; UVM_THRASH_NO_DEADLINE: pinned forever */
+	uvm_procmask_t processors;
+	uvm_procmask_t throttled;
+	uint8_t throttling_count;
+	uvm_proc_t pinned_residency;
+	uvm_proc_t do_not_throttle; /* UVM_PROC_NONE: nobody */
+};
+
+/* One block's thrashing state; the per-page array exists only once two
+ * consecutive events on the block came from different processors within
+ * one lapse. */
+struct uvm_thrash_block {
+	struct uvm_thrash_page *pages; /* NULL until needed; npages entries */
+	unsigned int npages;
+	struct pmask thrashing;
+	unsigned int num_thrashing;
+	struct pmask pinned;
+	unsigned int num_pinned;
+	bool has_last;
+	uvm_proc_t last_proc;
+	uint64_t last_ns;
+	uint64_t last_thrashing_ns;
+	uint8_t num_resets;
+};
+
+/* The VA space's share: the (adaptive) lapse and the counters. */
+struct uvm_thrash_space {
+	uint64_t lapse_ns;
+	int8_t vote;
+	uint64_t pages_detected, throttles, pins, unpins, block_resets;
+};
+
+/* A MIGRATION or REVOCATION event on some pages of a block. */
+struct uvm_thrash_event {
+	enum uvm_thrash_event_kind kind;
+	enum uvm_migration_cause cause;
+	bool copy;             /* a duplicate (read-dup) transfer */
+	bool staged_first_hop; /* the first hop of a staged copy */
+	bool read_dup_enabled; /* the range has read duplication enabled */
+	uvm_proc_t proc;       /* the destination; for a revocation, the processor that asked */
+	const struct pmask *pages;
+	uint64_t t;            /* ns */
+};
+
+
+void uvm_thrash_space_init(struct uvm_thrash_space *sp, const struct uvm_params *params);
+void uvm_thrash_block_init(struct uvm_thrash_block *blk, unsigned int npages);
+/* Free the per-page state. */
+void uvm_thrash_block_fini(struct uvm_thrash_block *blk);
+
+/*
+ * Detection: account one MIGRATION or REVOCATION event. 0, or -ENOMEM when
+ * the per-page state could not be allocated (detection then waits for the
+ * next pair of events). The only allocation of the module.
+ */
+int uvm_thrash_event(const struct uvm_params *params, struct uvm_thrash_space *sp,
+		     struct uvm_thrash_block *blk, const struct uvm_thrash_event *ev);
+
+/* The block's invariants: pinned pages are thrashing pages, throttled
+ * processors are among the page's processors, counts match the masks. */
+bool uvm_thrash_block_check(const struct uvm_thrash_block *blk);
+
 #endif /* DEVMM_POLICY_UVM_H */
