@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Thrashing detection (src/policy/uvm_thrash.c, spec section 1.4): one
- * test per transition, driven by explicit virtual times
+ * Thrashing detection and mitigation (src/policy/uvm_thrash.c, spec
+ * section 1.4): one test per transition, driven by explicit virtual times
  * in nanoseconds. Defaults unless a test says otherwise: threshold 3,
  * lapse 500 us, nap 1 lapse, epoch 2000 lapses (1 s), pin 300 lapses
  * (150 ms), pin threshold 10, 4 resets. Events and hints are 128 us apart
@@ -33,6 +33,7 @@ struct th {
 	struct uvm_topology topo;
 	struct uvm_thrash_space sp;
 	struct uvm_thrash_block blk;
+	struct uvm_thrash_hint hint;
 	uvm_proc_t preferred;
 	uvm_procmask_t resident;
 };
@@ -76,6 +77,17 @@ static void ev_full(struct th *f, enum uvm_thrash_event_kind kind, enum uvm_migr
 static void ev(struct th *f, uvm_proc_t proc, unsigned int page, uint64_t t)
 {
 	ev_full(f, UVM_THRASH_EV_MIGRATION, UVM_CAUSE_REPLAYABLE_FAULT, proc, page, t);
+}
+
+static enum uvm_thrash_hint_type hint(struct th *f, uvm_proc_t requester, unsigned int page, uint64_t t)
+{
+	struct uvm_thrash_query q = {
+		.page = page, .requester = requester, .preferred = f->preferred, .resident = f->resident, .t = t,
+	};
+
+	uvm_thrash_get_hint(&f->params, &f->sp, &f->topo, &f->blk, &q, &f->hint);
+	assert_true(uvm_thrash_block_check(&f->blk));
+	return f->hint.type;
 }
 
 static const struct uvm_thrash_page *pg(struct th *f, unsigned int page)
@@ -258,6 +270,399 @@ static void disabled_does_nothing(void **state)
 	ev(f, G1, 0, 0);
 	ev(f, CPU, 0, STEP);
 	assert_null(f->blk.pages);
+	f->params.thrashing_enable = 1;
+	make_thrashing(f, 0, US(10000));
+	f->params.thrashing_enable = 0;
+	assert_int_equal(hint(f, G1, 0, US(10000) + 5 * STEP), UVM_THRASH_HINT_NONE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_OFF);
+}
+
+/* ---- mitigation ------------------------------------------------------- */
+
+/* Step 1: a block quiet for one epoch, with no pinned page and fewer than
+ * max_resets resets, loses its per-page state. */
+static void epoch_reset(void **state)
+{
+	struct th *f = *state;
+	uint64_t epoch = 2000 * LAPSE, t = 0;
+
+	for (unsigned int r = 0; r < 4; r++) {
+		uint64_t last = make_thrashing(f, 0, t);
+
+		assert_int_equal(hint(f, G1, 0, last + epoch - 64), UVM_THRASH_HINT_NONE);
+		assert_int_not_equal(f->hint.step, UVM_THRASH_STEP_EPOCH_RESET);
+		assert_non_null(f->blk.pages);
+		assert_int_equal(hint(f, G1, 0, last + epoch), UVM_THRASH_HINT_NONE);
+		assert_int_equal(f->hint.step, UVM_THRASH_STEP_EPOCH_RESET);
+		assert_null(f->blk.pages);
+		assert_int_equal(f->blk.num_thrashing, 0);
+		assert_int_equal(f->blk.num_resets, r + 1);
+		t = last + epoch + LAPSE + 64;
+	}
+	/* The fifth epoch keeps the state: max_resets is 4. */
+	uint64_t last = make_thrashing(f, 0, t);
+	hint(f, G1, 0, last + 3 * epoch);
+	assert_non_null(f->blk.pages);
+	assert_int_equal(f->sp.block_resets, 4);
+}
+
+static void epoch_reset_waits_for_pins(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0);
+
+	f->preferred = CPU; /* step 8.1: PIN at the CPU */
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->blk.num_pinned, 1);
+	hint(f, G1, 0, t + 2000 * LAPSE + STEP);
+	assert_int_not_equal(f->hint.step, UVM_THRASH_STEP_EPOCH_RESET);
+	assert_non_null(f->blk.pages);
+}
+
+/* Step 2: a page below the threshold gets NONE. */
+static void below_threshold(void **state)
+{
+	struct th *f = *state;
+
+	make_thrashing(f, 0, 0);
+	ev(f, CPU, 1, 5 * STEP);
+	ev(f, G1, 1, 6 * STEP);
+	assert_int_equal(pg(f, 1)->num_thrashing_events, 1);
+	assert_int_equal(hint(f, CPU, 1, 7 * STEP), UVM_THRASH_HINT_NONE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_BELOW_THRESHOLD);
+}
+
+/* Step 5: too long since the last event, and not pinned: NONE. */
+static void gap_too_long(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0);
+
+	assert_int_equal(hint(f, CPU, 0, t + LAPSE + 64), UVM_THRASH_HINT_NONE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_GAP);
+	assert_int_equal(pg(f, 0)->processors, UVM_PROCMASK(G1) | UVM_PROCMASK(CPU));
+}
+
+/*
+ * Steps 6 and 8.5 with steps 3 and 10: the first requester of a period is
+ * the "do not throttle" processor and gets NONE (below the pin threshold);
+ * another requester in the period is throttled until the period's end;
+ * asking again within it is step 3; after it, the throttling ends.
+ */
+static void throttle_period(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0) + STEP;
+	uint64_t lo, hi;
+
+	assert_int_equal(hint(f, G1, 0, t), UVM_THRASH_HINT_NONE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_OTHER);
+	assert_int_equal(pg(f, 0)->do_not_throttle, G1);
+	assert_int_equal(pg(f, 0)->throttling_end, t + LAPSE);
+	assert_int_equal(hint(f, CPU, 0, t + STEP), UVM_THRASH_HINT_THROTTLE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_OTHER);
+	assert_int_equal(f->hint.throttle_end, t + LAPSE);
+	assert_int_equal(pg(f, 0)->throttling_count, 1);
+	assert_int_equal(pg(f, 0)->throttled, UVM_PROCMASK(CPU));
+	assert_int_equal(f->sp.throttles, 1);
+	/* The CPU sleeps from the rest of the nap to 1.5 times that. */
+	uvm_thrash_cpu_nap(&f->hint, t + STEP, &lo, &hi);
+	assert_int_equal(lo, LAPSE - STEP);
+	assert_int_equal(hi, (LAPSE - STEP) * 3 / 2);
+	/* Step 3: still in its window. */
+	assert_int_equal(hint(f, CPU, 0, t + 2 * STEP), UVM_THRASH_HINT_THROTTLE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_THROTTLE_WINDOW);
+	assert_int_equal(pg(f, 0)->throttling_count, 1);
+	/* The window is over: throttling ends; a new period starts and the CPU,
+	 * first in it, is the one not throttled. */
+	ev(f, G1, 0, t + 2 * STEP);
+	assert_int_equal(hint(f, CPU, 0, t + LAPSE), UVM_THRASH_HINT_NONE);
+	assert_int_equal(pg(f, 0)->throttled, 0);
+	assert_int_equal(pg(f, 0)->do_not_throttle, CPU);
+	assert_int_equal(pg(f, 0)->throttling_end, t + 2 * LAPSE);
+}
+
+/* Step 6: the "do not throttle" processor alternates: the same processor
+ * first in two periods in a row is not spared the second time. */
+static void do_not_throttle_alternates(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0) + STEP;
+
+	assert_int_equal(hint(f, G1, 0, t), UVM_THRASH_HINT_NONE);
+	assert_int_equal(pg(f, 0)->do_not_throttle, G1);
+	ev(f, CPU, 0, t + STEP);
+	ev(f, G1, 0, t + 2 * STEP);
+	ev(f, CPU, 0, t + 3 * STEP);
+	assert_int_equal(hint(f, G1, 0, t + LAPSE), UVM_THRASH_HINT_THROTTLE);
+	assert_int_equal(pg(f, 0)->do_not_throttle, UVM_PROC_NONE);
+	assert_int_equal(hint(f, CPU, 0, t + LAPSE + STEP), UVM_THRASH_HINT_THROTTLE);
+	ev(f, G1, 0, t + LAPSE + 2 * STEP);
+	ev(f, CPU, 0, t + LAPSE + 3 * STEP);
+	assert_int_equal(hint(f, CPU, 0, t + 2 * LAPSE), UVM_THRASH_HINT_NONE);
+	assert_int_equal(pg(f, 0)->do_not_throttle, CPU);
+	assert_int_equal(pg(f, 0)->throttled, UVM_PROCMASK(G1));
+}
+
+/*
+ * Step 8.5 and 9: once the page was throttled pin_threshold (10) times,
+ * the "do not throttle" processor pins it at itself. G1 asks first in
+ * every period, so it is spared in every other one (step 6) and throttled
+ * (counted) in the others. The CPU is throttled in period 0 (counted);
+ * each later period extends the page's throttling end before the CPU asks,
+ * so the CPU stays in its window (step 3, not counted again). Events keep
+ * the page's stamp within the lapse.
+ *
+ *   period      0  1  2  3  ...  16  17  18
+ *   G1          -  T  -  T  ...   -   T  PIN
+ *   CPU         T  w  w  w  ...   w   w        (w: step 3)
+ *   count       1  2  2  3  ...   9  10
+ */
+static void pin_after_pin_threshold(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0) + STEP;
+
+	for (unsigned int k = 0; k < 18; k++) {
+		uint64_t p0 = t + k * LAPSE;
+
+		ev(f, CPU, 0, p0);
+		assert_int_equal(hint(f, G1, 0, p0), k % 2 ? UVM_THRASH_HINT_THROTTLE : UVM_THRASH_HINT_NONE);
+		assert_int_equal(hint(f, CPU, 0, p0 + STEP), UVM_THRASH_HINT_THROTTLE);
+		assert_int_equal(f->hint.step, k ? UVM_THRASH_STEP_THROTTLE_WINDOW : UVM_THRASH_STEP_OTHER);
+		assert_int_equal(pg(f, 0)->throttling_count, 1 + (k + 1) / 2);
+		ev(f, G1, 0, p0 + 2 * STEP);
+	}
+	uint64_t p = t + 18 * LAPSE;
+	ev(f, CPU, 0, p);
+	assert_int_equal(hint(f, G1, 0, p), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_OTHER);
+	assert_int_equal(f->hint.pin_residency, G1);
+	assert_int_equal(f->hint.pin_deadline, p + 300 * LAPSE);
+	assert_true(pmask_test(&f->blk.pinned, 0));
+	assert_int_equal(f->sp.pins, 1);
+	assert_int_equal(f->sp.throttles, 10);
+}
+
+/* Step 8.1: every thrashing processor can access the preferred location:
+ * PIN there (the GPU maps system memory). */
+static void pin_at_preferred_all_access(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0);
+
+	f->preferred = CPU;
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_PREFERRED_ALL);
+	assert_int_equal(f->hint.pin_residency, CPU);
+	/* Not when one of them cannot (the CPU cannot map G1's memory). */
+	f->preferred = G1;
+	uvm_thrash_block_fini(&f->blk);
+	uvm_thrash_block_init(&f->blk, 512);
+	t = make_thrashing(f, 0, 0);
+	hint(f, CPU, 0, t + STEP);
+	assert_int_not_equal(f->hint.step, UVM_THRASH_STEP_PREFERRED_ALL);
+}
+
+/* Step 8.2: the preferred location is not thrashing and every thrashing
+ * processor has fast access to the closest copy: PIN there; a CPU copy
+ * pins to the requesting GPU instead. */
+static void pin_at_fast_closest(void **state)
+{
+	struct th *f = *state;
+	uint64_t t;
+
+	f->topo.fast_access[G1] = UVM_PROCMASK(G2);
+	f->topo.fast_access[G2] = UVM_PROCMASK(G1);
+	f->topo.can_access[G1] |= UVM_PROCMASK(G2);
+	f->topo.can_access[G2] |= UVM_PROCMASK(G1);
+	for (unsigned int i = 0; i < 5; i++)
+		ev(f, i % 2 ? G2 : G1, 0, i * STEP);
+	t = 4 * STEP;
+	f->resident = UVM_PROCMASK(G1);
+	assert_int_equal(hint(f, G2, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_FAST_ACCESS);
+	assert_int_equal(f->hint.pin_residency, G1);
+
+	/* A coherent CPU with fast links: the copy is on the CPU, pin to G1. */
+	uvm_thrash_block_fini(&f->blk);
+	uvm_thrash_block_init(&f->blk, 512);
+	f->topo.fast_access[G1] = UVM_PROCMASK(CPU);
+	f->topo.fast_access[CPU] = UVM_PROCMASK(G1);
+	t = make_thrashing(f, 0, 0);
+	f->resident = UVM_PROCMASK(CPU);
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_FAST_ACCESS);
+	assert_int_equal(f->hint.pin_residency, G1);
+	/* Not when the preferred location is among the thrashing processors. */
+	f->preferred = G2;
+	pg(f, 0);
+	f->blk.pages[0].processors |= UVM_PROCMASK(G2);
+	hint(f, G1, 0, t + 2 * STEP);
+	assert_int_not_equal(f->hint.step, UVM_THRASH_STEP_FAST_ACCESS);
+}
+
+/* Step 8.3: the requester is the preferred location (G1, which the CPU
+ * cannot map: 8.1 does not apply). */
+static void requester_is_preferred(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0) + STEP;
+
+	f->preferred = G1;
+	/* First in the period: the "do not throttle" one, below the pin threshold. */
+	assert_int_equal(hint(f, G1, 0, t), UVM_THRASH_HINT_NONE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_REQ_PREFERRED);
+	/* Not the "do not throttle" one: THROTTLE. */
+	f->blk.pages[0].do_not_throttle = CPU;
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_THROTTLE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_REQ_PREFERRED);
+	/* The "do not throttle" one at the pin threshold: PIN at preferred. */
+	f->blk.pages[0].do_not_throttle = G1;
+	f->blk.pages[0].throttled = 0;
+	f->blk.pages[0].throttling_count = 10;
+	assert_int_equal(hint(f, G1, 0, t + 2 * STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.pin_residency, G1);
+	/* Pinned at the preferred location: PIN, "do not throttle" or not. */
+	f->blk.pages[0].do_not_throttle = CPU;
+	assert_int_equal(hint(f, G1, 0, t + 3 * STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.pin_residency, G1);
+	/* Pinned elsewhere: THROTTLE, unless "do not throttle". */
+	f->blk.pages[0].pinned_residency = CPU;
+	assert_int_equal(hint(f, G1, 0, t + 3 * STEP), UVM_THRASH_HINT_THROTTLE);
+	f->blk.pages[0].throttled = 0;
+	f->blk.pages[0].do_not_throttle = G1;
+	assert_int_equal(hint(f, G1, 0, t + 3 * STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.pin_residency, G1);
+}
+
+/* Step 8.4: the page is pinned and the requester is not the preferred
+ * location. Topology: G1 and G2 on PCIe (no peer access). */
+static void already_pinned(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0) + STEP;
+
+	/* Pin at the CPU through 8.1, then drop the preference. */
+	f->preferred = CPU;
+	assert_int_equal(hint(f, G1, 0, t), UVM_THRASH_HINT_PIN);
+	f->preferred = UVM_PROC_NONE;
+	f->resident = UVM_PROCMASK(G2); /* no fast access: 8.2 does not apply */
+	/* A requester that can access the pinned copy (G1 maps sysmem). */
+	f->blk.pages[0].do_not_throttle = CPU;
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_PINNED);
+	assert_int_equal(f->hint.pin_residency, CPU);
+	/* One that cannot: THROTTLE. */
+	f->blk.pages[0].pinned_residency = G2;
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_THROTTLE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_PINNED);
+	/* The "do not throttle" requester: at itself when every thrashing
+	 * processor can access it, else at the common location closest to it. */
+	f->blk.pages[0].throttled = 0;
+	f->blk.pages[0].do_not_throttle = G1;
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.pin_residency, CPU); /* the CPU cannot map G1 */
+	f->topo.can_access[CPU] |= UVM_PROCMASK(G1);
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.pin_residency, G1);
+	/* The deadline is the first pin's. */
+	assert_int_equal(f->hint.pin_deadline, t + 300 * LAPSE);
+	assert_int_equal(f->sp.pins, 1);
+}
+
+/* Step 7: a pinned page that still sees revocations throttles everyone
+ * but the "do not throttle" processor. */
+static void revocation_thrashing(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0) + STEP;
+
+	f->preferred = CPU;
+	assert_int_equal(hint(f, G1, 0, t), UVM_THRASH_HINT_PIN);
+	ev_full(f, UVM_THRASH_EV_REVOCATION, UVM_CAUSE_REPLAYABLE_FAULT, CPU, 0, t + STEP);
+	assert_true(pg(f, 0)->has_revocation_events);
+	f->blk.pages[0].do_not_throttle = G1;
+	assert_int_equal(hint(f, CPU, 0, t + 2 * STEP), UVM_THRASH_HINT_THROTTLE);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_REVOCATION);
+	assert_int_equal(hint(f, G1, 0, t + 2 * STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.step, UVM_THRASH_STEP_PREFERRED_ALL);
+}
+
+/* A PIN target without memory becomes the CPU. */
+static void pin_without_memory_goes_to_cpu(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0);
+
+	f->topo.has_memory = UVM_PROCMASK(CPU) | UVM_PROCMASK(G1);
+	f->preferred = G2;
+	f->topo.can_access[CPU] |= UVM_PROCMASK(G2);
+	f->topo.can_access[G1] |= UVM_PROCMASK(G2);
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.pin_residency, CPU);
+}
+
+/* Step 9: the unpin at the deadline resets the page; pin 0 is forever. */
+static void unpin_at_deadline(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0) + STEP;
+	struct pmask unpinned;
+
+	f->preferred = CPU;
+	assert_int_equal(uvm_thrash_next_deadline(&f->blk), UVM_THRASH_NO_DEADLINE);
+	assert_int_equal(hint(f, G1, 0, t), UVM_THRASH_HINT_PIN);
+	assert_int_equal(uvm_thrash_next_deadline(&f->blk), t + US(150000));
+	assert_int_equal(uvm_thrash_unpin_due(&f->sp, &f->blk, t + US(150000) - 1, &unpinned), 0);
+	assert_true(pmask_empty(&unpinned));
+	/* A pinned page is not reset by a long gap. */
+	ev(f, CPU, 0, t + US(100000));
+	assert_true(pg(f, 0)->pinned);
+	assert_true(pmask_test(&f->blk.thrashing, 0));
+	assert_int_equal(uvm_thrash_unpin_due(&f->sp, &f->blk, t + US(150000), &unpinned), 1);
+	assert_true(pmask_test(&unpinned, 0));
+	assert_false(pg(f, 0)->pinned);
+	assert_false(pmask_test(&f->blk.thrashing, 0));
+	assert_int_equal(pg(f, 0)->num_thrashing_events, 0);
+	assert_int_equal(f->blk.num_pinned, 0);
+	assert_int_equal(f->sp.unpins, 1);
+	/* thrashing_pin = 0: pinned forever. */
+	f->params.thrashing_pin = 0;
+	t = make_thrashing(f, 1, t + US(200000));
+	assert_int_equal(hint(f, G1, 1, t + STEP), UVM_THRASH_HINT_PIN);
+	assert_int_equal(f->hint.pin_deadline, UVM_THRASH_NO_DEADLINE);
+	assert_int_equal(uvm_thrash_unpin_due(&f->sp, &f->blk, UINT64_MAX - 1, &unpinned), 0);
+}
+
+/* The lapse adapts only with lapse_adapt = 1: 32 votes of gaps at least
+ * the lapse grow it by an eighth and halve the vote; 32 of shorter gaps
+ * shrink it (devmm implements both directions). */
+static void lapse_adaptation(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0);
+
+	/* Off by default: a pinned page's long gaps change nothing. */
+	f->preferred = CPU;
+	assert_int_equal(hint(f, G1, 0, t + STEP), UVM_THRASH_HINT_PIN);
+	for (unsigned int i = 0; i < 40; i++)
+		hint(f, G1, 0, t + LAPSE + i);
+	assert_int_equal(f->sp.lapse_ns, LAPSE);
+	assert_int_equal(f->sp.vote, 0);
+	f->params.lapse_adapt = 1;
+	for (unsigned int i = 0; i < 31; i++)
+		hint(f, G1, 0, t + LAPSE + i);
+	assert_int_equal(f->sp.vote, 31);
+	assert_int_equal(f->sp.lapse_ns, LAPSE);
+	hint(f, G1, 0, t + LAPSE + 31);
+	assert_int_equal(f->sp.lapse_ns, LAPSE + LAPSE / 8);
+	assert_int_equal(f->sp.vote, 16);
+	/* Shorter gaps vote down: 48 of them reach -32. */
+	for (unsigned int i = 0; i < 48; i++)
+		hint(f, G1, 0, t + STEP);
+	assert_int_equal(f->sp.lapse_ns, LAPSE + LAPSE / 8 - (LAPSE + LAPSE / 8) / 8);
+	assert_int_equal(f->sp.vote, -16);
 }
 
 int main(void)
@@ -271,6 +676,21 @@ int main(void)
 		T(ignored_events),
 		T(reset_events),
 		T(disabled_does_nothing),
+		T(epoch_reset),
+		T(epoch_reset_waits_for_pins),
+		T(below_threshold),
+		T(gap_too_long),
+		T(throttle_period),
+		T(do_not_throttle_alternates),
+		T(pin_after_pin_threshold),
+		T(pin_at_preferred_all_access),
+		T(pin_at_fast_closest),
+		T(requester_is_preferred),
+		T(already_pinned),
+		T(revocation_thrashing),
+		T(pin_without_memory_goes_to_cpu),
+		T(unpin_at_deadline),
+		T(lapse_adaptation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -346,6 +346,37 @@ struct uvm_thrash_event {
 	uint64_t t;            /* ns */
 };
 
+/* One fault asking for a hint. */
+struct uvm_thrash_query {
+	unsigned int page;
+	uvm_proc_t requester;
+	uvm_proc_t preferred;    /* UVM_PROC_NONE: unset */
+	uvm_procmask_t resident; /* processors that hold the page */
+	uint64_t t;
+};
+
+/* Which step of the hint decided (for provenance). */
+enum uvm_thrash_step {
+	UVM_THRASH_STEP_OFF,            /* disabled, or no per-page state */
+	UVM_THRASH_STEP_EPOCH_RESET,    /* 1 */
+	UVM_THRASH_STEP_BELOW_THRESHOLD,/* 2 */
+	UVM_THRASH_STEP_THROTTLE_WINDOW,/* 3 */
+	UVM_THRASH_STEP_GAP,            /* 5 */
+	UVM_THRASH_STEP_REVOCATION,     /* 7 */
+	UVM_THRASH_STEP_PREFERRED_ALL,  /* 8.1 */
+	UVM_THRASH_STEP_FAST_ACCESS,    /* 8.2 */
+	UVM_THRASH_STEP_REQ_PREFERRED,  /* 8.3 */
+	UVM_THRASH_STEP_PINNED,         /* 8.4 */
+	UVM_THRASH_STEP_OTHER,          /* 8.5 */
+};
+
+struct uvm_thrash_hint {
+	enum uvm_thrash_hint_type type;
+	enum uvm_thrash_step step;
+	uvm_proc_t pin_residency; /* PIN */
+	uint64_t pin_deadline;    /* PIN: when the page is unpinned */
+	uint64_t throttle_end;    /* THROTTLE: the end of the requester's nap */
+};
 
 void uvm_thrash_space_init(struct uvm_thrash_space *sp, const struct uvm_params *params);
 void uvm_thrash_block_init(struct uvm_thrash_block *blk, unsigned int npages);
@@ -359,6 +390,23 @@ void uvm_thrash_block_fini(struct uvm_thrash_block *blk);
  */
 int uvm_thrash_event(const struct uvm_params *params, struct uvm_thrash_space *sp,
 		     struct uvm_thrash_block *blk, const struct uvm_thrash_event *ev);
+
+/* Mitigation: the hint for one fault, called before residency selection. */
+void uvm_thrash_get_hint(const struct uvm_params *params, struct uvm_thrash_space *sp,
+			 const struct uvm_topology *topo, struct uvm_thrash_block *blk,
+			 const struct uvm_thrash_query *q, struct uvm_thrash_hint *out);
+
+/* The earliest pin deadline of the block, or UVM_THRASH_NO_DEADLINE. */
+uint64_t uvm_thrash_next_deadline(const struct uvm_thrash_block *blk);
+
+/* Unpin (and reset) every page whose deadline is <= t; the pages go to
+ * *unpinned (the engine removes their remote mappings). Their count. */
+unsigned int uvm_thrash_unpin_due(struct uvm_thrash_space *sp, struct uvm_thrash_block *blk,
+				  uint64_t t, struct pmask *unpinned);
+
+/* A throttled CPU thread sleeps for [*lo, *hi]: the rest of the nap to
+ * 1.5 times that. */
+void uvm_thrash_cpu_nap(const struct uvm_thrash_hint *hint, uint64_t t, uint64_t *lo, uint64_t *hi);
 
 /* The block's invariants: pinned pages are thrashing pages, throttled
  * processors are among the page's processors, counts match the masks. */
