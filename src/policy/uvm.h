@@ -412,4 +412,62 @@ void uvm_thrash_cpu_nap(const struct uvm_thrash_hint *hint, uint64_t t, uint64_t
  * processors are among the page's processors, counts match the masks. */
 bool uvm_thrash_block_check(const struct uvm_thrash_block *blk);
 
+/* ---- Read duplication and advice (uvm_advice.c; sections 1.6, 1.7) ----- */
+
+/* A block as the read-duplication and advice decisions see it: per
+ * processor (nprocs entries each) the resident pages and the mapped pages
+ * (any protection), and the read-duplicated pages. */
+struct uvm_block_view {
+	unsigned int nprocs;
+	unsigned int npages;
+	const struct pmask *resident;
+	const struct pmask *mapped;
+	const struct pmask *read_dup;
+};
+
+/* What a decision asks the engine to do, in this order: free the copies in
+ * drop, remove the mappings in unmap, add the mappings in map (each page
+ * to its closest resident copy), then update the read-duplicated mask. */
+struct uvm_block_change {
+	struct pmask drop[UVM_MAX_PROCS];
+	struct pmask unmap[UVM_MAX_PROCS];
+	struct pmask map[UVM_MAX_PROCS];
+	struct pmask read_dup_clear;
+};
+
+void uvm_block_change_init(struct uvm_block_change *c);
+
+/* The processors holding page i. */
+uvm_procmask_t uvm_block_residents(const struct uvm_block_view *v, unsigned int i);
+
+/* Section 1.6: a write or atomic by owner to pages makes it the sole
+ * owner: every other copy is dropped and unmapped, the read-duplicated
+ * bits are cleared. (The engine moves the page to owner first when owner
+ * holds no copy.) */
+void uvm_rdup_break(const struct uvm_block_view *v, uvm_proc_t owner, const struct pmask *pages,
+		    struct uvm_block_change *c);
+
+/* Enabling read duplication: the resident copies become masters; remote
+ * (AccessedBy and pinned) mappings are removed. */
+void uvm_rdup_enable(const struct uvm_block_view *v, struct uvm_block_change *c);
+
+/* Disabling read duplication: one copy per page survives, the preferred
+ * location's if it has one, else the lowest-numbered resident processor's;
+ * the others are dropped and unmapped; then the accessed_by processors are
+ * mapped again. */
+void uvm_rdup_disable(const struct uvm_block_view *v, const struct uvm_topology *topo,
+		      const struct uvm_policy_attrs *pol, struct uvm_block_change *c);
+
+/* Section 1.7, SetPreferredLocation: the preferred processor loses its
+ * mappings to pages not resident on it (so its next touch faults toward
+ * it); nothing with read duplication enabled. */
+void uvm_advise_preferred(const struct uvm_block_view *v, const struct uvm_policy_attrs *pol,
+			  struct uvm_block_change *c);
+
+/* SetAccessedBy, and after every migration of `pages`: map proc to every
+ * populated page of `pages` it does not hold, is not read-duplicated and
+ * whose closest copy it can access. */
+void uvm_advise_accessed_by(const struct uvm_block_view *v, const struct uvm_topology *topo,
+			    uvm_proc_t proc, const struct pmask *pages, struct uvm_block_change *c);
+
 #endif /* DEVMM_POLICY_UVM_H */
