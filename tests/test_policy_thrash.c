@@ -197,6 +197,26 @@ static void gap_resets_thrashing_page(void **state)
 	assert_int_equal(pg(f, 2)->num_thrashing_events, 1);
 }
 
+/* A page reset forgets the events and the pin but keeps the throttling
+ * history: a page throttled once per nap is reset by the nap-long gap each
+ * time, and must still reach the pin threshold. */
+static void reset_keeps_throttling_history(void **state)
+{
+	struct th *f = *state;
+	uint64_t t = make_thrashing(f, 0, 0) + STEP;
+
+	assert_int_equal(hint(f, G1, 0, t), UVM_THRASH_HINT_NONE);
+	assert_int_equal(hint(f, CPU, 0, t + STEP), UVM_THRASH_HINT_THROTTLE);
+	assert_int_equal(pg(f, 0)->throttling_count, 1);
+	ev(f, CPU, 0, t + LAPSE + LAPSE);
+	assert_false(pmask_test(&f->blk.thrashing, 0));
+	assert_int_equal(pg(f, 0)->num_thrashing_events, 0);
+	assert_int_equal(pg(f, 0)->throttled, 0);
+	assert_int_equal(pg(f, 0)->throttling_count, 1);
+	assert_int_equal(pg(f, 0)->do_not_throttle, G1);
+	assert_int_equal(pg(f, 0)->throttling_end, t + LAPSE);
+}
+
 /* Step 1: evictions and first hops of staged copies are ignored. */
 static void ignored_events(void **state)
 {
@@ -673,6 +693,7 @@ int main(void)
 		T(detection_at_threshold),
 		T(threshold_is_a_parameter),
 		T(gap_resets_thrashing_page),
+		T(reset_keeps_throttling_history),
 		T(ignored_events),
 		T(reset_events),
 		T(disabled_does_nothing),

@@ -68,10 +68,20 @@ static bool has_events(const struct uvm_thrash_page *pg)
 	return pg->has_migration_events || pg->has_revocation_events;
 }
 
-/* Forget everything about page i, its pin included. */
+/*
+ * Reset page i: forget its event history (stamp, flags, count, processors),
+ * its throttled processors and its pin. The throttling history (count, end
+ * of the current period, the "do not throttle" processor) stays: a page
+ * throttled once per nap sees a gap of a nap (one lapse) after each
+ * throttling and is reset by it, and must still reach the pin threshold.
+ * Only a block reset (the epoch) forgets it.
+ */
 static void page_reset(struct uvm_thrash_space *sp, struct uvm_thrash_block *blk, unsigned int i)
 {
 	struct uvm_thrash_page *pg = &blk->pages[i];
+	uint64_t end = pg->throttling_end;
+	uint8_t count = pg->throttling_count;
+	uvm_proc_t dnt = pg->do_not_throttle;
 
 	if (pg->pinned) {
 		pmask_clear(&blk->pinned, i);
@@ -83,6 +93,9 @@ static void page_reset(struct uvm_thrash_space *sp, struct uvm_thrash_block *blk
 		blk->num_thrashing--;
 	}
 	page_init(pg);
+	pg->throttling_end = end;
+	pg->throttling_count = count;
+	pg->do_not_throttle = dnt;
 }
 
 /* Events that reset their pages rather than count (detection step 2). */
