@@ -470,4 +470,57 @@ void uvm_advise_preferred(const struct uvm_block_view *v, const struct uvm_polic
 void uvm_advise_accessed_by(const struct uvm_block_view *v, const struct uvm_topology *topo,
 			    uvm_proc_t proc, const struct pmask *pages, struct uvm_block_change *c);
 
+/* ---- One block's faults of one batch (uvm_service.c; section 1.1 step 5) */
+
+/* A coalesced fault on one page of the block. */
+struct uvm_fault_page {
+	unsigned int page;
+	unsigned int access_mask; /* enum uvm_access bits */
+};
+
+/* A block's faults from one requester in one batch, sorted by page. */
+struct uvm_service_query {
+	uvm_proc_t requester;
+	const struct uvm_fault_page *faults;
+	unsigned int nfaults;
+	unsigned int va_page; /* the block's page 0 in its 2 MiB frame */
+	bool hmm, remote_cpu, access_counter;
+	uint64_t t;
+};
+
+/* The state of the block the uvm policy keeps besides its masks. */
+struct uvm_block_policy_state {
+	struct uvm_prefetch_info prefetch;
+	struct uvm_thrash_block thrash;
+};
+
+/* What to do with the block: per faulted page the thrashing hint and the
+ * residency decision, then the prefetch hint. */
+struct uvm_service_plan {
+	struct pmask throttled;                    /* faults skipped (THROTTLE) */
+	struct pmask pinned;                       /* faults with hint PIN */
+	struct pmask new_residency[UVM_MAX_PROCS]; /* the other faults, by residency */
+	struct pmask read_dup;                     /* of those: copied, not moved */
+	struct pmask keep;                         /* of those: mapped only */
+	uint8_t rule[PMASK_PAGES];                 /* enum uvm_res_rule of each */
+	uint64_t throttle_end;                     /* the latest THROTTLE's end */
+	bool has_prefetch;
+	bool prefetch_read_dup;                    /* read-mostly: duplicate them */
+	struct uvm_prefetch_hint prefetch;
+};
+
+/*
+ * Plan the service of one block's faults (NVIDIA's
+ * service_fault_batch_block_locked and the prefetch hint of
+ * uvm_va_block_service_locked): for each fault the thrashing hint, then
+ * residency selection; the prefetch hint when every serviced fault goes to
+ * one processor. Updates the block's prefetch info and thrashing state
+ * (hints start throttling periods and pins); the engine carries out the
+ * plan and reports the migrations back with uvm_thrash_event.
+ */
+void uvm_service_block(const struct uvm_params *params, const struct uvm_topology *topo,
+		       const struct uvm_policy_attrs *pol, struct uvm_thrash_space *sp,
+		       struct uvm_block_policy_state *st, const struct uvm_block_view *v,
+		       const struct uvm_service_query *q, struct uvm_service_plan *plan);
+
 #endif /* DEVMM_POLICY_UVM_H */
