@@ -63,7 +63,7 @@ static struct sim *sim_new(unsigned int npages, unsigned int ndevs)
 
 static void sim_free(struct sim *s)
 {
-	uvm_thrash_block_fini(&s->st.thrash);
+	uvm_thrash_block_fini(&s->sp, &s->st.thrash);
 	free(s);
 }
 

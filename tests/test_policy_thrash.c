@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -57,7 +58,7 @@ static int teardown(void **state)
 {
 	struct th *f = *state;
 
-	uvm_thrash_block_fini(&f->blk);
+	uvm_thrash_block_fini(&f->sp, &f->blk);
 	return 0;
 }
 
@@ -132,6 +133,79 @@ static void lazy_state_needs_two_processors_within_lapse(void **state)
 	assert_int_equal(pg(f, 0)->processors, UVM_PROCMASK(G1));
 	assert_int_equal(pg(f, 0)->num_thrashing_events, 0);
 	assert_false(pg(f, 1)->has_migration_events);
+}
+
+struct counting_alloc {
+	unsigned int fail_next; /* refuse this many allocations */
+	unsigned int live, calls;
+};
+
+static void *counting_alloc_fn(void *ctx, size_t size)
+{
+	struct counting_alloc *a = ctx;
+
+	a->calls++;
+	if (a->fail_next) {
+		a->fail_next--;
+		return NULL;
+	}
+	a->live++;
+	return calloc(1, size);
+}
+
+static void counting_free_fn(void *ctx, void *p)
+{
+	struct counting_alloc *a = ctx;
+
+	a->live--;
+	free(p);
+}
+
+/* The per-page array comes from the space's allocator. When it fails the
+ * event reports -ENOMEM and changes nothing else; detection waits for the
+ * next pair of events from different processors. The epoch reset and
+ * fini give the array back. */
+static void per_page_state_allocation(void **state)
+{
+	struct th *f = *state;
+	struct counting_alloc a = { .fail_next = 1 };
+	struct pmask pages;
+	struct uvm_thrash_event e = { .kind = UVM_THRASH_EV_MIGRATION, .cause = UVM_CAUSE_REPLAYABLE_FAULT,
+				      .pages = &pages };
+
+	f->sp.alloc = counting_alloc_fn;
+	f->sp.free = counting_free_fn;
+	f->sp.alloc_ctx = &a;
+	pmask_zero(&pages);
+	pmask_set(&pages, 0);
+	ev(f, G1, 0, 0);
+	e.proc = CPU;
+	e.t = STEP;
+	assert_int_equal(uvm_thrash_event(&f->params, &f->sp, &f->blk, &e), -ENOMEM);
+	assert_null(f->blk.pages);
+	assert_true(uvm_thrash_block_check(&f->blk));
+	assert_int_equal(a.calls, 1);
+	/* The same processor again: no pair, no allocation. */
+	ev(f, CPU, 0, 2 * STEP);
+	assert_null(f->blk.pages);
+	assert_int_equal(a.calls, 1);
+	ev(f, G1, 0, 3 * STEP);
+	assert_non_null(f->blk.pages);
+	assert_int_equal(a.live, 1);
+	/* Thrash, then stay quiet for an epoch: the block reset frees it. */
+	make_thrashing(f, 1, 4 * STEP);
+	struct uvm_thrash_hint h;
+	struct uvm_thrash_query q = { .page = 1, .requester = G1, .preferred = UVM_PROC_NONE,
+				      .t = 8 * STEP + 2000 * LAPSE };
+	uvm_thrash_get_hint(&f->params, &f->sp, &f->topo, &f->blk, &q, &h);
+	assert_int_equal(h.step, UVM_THRASH_STEP_EPOCH_RESET);
+	assert_int_equal(a.live, 0);
+	ev(f, CPU, 0, q.t + STEP);
+	ev(f, G1, 0, q.t + 2 * STEP);
+	assert_int_equal(a.live, 1);
+	uvm_thrash_block_fini(&f->sp, &f->blk);
+	assert_int_equal(a.live, 0);
+	assert_null(f->blk.pages);
 }
 
 /* Step 4: within the lapse the count grows; at the threshold (3) the page
@@ -477,7 +551,7 @@ static void pin_at_preferred_all_access(void **state)
 	assert_int_equal(f->hint.pin_residency, CPU);
 	/* Not when one of them cannot (the CPU cannot map G1's memory). */
 	f->preferred = G1;
-	uvm_thrash_block_fini(&f->blk);
+	uvm_thrash_block_fini(&f->sp, &f->blk);
 	uvm_thrash_block_init(&f->blk, 512);
 	t = make_thrashing(f, 0, 0);
 	hint(f, CPU, 0, t + STEP);
@@ -505,7 +579,7 @@ static void pin_at_fast_closest(void **state)
 	assert_int_equal(f->hint.pin_residency, G1);
 
 	/* A coherent CPU with fast links: the copy is on the CPU, pin to G1. */
-	uvm_thrash_block_fini(&f->blk);
+	uvm_thrash_block_fini(&f->sp, &f->blk);
 	uvm_thrash_block_init(&f->blk, 512);
 	f->topo.fast_access[G1] = UVM_PROCMASK(CPU);
 	f->topo.fast_access[CPU] = UVM_PROCMASK(G1);
@@ -690,6 +764,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(lazy_state_needs_two_processors_within_lapse),
+		T(per_page_state_allocation),
 		T(detection_at_threshold),
 		T(threshold_is_a_parameter),
 		T(gap_resets_thrashing_page),

@@ -17,6 +17,7 @@
 #define DEVMM_POLICY_UVM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pmask.h"
@@ -327,11 +328,19 @@ struct uvm_thrash_block {
 	uint8_t num_resets;
 };
 
-/* The VA space's share: the (adaptive) lapse and the counters. */
+/*
+ * The VA space's share: the (adaptive) lapse, the counters, and the
+ * allocator of the per-page arrays (the engine's, so that its fault
+ * injection reaches them; calloc and free when left NULL). alloc returns
+ * zeroed memory or NULL.
+ */
 struct uvm_thrash_space {
 	uint64_t lapse_ns;
 	int8_t vote;
 	uint64_t pages_detected, throttles, pins, unpins, block_resets;
+	void *(*alloc)(void *ctx, size_t size);
+	void (*free)(void *ctx, void *p);
+	void *alloc_ctx;
 };
 
 /* A MIGRATION or REVOCATION event on some pages of a block. */
@@ -378,10 +387,12 @@ struct uvm_thrash_hint {
 	uint64_t throttle_end;    /* THROTTLE: the end of the requester's nap */
 };
 
+/* The lapse from params, counters at zero, the default allocator (set
+ * alloc, free and alloc_ctx afterwards to use another). */
 void uvm_thrash_space_init(struct uvm_thrash_space *sp, const struct uvm_params *params);
 void uvm_thrash_block_init(struct uvm_thrash_block *blk, unsigned int npages);
 /* Free the per-page state. */
-void uvm_thrash_block_fini(struct uvm_thrash_block *blk);
+void uvm_thrash_block_fini(struct uvm_thrash_space *sp, struct uvm_thrash_block *blk);
 
 /*
  * Detection: account one MIGRATION or REVOCATION event. 0, or -ENOMEM when

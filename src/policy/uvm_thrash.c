@@ -42,10 +42,24 @@ static void page_init(struct uvm_thrash_page *pg)
 	pg->do_not_throttle = UVM_PROC_NONE;
 }
 
-/* Free the per-page state and forget the thrashing and pinned pages. */
-static void block_reset(struct uvm_thrash_block *blk)
+static void *pages_alloc(struct uvm_thrash_space *sp, size_t size)
 {
-	free(blk->pages);
+	return sp->alloc ? sp->alloc(sp->alloc_ctx, size) : calloc(1, size);
+}
+
+static void pages_free(struct uvm_thrash_space *sp, void *p)
+{
+	if (sp->free)
+		sp->free(sp->alloc_ctx, p);
+	else
+		free(p);
+}
+
+/* Free the per-page state and forget the thrashing and pinned pages. */
+static void block_reset(struct uvm_thrash_space *sp, struct uvm_thrash_block *blk)
+{
+	if (blk->pages)
+		pages_free(sp, blk->pages);
 	blk->pages = NULL;
 	pmask_zero(&blk->thrashing);
 	pmask_zero(&blk->pinned);
@@ -53,9 +67,9 @@ static void block_reset(struct uvm_thrash_block *blk)
 	blk->num_pinned = 0;
 }
 
-void uvm_thrash_block_fini(struct uvm_thrash_block *blk)
+void uvm_thrash_block_fini(struct uvm_thrash_space *sp, struct uvm_thrash_block *blk)
 {
-	block_reset(blk);
+	block_reset(sp, blk);
 }
 
 static uint64_t stamp_ns(const struct uvm_thrash_page *pg)
@@ -108,16 +122,17 @@ static bool event_resets(const struct uvm_thrash_event *ev)
 }
 
 /* Detection step 3: whether the block needs (and now has) per-page state. */
-static int block_track(struct uvm_thrash_block *blk, const struct uvm_thrash_event *ev, uint64_t lapse)
+static int block_track(struct uvm_thrash_space *sp, struct uvm_thrash_block *blk,
+		       const struct uvm_thrash_event *ev)
 {
-	bool pair = blk->has_last && blk->last_proc != ev->proc && ev->t - blk->last_ns <= lapse;
+	bool pair = blk->has_last && blk->last_proc != ev->proc && ev->t - blk->last_ns <= sp->lapse_ns;
 
 	blk->has_last = true;
 	blk->last_proc = ev->proc;
 	blk->last_ns = ev->t;
 	if (blk->pages || !pair)
 		return 0;
-	blk->pages = malloc(sizeof(*blk->pages) * (blk->npages ? blk->npages : 1));
+	blk->pages = pages_alloc(sp, sizeof(*blk->pages) * (blk->npages ? blk->npages : 1));
 	if (!blk->pages)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < blk->npages; i++)
@@ -172,7 +187,7 @@ int uvm_thrash_event(const struct uvm_params *params, struct uvm_thrash_space *s
 					page_reset(sp, blk, i);
 		return 0;
 	}
-	err = block_track(blk, ev, sp->lapse_ns);
+	err = block_track(sp, blk, ev);
 	if (err || !blk->pages)
 		return err;
 	pmask_for_each(ev->pages, i)
@@ -334,7 +349,7 @@ static bool hint_early(const struct uvm_params *params, struct uvm_thrash_space 
 
 	if (q->t - blk->last_thrashing_ns >= lapses(sp, params->thrashing_epoch) && q->t >= blk->last_thrashing_ns &&
 	    !blk->num_pinned && blk->num_resets < params->thrashing_max_resets) {
-		block_reset(blk);
+		block_reset(sp, blk);
 		blk->num_resets++;
 		sp->block_resets++;
 		out->step = UVM_THRASH_STEP_EPOCH_RESET;
