@@ -13,7 +13,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -389,6 +391,131 @@ static void clipped_region(void **state)
 	assert_int_equal(pmask_count(&f.hint.pages), 63);
 }
 
+/*
+ * A reference model, page by page with plain arrays, against the bit-mask
+ * implementation on random blocks (random frame offset, region, resident,
+ * faulted and thrashing pages, threshold). The seed is printed;
+ * DEVMM_SEED repeats a run.
+ */
+struct ref_case {
+	unsigned int va_page, first, npages, threshold;
+	bool res[PMASK_PAGES], flt[PMASK_PAGES], thr[PMASK_PAGES];
+};
+
+static uint64_t rng_next(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545F4914F6CDD1DULL;
+}
+
+/* The prefetch set of the reference model (a GPU destination, no
+ * preferred location). */
+static void ref_prefetch(const struct ref_case *c, bool out[PMASK_PAGES])
+{
+	bool leaf[PMASK_PAGES] = { false };
+	unsigned int end = c->first + c->npages, off = (c->va_page + c->first) % BB;
+	unsigned int leaves = c->npages + off, levels = 1;
+	bool has_big = false;
+
+	while ((1u << (levels - 1)) < leaves)
+		levels++;
+	for (unsigned int i = c->first; i + BB <= end + 0 && !has_big; i++)
+		has_big = (c->va_page + i) % BB == 0;
+	for (unsigned int i = c->first; i < end; i++)
+		leaf[i] = c->res[i] || c->flt[i];
+	/* Units: [a, b) cut at frame big-page boundaries, or the whole region. */
+	for (unsigned int a = c->first; a < end;) {
+		unsigned int b = a + 1;
+		bool f = false, t = false;
+
+		if (!has_big)
+			b = end;
+		else
+			while (b < end && (c->va_page + b) % BB)
+				b++;
+		for (unsigned int i = a; i < b; i++) {
+			f |= c->flt[i];
+			t |= c->thr[i];
+		}
+		for (unsigned int i = a; f && !t && i < b; i++)
+			leaf[i] = true;
+		a = b;
+	}
+	memset(out, 0, PMASK_PAGES * sizeof(bool));
+	for (unsigned int p = c->first; p < end; p++) {
+		unsigned int best_a = 0, best_b = 0;
+
+		if (!c->flt[p] || c->thr[p])
+			continue;
+		for (unsigned int h = 0; h < levels; h++) {
+			unsigned int t = p - c->first + off, lo = t / (1u << h) * (1u << h), hi = lo + (1u << h);
+			unsigned int set = 0;
+
+			lo = lo < off ? off : lo;
+			hi = hi > leaves ? leaves : hi;
+			for (unsigned int x = lo; x < hi; x++)
+				set += leaf[c->first + x - off];
+			if (set * 100 > (hi - lo) * c->threshold) {
+				best_a = c->first + lo - off;
+				best_b = c->first + hi - off;
+			}
+		}
+		for (unsigned int i = best_a; i < best_b; i++)
+			out[i] = true;
+	}
+	for (unsigned int i = 0; i < PMASK_PAGES; i++)
+		if (c->flt[i] || c->thr[i])
+			out[i] = false;
+}
+
+static void random_against_reference(void **state)
+{
+	const char *env = getenv("DEVMM_SEED");
+	uint64_t seed = env && *env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) | 1;
+	uint64_t x = seed;
+
+	(void)state;
+	print_message("seed %llu (DEVMM_SEED repeats it)\n", (unsigned long long)seed);
+	for (unsigned int n = 0; n < 3000; n++) {
+		struct ref_case c;
+		struct pf f;
+		bool expect[PMASK_PAGES];
+		unsigned int dens_r = rng_next(&x) % 100, dens_f = 1 + rng_next(&x) % 10, dens_t = rng_next(&x) % 3;
+
+		memset(&c, 0, sizeof(c));
+		c.va_page = rng_next(&x) % 2 ? 0 : rng_next(&x) % PMASK_PAGES;
+		c.first = rng_next(&x) % 4 ? 0 : rng_next(&x) % (PMASK_PAGES - c.va_page);
+		c.npages = 1 + rng_next(&x) % (PMASK_PAGES - c.va_page - c.first);
+		c.threshold = rng_next(&x) % 3 ? 51 : 1 + rng_next(&x) % 100;
+		pf_init(&f, G1, c.va_page, PMASK_PAGES - c.va_page);
+		f.q.first = c.first;
+		f.q.npages = c.npages;
+		f.params.prefetch_threshold = c.threshold;
+		for (unsigned int i = 0; i < PMASK_PAGES - c.va_page; i++) {
+			c.res[i] = rng_next(&x) % 100 < dens_r;
+			c.flt[i] = !c.res[i] && rng_next(&x) % 100 < dens_f;
+			c.thr[i] = rng_next(&x) % 100 < dens_t;
+			if (c.res[i])
+				pmask_set(&f.resident, i);
+			if (c.flt[i] && i >= c.first && i < c.first + c.npages)
+				pmask_set(&f.faulted, i);
+			else
+				c.flt[i] = false;
+			if (c.thr[i])
+				pmask_set(&f.thrashing, i);
+		}
+		ref_prefetch(&c, expect);
+		hint(&f);
+		for (unsigned int i = 0; i < PMASK_PAGES; i++)
+			if (pmask_test(&f.hint.pages, i) != expect[i])
+				fail_msg("case %u: va_page %u region [%u, +%u) threshold %u: page %u is %d, model %d",
+					 n, c.va_page, c.first, c.npages, c.threshold, i,
+					 pmask_test(&f.hint.pages, i), expect[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +534,7 @@ int main(void)
 		cmocka_unit_test(min_faults_and_destination),
 		cmocka_unit_test(disabled_changes_nothing),
 		cmocka_unit_test(clipped_region),
+		cmocka_unit_test(random_against_reference),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
