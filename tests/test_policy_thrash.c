@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -759,6 +760,85 @@ static void lapse_adaptation(void **state)
 	assert_int_equal(f->sp.vote, -16);
 }
 
+/*
+ * Random histories: events of every kind and cause and hints from three
+ * processors on 8 pages, at random gaps around the lapse, with random
+ * preferred locations and fast links. After every step the block's
+ * invariants hold, a PIN leaves the page pinned at a processor with memory,
+ * a THROTTLE leaves the requester among the page's throttled processors,
+ * and the space's counters never go backwards. The seed is printed;
+ * DEVMM_SEED repeats a run.
+ */
+static uint64_t rng_next(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 0x2545F4914F6CDD1DULL;
+}
+
+static void random_histories(void **state)
+{
+	struct th *f = *state;
+	const char *env = getenv("DEVMM_SEED");
+	uint64_t seed = env && *env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) | 1;
+	uint64_t x = seed, t = 0;
+	struct pmask pages, unpinned;
+
+	print_message("seed %llu (DEVMM_SEED repeats it)\n", (unsigned long long)seed);
+	f->params.thrashing_pin = 20;
+	f->params.lapse_adapt = rng_next(&x) % 2;
+	f->topo.fast_access[G1] = UVM_PROCMASK(G2);
+	for (unsigned int n = 0; n < 200000; n++) {
+		uvm_proc_t p = (uvm_proc_t)(rng_next(&x) % 3);
+		unsigned int page = rng_next(&x) % 8;
+		uint64_t detected = f->sp.pages_detected, pins = f->sp.pins;
+
+		t += rng_next(&x) % (2 * LAPSE / 3);
+		if (rng_next(&x) % 1000 == 0)
+			t += 2000 * LAPSE;
+		if (rng_next(&x) % 2) {
+			struct uvm_thrash_event e = {
+				.kind = rng_next(&x) % 8 ? UVM_THRASH_EV_MIGRATION : UVM_THRASH_EV_REVOCATION,
+				.cause = (enum uvm_migration_cause)(rng_next(&x) % 10 < 8 ? UVM_CAUSE_REPLAYABLE_FAULT
+							       : rng_next(&x) % 6),
+				.copy = rng_next(&x) % 50 == 0,
+				.proc = p, .pages = &pages, .t = t,
+			};
+
+			pmask_zero(&pages);
+			pmask_set(&pages, page);
+			if (rng_next(&x) % 4 == 0)
+				pmask_set_range(&pages, 0, 8);
+			assert_int_equal(uvm_thrash_event(&f->params, &f->sp, &f->blk, &e), 0);
+		} else {
+			struct uvm_thrash_query q = { .page = page, .requester = p, .t = t,
+						      .resident = UVM_PROCMASK(rng_next(&x) % 3) };
+
+			q.preferred = rng_next(&x) % 3 ? UVM_PROC_NONE : (uvm_proc_t)(rng_next(&x) % 3);
+			uvm_thrash_get_hint(&f->params, &f->sp, &f->topo, &f->blk, &q, &f->hint);
+			if (f->hint.type == UVM_THRASH_HINT_PIN) {
+				assert_true(pg(f, page)->pinned);
+				assert_int_equal(pg(f, page)->pinned_residency, f->hint.pin_residency);
+				assert_true(uvm_procmask_test(f->topo.has_memory, f->hint.pin_residency));
+			}
+			if (f->hint.type == UVM_THRASH_HINT_THROTTLE)
+				assert_true(uvm_procmask_test(pg(f, page)->throttled, p));
+		}
+		uvm_thrash_unpin_due(&f->sp, &f->blk, t, &unpinned);
+		assert_true(uvm_thrash_block_check(&f->blk));
+		assert_true(f->sp.pages_detected >= detected && f->sp.pins >= pins);
+		assert_true(f->sp.lapse_ns >= US(5) && f->sp.lapse_ns <= US(500000));
+	}
+	print_message("%llu detected, %llu throttles, %llu pins, %llu unpins, %llu block resets, lapse %llu ns\n",
+		      (unsigned long long)f->sp.pages_detected, (unsigned long long)f->sp.throttles,
+		      (unsigned long long)f->sp.pins, (unsigned long long)f->sp.unpins,
+		      (unsigned long long)f->sp.block_resets, (unsigned long long)f->sp.lapse_ns);
+	assert_true(f->sp.pages_detected > 0);
+	assert_true(f->sp.throttles > 0);
+	assert_true(f->sp.pins > 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -787,6 +867,7 @@ int main(void)
 		T(pin_without_memory_goes_to_cpu),
 		T(unpin_at_deadline),
 		T(lapse_adaptation),
+		T(random_histories),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
