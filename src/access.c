@@ -49,7 +49,7 @@ static void do_op(struct access *a, uint8_t *mem, size_t len)
 /* Try the access through the current entry. true: done. */
 static bool access_present(struct dmm_mm *mm, uint64_t addr, size_t len, struct access *a)
 {
-	struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
+	struct dmm_pte_table *t = pte_lookup(mm, addr);
 	bool write = op_writes(a->op), done = false;
 	_Atomic pte_t *slot;
 	pte_t e;

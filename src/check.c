@@ -271,8 +271,10 @@ static void check_notifiers(struct checker *ck, struct dmm_mm *mm)
 	pthread_mutex_unlock(&st->lock);
 }
 
-/* A page-table page must translate part of some VMA. */
-static void check_pgtable(void *arg, uint64_t start, uint64_t end, int level)
+/* A page-table page must translate part of some VMA. A PMD slot's word
+ * is NONE or TABLE (no PMD leaf exists yet), and a NONE slot maps
+ * nothing: its entries are all none. */
+static void check_pgtable(void *arg, void *table, uint64_t start, uint64_t end, int level)
 {
 	struct checker *ck = arg;
 	struct dmm_vma *v = find_vma(ck->mm, start);
@@ -280,6 +282,22 @@ static void check_pgtable(void *arg, uint64_t start, uint64_t end, int level)
 	if (!v || v->start >= end)
 		report(ck, "mm %u: level-%d page table over [%#lx, %#lx) outside every VMA", ck->mm->id, level,
 		       (unsigned long)start, (unsigned long)end);
+	if (level == 0) {
+		struct dmm_pte_table *t = table;
+		pte_t pmd = pmd_get(t);
+
+		if (pmd_is_leaf(pmd))
+			report(ck, "mm %u %#lx: PMD leaf %#llx, but no PMD leaves exist yet", ck->mm->id,
+			       (unsigned long)start, (unsigned long long)pmd);
+		else if (pmd_none(pmd))
+			for (unsigned int i = 0; i < PTRS_PER_TABLE; i++)
+				if (!pte_none(pte_get(&t->ent[i]))) {
+					report(ck, "mm %u %#lx: entry %#llx under a NONE PMD slot", ck->mm->id,
+					       (unsigned long)(start + i * PAGE_SIZE),
+					       (unsigned long long)pte_get(&t->ent[i]));
+					break;
+				}
+	}
 }
 
 static void check_mm(struct checker *ck, struct dmm_mm *mm)

@@ -12,7 +12,7 @@
  * one. false: the entry changed under us (retry from the GUP). */
 static bool install_exclusive(struct dmm_mm *mm, uint64_t addr, struct dmm_page *p)
 {
-	struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
+	struct dmm_pte_table *t = pte_lookup(mm, addr);
 	uint64_t pfn = page_to_pfn(mm->sys, p);
 	_Atomic pte_t *slot;
 	pte_t e;

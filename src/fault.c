@@ -517,7 +517,7 @@ vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flag
 	};
 
 	mmap_assert_locked(vma->mm);
-	vmf.tbl = pte_table_lookup(vmf.mm, vmf.addr, true);
+	vmf.tbl = pte_alloc(vmf.mm, vmf.addr);
 	if (!vmf.tbl)
 		return VM_FAULT_OOM;
 	vmf.pte = pte_slot(vmf.tbl, vmf.addr);

@@ -125,7 +125,7 @@ static int copy_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t a
 			  void *arg)
 {
 	struct fork_ctx *fc = arg;
-	struct dmm_pte_table *dt = pte_table_lookup(fc->child, addr, true);
+	struct dmm_pte_table *dt = pte_alloc(fc->child, addr);
 	int r = 0;
 
 	(void)mm;

@@ -147,7 +147,7 @@ int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 	if (r)
 		return r;
 	for (;;) {
-		struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
+		struct dmm_pte_table *t = pte_lookup(mm, addr);
 		unsigned int need = (f & DMM_FOLL_WRITE) ? FAULT_FLAG_WRITE : 0;
 		vm_fault_t fr;
 
@@ -322,7 +322,7 @@ static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long n
 		return 0; /* a fork is write-protecting: pins go the slow way */
 	for (; n < nr; n++) {
 		uint64_t addr = start + (n << PAGE_SHIFT);
-		struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
+		struct dmm_pte_table *t = pte_lookup(mm, addr);
 		struct dmm_page *p;
 		pte_t e;
 

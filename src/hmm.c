@@ -95,7 +95,7 @@ static int hmm_walk_vma(struct hmm_walk *w, struct dmm_vma *vma, uint64_t end)
 	if ((vma->flags & (VM_IO | VM_PFNMAP)) || !(vma->flags & VM_READ))
 		return hmm_error_range(w, end);
 	while (w->addr < end) {
-		struct dmm_pte_table *t = pte_table_lookup(w->mm, w->addr, false);
+		struct dmm_pte_table *t = pte_lookup(w->mm, w->addr);
 		uint64_t req = requested(w, w->addr), cpu = 0;
 		bool owned = false;
 

@@ -420,13 +420,31 @@ static inline uint64_t pte_table_end(uint64_t addr, uint64_t end)
 	return next < end ? next : end;
 }
 
-/* The PTE table covering @addr; allocated when @alloc. NULL: none there
- * (or, with @alloc, out of memory). Lockless. The tables found stay while
- * the caller holds the mmap_lock, or walks inside a VMA it found under an
- * rmap lock, or is in an RCU read section (GUP-fast): munmap frees tables
- * only under the mmap_lock (write), only where no VMA is left, and only
- * after a grace period. */
-struct dmm_pte_table *pte_table_lookup(struct dmm_mm *mm, uint64_t addr, bool alloc);
+/*
+ * PMD slots (types.h struct dmm_pte_table, pte.h "PMD slot word"). The
+ * tables found stay while the caller holds the mmap_lock, or walks inside
+ * a VMA it found under an rmap lock, or is in an RCU read section
+ * (GUP-fast): munmap frees tables only under the mmap_lock (write), only
+ * where no VMA is left, and only after a grace period. All lockless.
+ *
+ * pmd_lookup: the slot's table (NULL: none) and, in *pmd, its word read
+ * with acquire (PMD_NONE where there is no table).
+ * pte_lookup: the PTE table of a single-address user, NULL where the slot
+ * is NONE; the one place such a user meets a PMD leaf (none exist yet).
+ * pte_alloc: the PTE table covering @addr, allocated if missing, its slot
+ * turned from NONE into TABLE under the PTL; NULL: out of memory.
+ * pmd_alloc: the slot's table, allocated if missing, its word unchanged
+ * (a new one is NONE): the lock holder of a slot that may get a leaf.
+ */
+static inline pte_t pmd_get(struct dmm_pte_table *t) { return atomic_load_explicit(&t->pmd, memory_order_acquire); }
+/* ptl held */
+static inline void pmd_set(struct dmm_pte_table *t, pte_t pmd) { atomic_store_explicit(&t->pmd, pmd, memory_order_release); }
+struct dmm_pte_table *pmd_lookup(struct dmm_mm *mm, uint64_t addr, pte_t *pmd);
+struct dmm_pte_table *pmd_alloc(struct dmm_mm *mm, uint64_t addr);
+struct dmm_pte_table *pte_alloc(struct dmm_mm *mm, uint64_t addr);
+/* A PMD leaf where a PTE-level user met one: no leaf exists yet, so a bug. */
+_Noreturn void pmd_leaf_unexpected(uint64_t addr);
+struct dmm_pte_table *pte_lookup(struct dmm_mm *mm, uint64_t addr);
 static inline _Atomic pte_t *pte_slot(struct dmm_pte_table *t, uint64_t addr)
 {
 	return &t->ent[pt_index(addr, 0)];
@@ -463,10 +481,11 @@ void pgtable_free_all(struct dmm_mm *mm);
  * were there already unlinked from their anon_vma and file; every entry
  * in the hole zapped. */
 void free_pgtables(struct dmm_mm *mm, uint64_t start, uint64_t end, uint64_t floor, uint64_t ceiling);
-/* Visit every table below the pgd (dmm_check): fn gets the span of
- * addresses it translates and its level (0: a PTE table). Returns the
- * number of tables. mmap_lock held. */
-typedef void (*pgtable_fn)(void *arg, uint64_t start, uint64_t end, int level);
+/* Visit every table below the pgd (dmm_check): fn gets the table (a
+ * struct dmm_pte_table at level 0, a struct dmm_pt_dir above), the span of
+ * addresses it translates and its level (0: a PMD slot's table, whatever
+ * its word). Returns the number of tables. mmap_lock held. */
+typedef void (*pgtable_fn)(void *arg, void *table, uint64_t start, uint64_t end, int level);
 unsigned long walk_pgtables(struct dmm_mm *mm, pgtable_fn fn, void *arg);
 
 /* ------------------------------------------------------------------------ */

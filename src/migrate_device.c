@@ -111,7 +111,7 @@ static void migrate_vma_collect(struct collect *c)
 	mmu_notify(DMM_MMU_NOTIFY_MIGRATE, a->mm, a->start, a->end, a->pgmap_owner, &r);
 	for (uint64_t addr = a->start; addr < a->end;) {
 		uint64_t next = pte_table_end(addr, a->end);
-		struct dmm_pte_table *t = pte_table_lookup(a->mm, addr, false);
+		struct dmm_pte_table *t = pte_lookup(a->mm, addr);
 
 		if (t)
 			ptl_lock(t);
@@ -163,7 +163,7 @@ static void restore_entries(struct dmm_system *sys, struct dmm_migrate_vma *a, u
 	page_clear(s, PG_migrate_local);
 	if (a && local) {
 		uint64_t addr = a->start + (i << PAGE_SHIFT);
-		struct dmm_pte_table *t = pte_table_lookup(a->mm, addr, false);
+		struct dmm_pte_table *t = pte_lookup(a->mm, addr);
 		struct dmm_vma *vma = vma_lookup(a->mm, addr); /* mmap_lock held since setup */
 		bool done = false;
 
@@ -295,7 +295,7 @@ static void migrate_vma_insert_page(struct dmm_migrate_vma *a, uint64_t addr, st
 	*src &= ~MPFN_MIGRATE;
 	if (!vma || !vma_is_anonymous(vma) || anon_vma_prepare(vma))
 		return;
-	t = pte_table_lookup(a->mm, addr, true);
+	t = pte_alloc(a->mm, addr);
 	if (!t)
 		return;
 	write = vma->flags & VM_WRITE;

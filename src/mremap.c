@@ -16,7 +16,7 @@
 static int prealloc_tables(struct dmm_mm *mm, uint64_t start, uint64_t len)
 {
 	for (uint64_t a = start; a < start + len; a = pte_table_end(a, start + len))
-		if (!pte_table_lookup(mm, a, true))
+		if (!pte_alloc(mm, a))
 			return -ENOMEM;
 	return 0;
 }
@@ -40,7 +40,7 @@ static int move_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t a
 
 		if (pte_none(e))
 			continue;
-		dt = pte_table_lookup(mm, to, false); /* preallocated */
+		dt = pte_lookup(mm, to); /* preallocated */
 		if (dt != t)
 			ptl_lock(dt);
 		DMM_BUG_ON(!pte_none(pte_get(pte_slot(dt, to))));

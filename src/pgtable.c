@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The 4-level page table: directories of 512 pointers down to PTE tables
- * of 512 entries, each PTE table with its own lock (split PTLs).
+ * of 512 entries, each PTE table with its own lock (split PTLs) and the
+ * word of its PMD slot (types.h, pte.h): NONE, TABLE or (not yet) a leaf.
+ * pte_alloc makes a slot TABLE; PTE-level walkers skip NONE slots.
  *
  * Tables are populated with a compare-and-swap, so walkers need no lock to
  * go down. munmap frees the tables that lie wholly between the VMAs left
@@ -15,7 +17,7 @@
  */
 #include "internal.h"
 
-static void *table_alloc(struct dmm_system *sys, int level)
+static void *table_alloc(struct dmm_system *sys, int level, pte_t pmd)
 {
 	struct dmm_pt_dir *dir;
 
@@ -24,8 +26,10 @@ static void *table_alloc(struct dmm_system *sys, int level)
 	if (level == 0) {
 		struct dmm_pte_table *t = calloc(1, sizeof(*t));
 
-		if (t)
+		if (t) {
 			pthread_mutex_init(&t->ptl, NULL);
+			atomic_init(&t->pmd, pmd);
+		}
 		return t;
 	}
 	dir = calloc(1, sizeof(*dir));
@@ -41,16 +45,19 @@ static void table_free(void *t, int level)
 	free(t);
 }
 
-/* The next level below dir for addr; allocate it with CAS if asked. */
-static void *next_level(struct dmm_mm *mm, struct dmm_pt_dir *dir, uint64_t addr, int level, bool alloc)
+/* The next level below dir for addr; allocate it with CAS if asked (a new
+ * PTE table starts with the slot word @pmd: nobody sees it before the CAS
+ * publishes it). */
+static inline __attribute__((always_inline)) void *next_level(struct dmm_mm *mm, struct dmm_pt_dir *dir,
+							    uint64_t addr, int level, bool alloc, pte_t pmd)
 {
 	_Atomic(void *) *slot = &dir->ent[pt_index(addr, level)];
 	void *next = atomic_load_explicit(slot, memory_order_acquire);
 	void *expected = NULL;
 
-	if (next || !alloc)
+	if (likely(next) || !alloc)
 		return next;
-	next = table_alloc(mm->sys, level - 1);
+	next = table_alloc(mm->sys, level - 1, pmd);
 	if (!next)
 		return NULL;
 	if (!atomic_compare_exchange_strong_explicit(slot, &expected, next, memory_order_acq_rel,
@@ -63,13 +70,70 @@ static void *next_level(struct dmm_mm *mm, struct dmm_pt_dir *dir, uint64_t addr
 	return next;
 }
 
-struct dmm_pte_table *pte_table_lookup(struct dmm_mm *mm, uint64_t addr, bool alloc)
+/* Inlined into each caller below: the lookups are on the fault and
+ * access paths. */
+static inline __attribute__((always_inline)) struct dmm_pte_table *pmd_slot_table(struct dmm_mm *mm, uint64_t addr,
+										  bool alloc, pte_t pmd)
 {
 	struct dmm_pt_dir *dir = mm->pgd;
 
 	for (int level = PT_LEVELS - 1; level >= 1 && dir; level--)
-		dir = next_level(mm, dir, addr, level, alloc);
+		dir = next_level(mm, dir, addr, level, alloc, pmd);
 	return (struct dmm_pte_table *)dir;
+}
+
+struct dmm_pte_table *pmd_lookup(struct dmm_mm *mm, uint64_t addr, pte_t *pmd)
+{
+	struct dmm_pte_table *t = pmd_slot_table(mm, addr, false, PMD_NONE);
+
+	*pmd = t ? pmd_get(t) : PMD_NONE;
+	return t;
+}
+
+struct dmm_pte_table *pte_lookup(struct dmm_mm *mm, uint64_t addr)
+{
+	struct dmm_pte_table *t = pmd_slot_table(mm, addr, false, PMD_NONE);
+	pte_t pmd;
+
+	if (unlikely(!t))
+		return NULL;
+	pmd = pmd_get(t);
+	if (likely(pmd_is_table(pmd)))
+		return t;
+	if (unlikely(pmd_is_leaf(pmd)))
+		pmd_leaf_unexpected(addr);
+	return NULL;
+}
+
+struct dmm_pte_table *pmd_alloc(struct dmm_mm *mm, uint64_t addr)
+{
+	return pmd_slot_table(mm, addr, true, PMD_NONE);
+}
+
+void pmd_leaf_unexpected(uint64_t addr)
+{
+	(void)addr;
+	dmm_bug(__FILE__, __LINE__, "a PMD leaf, but no PMD leaves exist yet");
+}
+
+struct dmm_pte_table *pte_alloc(struct dmm_mm *mm, uint64_t addr)
+{
+	struct dmm_pte_table *t = pmd_slot_table(mm, addr, true, PMD_TABLE);
+	pte_t pmd;
+
+	if (!t)
+		return NULL;
+	pmd = pmd_get(t);
+	if (likely(pmd_is_table(pmd)))
+		return t;
+	ptl_lock(t);
+	pmd = pmd_get(t);
+	if (pmd_none(pmd))
+		pmd_set(t, PMD_TABLE);
+	ptl_unlock(t);
+	if (pmd_is_leaf(pmd))
+		pmd_leaf_unexpected(addr);
+	return t;
 }
 
 /* Span of one entry at each directory level. */
@@ -89,11 +153,15 @@ static int walk_level(struct dmm_mm *mm, struct dmm_pt_dir *dir, int level, uint
 
 		if (next > end || next == 0)
 			next = end;
-		if (child) {
-			r = level == 1 ? fn(mm, child, addr, next, arg)
-				       : walk_level(mm, child, level - 1, addr, next, fn, arg);
-			if (r)
+		if (child && level == 1) {
+			pte_t pmd = pmd_get(child);
+
+			if (unlikely(pmd_is_leaf(pmd)))
+				pmd_leaf_unexpected(addr);
+			if (pmd_is_table(pmd) && (r = fn(mm, child, addr, next, arg)))
 				return r;
+		} else if (child && (r = walk_level(mm, child, level - 1, addr, next, fn, arg))) {
+			return r;
 		}
 		addr = next;
 	}
@@ -158,6 +226,8 @@ static unsigned long count_empty_subtree(void *t, int level)
 {
 	unsigned long n = 1;
 
+	if (level == 0)
+		DMM_BUG_ON(pmd_is_leaf(pmd_get(t)));
 	for (unsigned int i = 0; i < PTRS_PER_TABLE; i++) {
 		if (level == 0) {
 			DMM_BUG_ON(!pte_none(pte_get(&((struct dmm_pte_table *)t)->ent[i])));
@@ -234,7 +304,7 @@ static unsigned long walk_tables_level(struct dmm_pt_dir *dir, int level, uint64
 		if (!child)
 			continue;
 		n++;
-		fn(arg, start, start + level_span(level), level - 1);
+		fn(arg, child, start, start + level_span(level), level - 1);
 		if (level > 1)
 			n += walk_tables_level(child, level - 1, start, fn, arg);
 	}

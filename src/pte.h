@@ -141,4 +141,26 @@ static inline enum dmm_pte_kind pte_kind(pte_t e)
 	}
 }
 
+/*
+ * The PMD slot word (struct dmm_pte_table.pmd): the state of one PMD slot.
+ *
+ *   PMD_NONE (0)                   the slot maps nothing; ent[] all none
+ *   PMD_TABLE (bit 63)             ent[] is a PTE table. No leaf has bit 63:
+ *                                  the pfn field of a leaf stops below it
+ *   anything else                  a PMD leaf, in the layout above (present:
+ *                                  pfn|bits|PRESENT; non-present: softleaf
+ *                                  type and bits); ent[] all none
+ *
+ * The word changes only under the table's PTL. Only PTE-level users turn
+ * NONE into TABLE (pte_alloc); TABLE lasts as long as the table. No leaf
+ * exists yet: nothing makes one.
+ */
+#define PMD_NONE ((pte_t)0)
+#define PMD_TABLE ((pte_t)1 << 63)
+
+static inline bool pmd_none(pte_t pmd) { return pmd == PMD_NONE; }
+static inline bool pmd_is_table(pte_t pmd) { return pmd == PMD_TABLE; }
+static inline bool pmd_is_leaf(pte_t pmd) { return pmd != PMD_NONE && pmd != PMD_TABLE; }
+static inline bool pmd_leaf_present(pte_t pmd) { return pmd_is_leaf(pmd) && pte_present(pmd); }
+
 #endif /* DEVMM_PTE_H */

@@ -27,7 +27,7 @@ const char *dmm_pte_kind_name(enum dmm_pte_kind kind)
 /* The entry at addr, read under its PTL (the caller holds the mmap_lock). */
 static pte_t pte_read_locked(struct dmm_mm *mm, uint64_t addr)
 {
-	struct dmm_pte_table *t = pte_table_lookup(mm, addr, false);
+	struct dmm_pte_table *t = pte_lookup(mm, addr);
 	pte_t e = 0;
 
 	if (t) {

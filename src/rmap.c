@@ -269,7 +269,7 @@ static void try_to_migrate_one(struct dmm_system *sys, struct dmm_vma *vma, uint
 {
 	struct dmm_page *p = arg;
 	uint64_t pfn = page_to_pfn(sys, p);
-	struct dmm_pte_table *t = pte_table_lookup(vma->mm, addr, false);
+	struct dmm_pte_table *t = pte_lookup(vma->mm, addr);
 	struct dmm_mmu_notifier_range r;
 	_Atomic pte_t *slot;
 	bool excl, put = false;
@@ -353,7 +353,7 @@ bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, st
 static void remove_migration_pte(struct dmm_system *sys, struct dmm_vma *vma, uint64_t addr, void *arg)
 {
 	struct remove_migration_args *ra = arg;
-	struct dmm_pte_table *t = pte_table_lookup(vma->mm, addr, false);
+	struct dmm_pte_table *t = pte_lookup(vma->mm, addr);
 
 	if (!t)
 		return;

@@ -190,9 +190,19 @@ _Static_assert(sizeof(struct dmm_page) <= 56, "struct dmm_page outgrew its metad
 
 typedef uint64_t pte_t;
 
-/* The last level: 512 entries and their split lock. */
+/*
+ * The last level: a PMD slot (an entry of a level-1 directory) points at
+ * one of these, allocated by CAS and kept until free_pgtables or exit.
+ * @pmd is the slot's state (pte.h, "PMD slot word"): PMD_NONE, the slot
+ * maps nothing and ent[] is all none (the struct is only the slot's lock
+ * and the table a PMD leaf would deposit); PMD_TABLE, ent[] is a PTE
+ * table; anything else a PMD leaf, with ent[] all none. A NULL directory
+ * entry is the same as PMD_NONE. No PMD leaf exists yet (dmm_check
+ * asserts it). The PMD lock and the PTL are the same lock: ptl.
+ */
 struct dmm_pte_table {
 	_Atomic pte_t ent[PTRS_PER_TABLE]; /* written under ptl; read locklessly too */
+	_Atomic pte_t pmd;		   /* written under ptl; read locklessly (acquire) */
 	pthread_mutex_t ptl;
 #ifdef DMM_LOCKDEP
 	_Atomic uint32_t ptl_owner; /* the holder's lockdep_thread_tag(), 0 = none */

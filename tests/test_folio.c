@@ -336,7 +336,7 @@ static struct dmm_page *map_folio(struct fx *f, uint64_t addr, unsigned int orde
 	v = vma_lookup(f->mm, addr);
 	assert_non_null(v);
 	OK(anon_vma_prepare(v));
-	t = pte_table_lookup(f->mm, addr, true);
+	t = pte_alloc(f->mm, addr);
 	assert_non_null(t);
 	ptl_lock(t);
 	folio_add_new_anon_rmap(h, v, addr, RMAP_EXCLUSIVE);

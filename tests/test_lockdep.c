@@ -332,7 +332,7 @@ static void ptl_held_by_other_thread(void *arg)
 static void test_ptl_assertion(void **state)
 {
 	struct fx *f = *state;
-	struct dmm_pte_table *t = pte_table_lookup(f->mm, TBASE, true);
+	struct dmm_pte_table *t = pte_alloc(f->mm, TBASE);
 
 	assert_non_null(t);
 	EXPECT_CLEAN(ptl_correct, t);
@@ -365,7 +365,7 @@ static void restore_exclusive_unlocked_page(void *arg)
 	struct dmm_pte_table *t;
 
 	mmap_read_lock(mm);
-	t = pte_table_lookup(mm, TBASE, false);
+	t = pte_lookup(mm, TBASE);
 	ptl_lock(t);
 	restore_exclusive_pte(vma_lookup(mm, TBASE), a->page, t, TBASE, pte_get(pte_slot(t, TBASE)));
 }
@@ -375,7 +375,7 @@ static void remove_migration_pte_without_ptl(void *arg)
 {
 	struct entry_arg *a = arg;
 	struct dmm_mm *mm = a->f->mm;
-	struct dmm_pte_table *t = pte_table_lookup(mm, TBASE, false);
+	struct dmm_pte_table *t = pte_lookup(mm, TBASE);
 
 	mmap_read_lock(mm);
 	lock_page(a->f->sys, a->page);
