@@ -413,6 +413,8 @@ static inline unsigned int pt_index(uint64_t addr, int level)
 {
 	return (addr >> (PAGE_SHIFT + PT_BITS * level)) & (PTRS_PER_TABLE - 1);
 }
+/* Span of one entry of a level-@level directory (1: a PMD slot, 2 MiB). */
+static inline uint64_t pt_level_span(int level) { return PAGE_SIZE << (PT_BITS * level); }
 #define PTE_TABLE_SPAN (PAGE_SIZE * PTRS_PER_TABLE) /* 2 MiB */
 static inline uint64_t pte_table_end(uint64_t addr, uint64_t end)
 {
@@ -465,6 +467,70 @@ static inline void ptl_unlock(struct dmm_pte_table *t)
 #endif
 	pthread_mutex_unlock(&t->ptl);
 }
+
+/*
+ * The page walker (pagewalk.c), in the kernel's mm_walk_ops style:
+ * walk_page_range(mm, start, end, ops, private) visits [start, end) in
+ * address order and returns the first non-zero return of a callback (0
+ * when the walk ran to the end).
+ *
+ * pte_hole(addr, next, level, walk): [addr, next) has nothing under it:
+ *   no entry in a level-@level directory (PT_LEVELS - 1 .. 2), or a PMD
+ *   slot (@level 1) that has no table or whose word is PMD_NONE. Once per
+ *   empty entry, clipped to the range; adjacent holes are not merged.
+ * pmd_entry(t, pmd, addr, next, walk): a PMD slot over [addr, next) whose
+ *   word @pmd (read with acquire, no lock held) is TABLE or a leaf. It
+ *   sets walk->action: ACTION_SUBTREE (the default) goes down to the PTEs,
+ *   ACTION_CONTINUE goes on to the next slot (the callback handled this
+ *   one, e.g. by walking the PTEs itself under the PTL, as zap does),
+ *   ACTION_AGAIN reads the slot again and calls pmd_entry again (the word
+ *   changed under the callback). A word other than TABLE can change until
+ *   the PTL is taken: a callback that acts on it re-reads it under t's PTL.
+ * pte_entry(pte, e, addr, walk): each entry of a TABLE slot the walk goes
+ *   down into, none entries included; @e was read with acquire. With
+ *   MM_WALK_PTL in ops->flags the walker holds t's PTL around the calls
+ *   for [addr, next) of the table and @e was read under it: the callback
+ *   may change the entry (pte_set) and try a folio lock (trylock_page, as
+ *   migrate_vma's collect does under the PTL), but must not sleep, fault,
+ *   or take the mmap_lock, a folio lock or another PTL (lock order); the
+ *   walker drops the PTL before it returns a non-zero value. Without the
+ *   flag no lock is held and the callback may take t's PTL itself
+ *   (GUP-fast, which holds none, runs inside an RCU read section).
+ *
+ * Going down into a PMD leaf (ACTION_SUBTREE on a leaf, or a walker with a
+ * pte_entry and no pmd_entry meeting one) is the one place where the PMD
+ * wave splits the leaf and walks the slot again; no PMD leaf exists yet,
+ * so today that is a bug (dmm_check asserts there is none). A pmd_entry
+ * that walks the PTEs itself leaves a leaf to that place by returning with
+ * ACTION_SUBTREE.
+ *
+ * The caller holds the mmap_lock (read or write) or, without it, walks
+ * only inside an RCU read section (GUP-fast) or inside a VMA found under an
+ * rmap lock: tables stay (see pte_lookup). Callbacks run without the
+ * mmap_lock being taken by the walker; a callback that faults returns
+ * non-zero, and the caller faults and walks again.
+ */
+enum page_walk_action {
+	ACTION_SUBTREE = 0,  /* go down to this slot's PTEs */
+	ACTION_CONTINUE = 1, /* done with this slot: on to the next one */
+	ACTION_AGAIN = 2,    /* read the slot again and call pmd_entry again */
+};
+#define MM_WALK_PTL (1u << 0) /* pte_entry runs under the table's PTL */
+struct mm_walk;
+struct mm_walk_ops {
+	int (*pmd_entry)(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t next, struct mm_walk *walk);
+	int (*pte_entry)(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_walk *walk);
+	int (*pte_hole)(uint64_t addr, uint64_t next, int level, struct mm_walk *walk);
+	unsigned int flags; /* MM_WALK_* */
+};
+struct mm_walk {
+	const struct mm_walk_ops *ops;
+	struct dmm_mm *mm;
+	void *private;		     /* the caller's, as passed to walk_page_range */
+	enum page_walk_action action; /* set by pmd_entry */
+};
+int walk_page_range(struct dmm_mm *mm, uint64_t start, uint64_t end, const struct mm_walk_ops *ops,
+		    void *private);
 
 /* Visit every existing PTE table over [start, end): fn gets the table and
  * the sub-range it covers; a non-zero return stops the walk and is

@@ -136,17 +136,11 @@ struct dmm_pte_table *pte_alloc(struct dmm_mm *mm, uint64_t addr)
 	return t;
 }
 
-/* Span of one entry at each directory level. */
-static inline uint64_t level_span(int level)
-{
-	return PAGE_SIZE << (PT_BITS * level);
-}
-
 static int walk_level(struct dmm_mm *mm, struct dmm_pt_dir *dir, int level, uint64_t addr,
 		      uint64_t end, pte_range_fn fn, void *arg)
 {
 	while (addr < end) {
-		uint64_t span = level_span(level);
+		uint64_t span = pt_level_span(level);
 		uint64_t next = (addr & ~(span - 1)) + span;
 		void *child = atomic_load_explicit(&dir->ent[pt_index(addr, level)], memory_order_acquire);
 		int r;
@@ -263,7 +257,7 @@ static void free_pgd_level(struct free_ctx *fc, struct dmm_pt_dir *dir, int leve
 			   uint64_t end)
 {
 	while (addr < end) {
-		uint64_t span = level_span(level);
+		uint64_t span = pt_level_span(level);
 		uint64_t base = addr & ~(span - 1), next = base + span;
 		_Atomic(void *) *slot = &dir->ent[pt_index(addr, level)];
 		void *child = atomic_load_explicit(slot, memory_order_relaxed);
@@ -299,12 +293,12 @@ static unsigned long walk_tables_level(struct dmm_pt_dir *dir, int level, uint64
 
 	for (unsigned int i = 0; i < PTRS_PER_TABLE; i++) {
 		void *child = atomic_load_explicit(&dir->ent[i], memory_order_acquire);
-		uint64_t start = base + i * level_span(level);
+		uint64_t start = base + i * pt_level_span(level);
 
 		if (!child)
 			continue;
 		n++;
-		fn(arg, child, start, start + level_span(level), level - 1);
+		fn(arg, child, start, start + pt_level_span(level), level - 1);
 		if (level > 1)
 			n += walk_tables_level(child, level - 1, start, fn, arg);
 	}
