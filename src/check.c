@@ -214,17 +214,28 @@ static void check_entry(struct checker *ck, uint64_t addr, pte_t e)
 		report(ck, "mm %u %#lx: anon page identity does not match its VMA", ck->mm->id, (unsigned long)addr);
 }
 
-static int check_pte_table(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end, void *arg)
+/* Each entry of a PTE table (pte_entry; the mmap_lock held, no PTL: the
+ * system is quiescent). A PMD leaf is reported by check_pgtable and
+ * skipped here. */
+static int check_pte(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_walk *walk)
 {
-	(void)mm;
-	for (; addr < end; addr += PAGE_SIZE) {
-		pte_t e = pte_get(pte_slot(t, addr));
-
-		if (!pte_none(e))
-			check_entry(arg, addr, e);
-	}
+	(void)pte;
+	if (!pte_none(e))
+		check_entry(walk->private, addr, e);
 	return 0;
 }
+
+static int check_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end, struct mm_walk *walk)
+{
+	(void)t;
+	(void)addr;
+	(void)end;
+	if (pmd_is_leaf(pmd))
+		walk->action = ACTION_CONTINUE;
+	return 0;
+}
+
+static const struct mm_walk_ops check_walk_ops = { .pmd_entry = check_pmd, .pte_entry = check_pte };
 
 /* Invariant 10: seq even and no invalidation active while quiescent;
  * every subscription's seq odd; the subscription tree well formed and
@@ -312,7 +323,7 @@ static void check_mm(struct checker *ck, struct dmm_mm *mm)
 	if ((long)tables != atomic_load(&mm->nr_pgtables))
 		report(ck, "mm %u: %lu page tables, the count says %ld", mm->id, tables,
 		       atomic_load(&mm->nr_pgtables));
-	walk_pte_tables(mm, 0, DMM_TASK_SIZE, check_pte_table, ck);
+	walk_page_range(mm, 0, DMM_TASK_SIZE, &check_walk_ops, ck);
 	for (int t = 0; t < DMM_NR_MM_COUNTERS; t++)
 		if (ck->rss[t] != mm_rss_sum(mm, t))
 			report(ck, "mm %u: rss[%d] is %ld, entries say %ld", mm->id, t, mm_rss_sum(mm, t),

@@ -121,14 +121,18 @@ static void copy_nonpresent_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic
 	fc->shared++;
 }
 
-static int copy_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
-			  void *arg)
+/* One PMD slot of the parent (pmd_entry): copy its PTEs under both PTLs. */
+static int copy_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
+			  struct mm_walk *walk)
 {
-	struct fork_ctx *fc = arg;
-	struct dmm_pte_table *dt = pte_alloc(fc->child, addr);
+	struct fork_ctx *fc = walk->private;
+	struct dmm_pte_table *dt;
 	int r = 0;
 
-	(void)mm;
+	if (!pmd_is_table(pmd))
+		return 0; /* a leaf: the walker's split point */
+	walk->action = ACTION_CONTINUE;
+	dt = pte_alloc(fc->child, addr);
 	if (!dt)
 		return -ENOMEM;
 	ptl_lock(t);
@@ -151,6 +155,8 @@ static int copy_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t a
 	return r;
 }
 
+static const struct mm_walk_ops copy_walk_ops = { .pmd_entry = copy_pte_range };
+
 static int dup_vma(struct dmm_mm *parent, struct dmm_mm *child, struct dmm_vma *v)
 {
 	struct fork_ctx fc = { .child = child, .src_vma = v };
@@ -171,10 +177,10 @@ static int dup_vma(struct dmm_mm *parent, struct dmm_mm *child, struct dmm_vma *
 		struct dmm_mmu_notifier_range nr;
 
 		mmu_notify(DMM_MMU_NOTIFY_PROTECTION_PAGE, parent, v->start, v->end, NULL, &nr);
-		r = walk_pte_tables(parent, v->start, v->end, copy_pte_range, &fc);
+		r = walk_page_range(parent, v->start, v->end, &copy_walk_ops, &fc);
 		mmu_notifier_invalidate_range_end(&nr);
 	} else {
-		r = walk_pte_tables(parent, v->start, v->end, copy_pte_range, &fc);
+		r = walk_page_range(parent, v->start, v->end, &copy_walk_ops, &fc);
 	}
 	dmm_stat_add(parent->sys, fork_pte_shared, fc.shared);
 	dmm_stat_add(parent->sys, fork_page_copied, fc.copied);

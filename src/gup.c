@@ -311,40 +311,65 @@ static bool fast_page_ok(struct dmm_page *p, unsigned int f)
 	return !gup_must_unshare(NULL, f, p);
 }
 
+struct gup_fast_walk {
+	struct dmm_system *sys;
+	unsigned int f;
+	unsigned long n; /* pages taken so far */
+	uint64_t *pfns;
+};
+
+/* pte_entry, lockless: take the page or stop (non-zero). */
+static int gup_fast_pte(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_walk *walk)
+{
+	struct gup_fast_walk *g = walk->private;
+	struct dmm_page *p;
+
+	(void)addr;
+	if (!fast_ok(e, g->f))
+		return 1;
+	p = pfn_to_page(g->sys, pte_pfn(e));
+	gup_fast_stall_point(p);
+	if (!p || try_grab_page(g->sys, p, g->f))
+		return 1;
+	/* Pairs with the fence in MADV_FREE's lazyfree_one: it clears
+	 * the entry, then checks the refcount; this takes the reference,
+	 * then re-reads the entry. One of the two sees the other. */
+	smp_mb();
+	if (pte_get(pte) != e || !fast_page_ok(p, g->f)) {
+		ungrab_page(g->sys, p, g->f);
+		return 1;
+	}
+	g->pfns[g->n++] = pte_pfn(e);
+	return 0;
+}
+
+/* Nothing mapped: the slow path faults it in. */
+static int gup_fast_hole(uint64_t addr, uint64_t next, int level, struct mm_walk *walk)
+{
+	(void)addr;
+	(void)next;
+	(void)level;
+	(void)walk;
+	return 1;
+}
+
+static const struct mm_walk_ops gup_fast_walk_ops = {
+	.pte_entry = gup_fast_pte,
+	.pte_hole = gup_fast_hole,
+};
+
 static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long nr, unsigned int f,
 			      uint64_t *pfns)
 {
 	struct dmm_system *sys = mm->sys;
 	uint32_t seq = atomic_load(&mm->write_protect_seq);
-	unsigned long n = 0;
+	struct gup_fast_walk g = { .sys = sys, .f = f, .pfns = pfns };
+	unsigned long n;
 
 	if ((f & DMM_FOLL_PIN) && (seq & 1))
 		return 0; /* a fork is write-protecting: pins go the slow way */
-	for (; n < nr; n++) {
-		uint64_t addr = start + (n << PAGE_SHIFT);
-		struct dmm_pte_table *t = pte_lookup(mm, addr);
-		struct dmm_page *p;
-		pte_t e;
-
-		if (!t)
-			break;
-		e = pte_get(pte_slot(t, addr));
-		if (!fast_ok(e, f))
-			break;
-		p = pfn_to_page(sys, pte_pfn(e));
-		gup_fast_stall_point(p);
-		if (!p || try_grab_page(sys, p, f))
-			break;
-		/* Pairs with the fence in MADV_FREE's lazyfree_one: it clears
-		 * the entry, then checks the refcount; this takes the reference,
-		 * then re-reads the entry. One of the two sees the other. */
-		smp_mb();
-		if (pte_get(pte_slot(t, addr)) != e || !fast_page_ok(p, f)) {
-			ungrab_page(sys, p, f);
-			break;
-		}
-		pfns[n] = pte_pfn(e);
-	}
+	walk_page_range(mm, start, start + (nr << PAGE_SHIFT), &gup_fast_walk_ops, &g);
+	n = g.n;
 	if ((f & DMM_FOLL_PIN) && n && atomic_load(&mm->write_protect_seq) != seq) {
 		for (unsigned long i = 0; i < n; i++)
 			ungrab_page(sys, pfn_to_page(sys, pfns[i]), f);

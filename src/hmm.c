@@ -9,7 +9,8 @@
  */
 #include "internal.h"
 
-#define HMM_BUSY 1 /* internal: walk again from *addr */
+#define HMM_BUSY 1	 /* internal: walk again from *addr */
+#define HMM_NEED_FAULT 2 /* internal: the walk stopped at w->addr, which needs a fault */
 
 struct hmm_walk {
 	struct dmm_hmm_range *range;
@@ -89,29 +90,57 @@ static int hmm_do_fault(struct hmm_walk *w, struct dmm_vma *vma, uint64_t req)
 	return HMM_BUSY;
 }
 
+/* One page whose CPU state is @cpu: report it, or stop for a fault. */
+static int hmm_report(struct hmm_walk *w, uint64_t addr, uint64_t cpu, bool owned)
+{
+	/* An owned device-private page is reported, never faulted, even
+	 * for a write to a read-only entry (the §5.3 gap Linux has). */
+	if (!owned && need_fault(requested(w, addr), cpu))
+		return HMM_NEED_FAULT;
+	set_word(w, addr, cpu);
+	w->addr = addr + PAGE_SIZE;
+	return 0;
+}
+
+/* pte_entry, under the PTL. The walk goes in address order from w->addr,
+ * so a stop leaves w->addr at the page that needs the fault. */
+static int hmm_pte(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_walk *walk)
+{
+	struct hmm_walk *w = walk->private;
+	bool owned = false;
+	uint64_t cpu = cpu_state(w, e, &owned);
+
+	(void)pte;
+	return hmm_report(w, addr, cpu, owned);
+}
+
+static int hmm_hole(uint64_t addr, uint64_t next, int level, struct mm_walk *walk)
+{
+	int r = 0;
+
+	(void)level;
+	for (; addr < next && !r; addr += PAGE_SIZE)
+		r = hmm_report(walk->private, addr, 0, false);
+	return r;
+}
+
+static const struct mm_walk_ops hmm_walk_ops = {
+	.pte_entry = hmm_pte,
+	.pte_hole = hmm_hole,
+	.flags = MM_WALK_PTL,
+};
+
 /* Walk one VMA's part [w->addr, end). */
 static int hmm_walk_vma(struct hmm_walk *w, struct dmm_vma *vma, uint64_t end)
 {
+	int r;
+
 	if ((vma->flags & (VM_IO | VM_PFNMAP)) || !(vma->flags & VM_READ))
 		return hmm_error_range(w, end);
-	while (w->addr < end) {
-		struct dmm_pte_table *t = pte_lookup(w->mm, w->addr);
-		uint64_t req = requested(w, w->addr), cpu = 0;
-		bool owned = false;
-
-		if (t) {
-			ptl_lock(t);
-			cpu = cpu_state(w, pte_get(pte_slot(t, w->addr)), &owned);
-			ptl_unlock(t);
-		}
-		/* An owned device-private page is reported, never faulted, even
-		 * for a write to a read-only entry (the §5.3 gap Linux has). */
-		if (!owned && need_fault(req, cpu))
-			return hmm_do_fault(w, vma, req);
-		set_word(w, w->addr, cpu);
-		w->addr += PAGE_SIZE;
-	}
-	return 0;
+	r = walk_page_range(w->mm, w->addr, end, &hmm_walk_ops, w);
+	if (r == HMM_NEED_FAULT)
+		return hmm_do_fault(w, vma, requested(w, w->addr));
+	return r;
 }
 
 static int hmm_walk(struct hmm_walk *w)

@@ -532,12 +532,6 @@ struct mm_walk {
 int walk_page_range(struct dmm_mm *mm, uint64_t start, uint64_t end, const struct mm_walk_ops *ops,
 		    void *private);
 
-/* Visit every existing PTE table over [start, end): fn gets the table and
- * the sub-range it covers; a non-zero return stops the walk and is
- * returned. No lock is held when fn is called. */
-typedef int (*pte_range_fn)(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr,
-			    uint64_t end, void *arg);
-int walk_pte_tables(struct dmm_mm *mm, uint64_t start, uint64_t end, pte_range_fn fn, void *arg);
 void pgtable_free_all(struct dmm_mm *mm);
 /* The end of the address space the four levels translate. */
 #define PGTABLE_TOP (PAGE_SIZE << (PT_BITS * PT_LEVELS))

@@ -89,11 +89,15 @@ static void lazyfree_one(struct dmm_mm *mm, struct zap_batch *zb, _Atomic pte_t 
 		pte_set(slot, e);
 }
 
-static int zap_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
-			 void *arg)
+/* One PMD slot (pmd_entry): the PTEs under the PTL, then the batch. */
+static int zap_pmd_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
+			 struct mm_walk *walk)
 {
-	struct zap_batch *zb = arg;
+	struct dmm_mm *mm = walk->mm;
+	struct zap_batch *zb = walk->private;
 
+	if (!pmd_is_table(pmd))
+		return 0; /* a leaf: the walker's split point */
 	zb->n = 0;
 	ptl_lock(t);
 	for (; addr < end; addr += PAGE_SIZE) {
@@ -110,8 +114,11 @@ static int zap_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t ad
 	ptl_unlock(t);
 	for (unsigned int i = 0; i < zb->n; i++)
 		put_page(mm->sys, zb->pages[i]);
+	walk->action = ACTION_CONTINUE;
 	return 0;
 }
+
+static const struct mm_walk_ops zap_walk_ops = { .pmd_entry = zap_pmd_range };
 
 void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
 {
@@ -120,7 +127,7 @@ void zap_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
 	mmap_assert_locked(vma->mm);
 	start = DMM_MAX(start, vma->start);
 	end = DMM_MIN(end, vma->end);
-	walk_pte_tables(vma->mm, start, end, zap_pte_range, &zb);
+	walk_page_range(vma->mm, start, end, &zap_walk_ops, &zb);
 }
 
 void free_pgtables_hole(struct dmm_mm *mm, uint64_t start, uint64_t end)
@@ -142,7 +149,7 @@ void lazyfree_page_range(struct dmm_vma *vma, uint64_t start, uint64_t end)
 	mmap_assert_locked(vma->mm);
 	start = DMM_MAX(start, vma->start);
 	end = DMM_MIN(end, vma->end);
-	walk_pte_tables(vma->mm, start, end, zap_pte_range, &zb);
+	walk_page_range(vma->mm, start, end, &zap_walk_ops, &zb);
 }
 
 struct dmm_mm *mm_alloc(struct dmm_system *sys)

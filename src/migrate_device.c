@@ -59,10 +59,9 @@ static struct dmm_page *collect_select(struct collect *c, pte_t e, bool *writabl
 	return p;
 }
 
-/* One address (PTL held): the src word. */
-static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot)
+/* One address (PTL held), its entry @e: the src word. */
+static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot, pte_t e)
 {
-	pte_t e = pte_get(slot);
 	bool writable = false, excl;
 	struct dmm_page *p;
 
@@ -102,6 +101,49 @@ static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot)
 	return dmm_migrate_pfn(page_to_pfn(c->sys, p)) | MPFN_MIGRATE | (writable ? MPFN_WRITE : 0);
 }
 
+static void collect_add(struct dmm_migrate_vma *a, uint64_t m)
+{
+	if (m & MPFN_MIGRATE)
+		a->cpages++;
+	a->src[a->npages++] = m;
+}
+
+/* One PMD slot (pmd_entry): its entries under the PTL, as the kernel's
+ * migrate_vma_collect_pmd. */
+static int collect_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end, struct mm_walk *walk)
+{
+	struct collect *c = walk->private;
+
+	if (!pmd_is_table(pmd))
+		return 0; /* a leaf: the walker's split point */
+	ptl_lock(t);
+	for (; addr < end; addr += PAGE_SIZE) {
+		_Atomic pte_t *slot = pte_slot(t, addr);
+
+		collect_add(c->args, collect_one(c, slot, pte_get(slot)));
+	}
+	ptl_unlock(t);
+	walk->action = ACTION_CONTINUE;
+	return 0;
+}
+
+/* pte_hole: as none entries. */
+static int collect_hole(uint64_t addr, uint64_t next, int level, struct mm_walk *walk)
+{
+	struct collect *c = walk->private;
+	uint64_t m = vma_is_anonymous(c->vma) ? MPFN_MIGRATE : 0;
+
+	(void)level;
+	for (; addr < next; addr += PAGE_SIZE)
+		collect_add(c->args, m);
+	return 0;
+}
+
+static const struct mm_walk_ops collect_walk_ops = {
+	.pmd_entry = collect_pmd,
+	.pte_hole = collect_hole,
+};
+
 static void migrate_vma_collect(struct collect *c)
 {
 	struct dmm_migrate_vma *a = c->args;
@@ -109,23 +151,7 @@ static void migrate_vma_collect(struct collect *c)
 
 	mmap_assert_locked(a->mm);
 	mmu_notify(DMM_MMU_NOTIFY_MIGRATE, a->mm, a->start, a->end, a->pgmap_owner, &r);
-	for (uint64_t addr = a->start; addr < a->end;) {
-		uint64_t next = pte_table_end(addr, a->end);
-		struct dmm_pte_table *t = pte_lookup(a->mm, addr);
-
-		if (t)
-			ptl_lock(t);
-		for (; addr < next; addr += PAGE_SIZE) {
-			uint64_t m = t ? collect_one(c, pte_slot(t, addr))
-				       : (vma_is_anonymous(c->vma) ? MPFN_MIGRATE : 0);
-
-			if (m & MPFN_MIGRATE)
-				a->cpages++;
-			a->src[a->npages++] = m;
-		}
-		if (t)
-			ptl_unlock(t);
-	}
+	walk_page_range(a->mm, a->start, a->end, &collect_walk_ops, c);
 	mmu_notifier_invalidate_range_end(&r);
 	a->end = a->start + (a->npages << PAGE_SHIFT);
 }

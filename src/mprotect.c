@@ -49,11 +49,15 @@ static pte_t change_one(struct dmm_system *sys, struct change_prot *cp, pte_t e)
 	return e; /* read-only device-private, device-exclusive, other migration */
 }
 
-static int change_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
-			    void *arg)
+/* One PMD slot (pmd_entry): its PTEs under the PTL. */
+static int change_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
+			    struct mm_walk *walk)
 {
-	struct change_prot *cp = arg;
+	struct dmm_system *sys = walk->mm->sys;
+	struct change_prot *cp = walk->private;
 
+	if (!pmd_is_table(pmd))
+		return 0; /* a leaf: the walker's split point */
 	ptl_lock(t);
 	for (; addr < end; addr += PAGE_SIZE) {
 		_Atomic pte_t *slot = pte_slot(t, addr);
@@ -61,15 +65,18 @@ static int change_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t
 
 		if (pte_none(e))
 			continue;
-		ne = change_one(mm->sys, cp, e);
+		ne = change_one(sys, cp, e);
 		if (ne != e) {
 			pte_set(slot, ne);
 			cp->changed++;
 		}
 	}
 	ptl_unlock(t);
+	walk->action = ACTION_CONTINUE;
 	return 0;
 }
+
+static const struct mm_walk_ops change_walk_ops = { .pmd_entry = change_pte_range };
 
 /*
  * The VMA's flags after the change (mprotect_fixup). Making a private
@@ -157,7 +164,7 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot)
 
 		vma_flags_write(v, cp.newflags);
 		mmu_notify(DMM_MMU_NOTIFY_PROTECTION_VMA, mm, v->start, v->end, NULL, &r);
-		walk_pte_tables(mm, v->start, v->end, change_pte_range, &cp);
+		walk_page_range(mm, v->start, v->end, &change_walk_ops, &cp);
 		mmu_notifier_invalidate_range_end(&r);
 		dmm_stat_add(mm->sys, mprotect_pte, cp.changed);
 	}

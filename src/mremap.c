@@ -26,11 +26,15 @@ struct move_ctx {
 	uint64_t moved;
 };
 
-static int move_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, uint64_t end,
-			  void *arg)
+/* One PMD slot of the source (pmd_entry): move its entries under the PTLs. */
+static int move_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
+			  struct mm_walk *walk)
 {
-	struct move_ctx *mc = arg;
+	struct dmm_mm *mm = walk->mm;
+	struct move_ctx *mc = walk->private;
 
+	if (!pmd_is_table(pmd))
+		return 0; /* a leaf: the walker's split point */
 	ptl_lock(t);
 	for (; addr < end; addr += PAGE_SIZE) {
 		_Atomic pte_t *src = pte_slot(t, addr);
@@ -51,8 +55,11 @@ static int move_pte_range(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t a
 		mc->moved++;
 	}
 	ptl_unlock(t);
+	walk->action = ACTION_CONTINUE;
 	return 0;
 }
+
+static const struct mm_walk_ops move_walk_ops = { .pmd_entry = move_pte_range };
 
 static int check_args(uint64_t old, uint64_t *old_len, uint64_t *new_len, int flags, uint64_t new_addr)
 {
@@ -112,7 +119,7 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 		/* Under the rmap locks: a walker must find every entry either at
 		 * its old or at its new address (take_rmap_locks). */
 		rmap_lock_vma(vma);
-		walk_pte_tables(mm, old, old + len, move_pte_range, &mc);
+		walk_page_range(mm, old, old + len, &move_walk_ops, &mc);
 		rmap_unlock_vma(vma);
 		mmu_notifier_invalidate_range_end(&r);
 	}

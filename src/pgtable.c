@@ -136,39 +136,6 @@ struct dmm_pte_table *pte_alloc(struct dmm_mm *mm, uint64_t addr)
 	return t;
 }
 
-static int walk_level(struct dmm_mm *mm, struct dmm_pt_dir *dir, int level, uint64_t addr,
-		      uint64_t end, pte_range_fn fn, void *arg)
-{
-	while (addr < end) {
-		uint64_t span = pt_level_span(level);
-		uint64_t next = (addr & ~(span - 1)) + span;
-		void *child = atomic_load_explicit(&dir->ent[pt_index(addr, level)], memory_order_acquire);
-		int r;
-
-		if (next > end || next == 0)
-			next = end;
-		if (child && level == 1) {
-			pte_t pmd = pmd_get(child);
-
-			if (unlikely(pmd_is_leaf(pmd)))
-				pmd_leaf_unexpected(addr);
-			if (pmd_is_table(pmd) && (r = fn(mm, child, addr, next, arg)))
-				return r;
-		} else if (child && (r = walk_level(mm, child, level - 1, addr, next, fn, arg))) {
-			return r;
-		}
-		addr = next;
-	}
-	return 0;
-}
-
-int walk_pte_tables(struct dmm_mm *mm, uint64_t start, uint64_t end, pte_range_fn fn, void *arg)
-{
-	if (start >= end)
-		return 0;
-	return walk_level(mm, mm->pgd, PT_LEVELS - 1, start, end, fn, arg);
-}
-
 /* Free a table and everything below it; the number of tables freed. */
 static unsigned long free_level(void *t, int level)
 {
