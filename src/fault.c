@@ -483,7 +483,7 @@ static vm_fault_t do_device_exclusive_fault(struct vm_fault *vmf)
 	struct dmm_page *p = pfn_to_page(vmf->sys, entry_pfn(vmf->orig));
 	struct dmm_mmu_notifier_range r;
 
-	if (!get_page_unless_zero(p))
+	if (!get_page_unless_zero(vmf->sys, p))
 		return 0; /* already gone */
 	lock_page(vmf->sys, p);
 	mmu_notify(DMM_MMU_NOTIFY_CLEAR, vmf->mm, vmf->addr, vmf->addr + PAGE_SIZE, NULL, &r);

@@ -54,42 +54,73 @@ static int check_vma_flags(struct dmm_vma *vma, unsigned int f)
 	return 0;
 }
 
-/*
- * Take a GET reference or a pin (try_grab_folio): 0, -EAGAIN when the
- * frame is free (only the lockless path can see that), or -ENOMEM when the
- * count would overflow; nothing is taken on failure. Both paths take their
- * references here.
- */
-static int try_grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
+/* The references one grab of folio @f stands for: a GET 1; an order-0
+ * pin the 1024 bias; a large folio's pin 1, plus one exact pincount
+ * (large-folios.md §1.2). @f must be stable: the caller holds a
+ * reference on it, so its order cannot change under the decision. */
+static uint32_t grab_refs(const struct dmm_page *f, unsigned int fl)
 {
-	struct dmm_page *folio = page_folio(p);
-	/* An order-0 pin is the 1024 bias; a large folio's is one reference
-	 * and one exact pincount (large-folios.md §1.2). */
-	uint32_t refs = (f & DMM_FOLL_PIN) && likely(!folio_test_large(folio)) ? GUP_PIN_COUNTING_BIAS : 1;
-	int r = page_ref_try_add(folio, refs);
+	return (fl & DMM_FOLL_PIN) && likely(!folio_test_large(f)) ? GUP_PIN_COUNTING_BIAS : 1;
+}
+
+/*
+ * Take a GET reference or a pin on @p's folio (try_grab_folio): 0 with
+ * *@foliop the folio taken and *@refs the references added, -EAGAIN when
+ * the frame is free (only the lockless path can see that), or -ENOMEM
+ * when the count would overflow; nothing is taken on failure. Both paths
+ * take their references here, and give them back through gup_put_folio
+ * with the same folio and count.
+ *
+ * One reference comes first, through try_get_folio: from then on the
+ * folio is stable, and only then does its order choose the rest.
+ * Choosing before (on a folio that could still be freed and reused as one
+ * of another order) could add the order-0 bias to a large folio.
+ */
+static int try_grab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f,
+			 struct dmm_page **foliop, uint32_t *refs)
+{
+	struct dmm_page *folio;
+	uint32_t n;
+	int r = try_get_folio(sys, p, 1, &folio);
 
 	if (r)
 		return r;
+	n = grab_refs(folio, f);
+	if (n > 1) {
+		r = folio_ref_try_add(folio, n - 1);
+		if (r) {
+			put_page(sys, folio);
+			return r;
+		}
+	}
 	if (f & DMM_FOLL_PIN) {
 		atomic_fetch_add(&folio->pincount, 1);
 		dmm_stat_inc(sys, pin_pages);
 	} else {
 		dmm_stat_inc(sys, gup_pages);
 	}
+	*foliop = folio;
+	*refs = n;
 	return 0;
 }
 
+/* Give back one grab: @refs references on @folio, and its pin for FOLL_PIN. */
+static void gup_put_folio(struct dmm_system *sys, struct dmm_page *folio, uint32_t refs, unsigned int f)
+{
+	if (f & DMM_FOLL_PIN) {
+		DMM_BUG_ON(atomic_fetch_sub(&folio->pincount, 1) == 0);
+		dmm_stat_inc(sys, unpin_pages);
+	}
+	put_page_refs(sys, folio, refs);
+}
+
+/* Give back a grab the caller holds on page @p: its folio is stable while
+ * the grab is held, so page_folio and grab_refs give what was taken. */
 static void ungrab_page(struct dmm_system *sys, struct dmm_page *p, unsigned int f)
 {
 	struct dmm_page *folio = page_folio(p);
 
-	if (f & DMM_FOLL_PIN) {
-		DMM_BUG_ON(atomic_fetch_sub(&folio->pincount, 1) == 0);
-		dmm_stat_inc(sys, unpin_pages);
-		put_page_refs(sys, folio, likely(!folio_test_large(folio)) ? GUP_PIN_COUNTING_BIAS : 1);
-	} else {
-		put_page(sys, folio);
-	}
+	gup_put_folio(sys, folio, grab_refs(folio, f), f);
 }
 
 /*
@@ -152,7 +183,8 @@ int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 		vm_fault_t fr;
 
 		if (t) {
-			struct dmm_page *p = NULL;
+			struct dmm_page *p = NULL, *folio;
+			uint32_t refs;
 			pte_t e;
 
 			ptl_lock(t);
@@ -163,7 +195,7 @@ int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 			if (!need) {
 				/* The entry holds a reference: only overflow can fail.
 				 * The zero page is never counted. */
-				r = p && !page_is_zero(mm->sys, p) ? try_grab_page(mm->sys, p, f) : 0;
+				r = p && !page_is_zero(mm->sys, p) ? try_grab_page(mm->sys, p, f, &folio, &refs) : 0;
 				if (!r)
 					*pfn = pte_pfn(e);
 				ptl_unlock(t);
@@ -322,21 +354,22 @@ struct gup_fast_walk {
 static int gup_fast_pte(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_walk *walk)
 {
 	struct gup_fast_walk *g = walk->private;
-	struct dmm_page *p;
+	struct dmm_page *p, *folio;
+	uint32_t refs;
 
 	(void)addr;
 	if (!fast_ok(e, g->f))
 		return 1;
 	p = pfn_to_page(g->sys, pte_pfn(e));
 	gup_fast_stall_point(p);
-	if (!p || try_grab_page(g->sys, p, g->f))
+	if (!p || try_grab_page(g->sys, p, g->f, &folio, &refs))
 		return 1;
 	/* Pairs with the fence in MADV_FREE's lazyfree_one: it clears
 	 * the entry, then checks the refcount; this takes the reference,
 	 * then re-reads the entry. One of the two sees the other. */
 	smp_mb();
 	if (pte_get(pte) != e || !fast_page_ok(p, g->f)) {
-		ungrab_page(g->sys, p, g->f);
+		gup_put_folio(g->sys, folio, refs, g->f);
 		return 1;
 	}
 	g->pfns[g->n++] = pte_pfn(e);
@@ -371,6 +404,7 @@ static unsigned long gup_fast(struct dmm_mm *mm, uint64_t start, unsigned long n
 	walk_page_range(mm, start, start + (nr << PAGE_SHIFT), &gup_fast_walk_ops, &g);
 	n = g.n;
 	if ((f & DMM_FOLL_PIN) && n && atomic_load(&mm->write_protect_seq) != seq) {
+		/* Each of these pages is held: its folio is the one grabbed. */
 		for (unsigned long i = 0; i < n; i++)
 			ungrab_page(sys, pfn_to_page(sys, pfns[i]), f);
 		n = 0;

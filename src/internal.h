@@ -263,17 +263,16 @@ static inline int32_t page_mapcount(const struct dmm_page *p)
 }
 static inline void page_ref_add(struct dmm_page *p, uint32_t n) { atomic_fetch_add(&page_folio(p)->refcount, n); }
 static inline void get_page(struct dmm_page *p) { page_ref_add(p, 1); }
-/* Take a reference unless the frame is free (lockless lookups). */
-bool get_page_unless_zero(struct dmm_page *p);
-/* Add @n references to @p's folio unless it is free (-EAGAIN) or the
+/* Take a reference on @p's folio unless the frame is free (lockless
+ * lookups; try_get_folio's recheck included): the folio, or NULL. */
+struct dmm_page *get_page_unless_zero(struct dmm_system *sys, struct dmm_page *p);
+/* Add @n references to folio @f itself unless it is free (-EAGAIN) or the
  * count would pass PAGE_REF_MAX (-ENOMEM); on failure nothing changed.
- * For references whose number a caller controls (GUP, drivers). Inline:
- * GUP-fast takes one per page. A lockless caller that found @p through an
- * entry rechecks the entry afterwards, as GUP-fast does: the folio it
- * looked at stays the folio of @p while that entry maps @p. */
-static inline int page_ref_try_add(struct dmm_page *p, uint32_t n)
+ * @f must be a folio the caller knows stays one (it holds a reference, or
+ * the lock of something that does): a lockless caller that only has a
+ * page uses try_get_folio. */
+static inline int folio_ref_try_add(struct dmm_page *f, uint32_t n)
 {
-	struct dmm_page *f = page_folio(p);
 	uint32_t old = atomic_load_explicit(&f->refcount, memory_order_relaxed);
 
 	do {
@@ -287,6 +286,43 @@ static inline int page_ref_try_add(struct dmm_page *p, uint32_t n)
 }
 /* Drop @n references; the last one frees the folio. */
 void put_page_refs(struct dmm_system *sys, struct dmm_page *p, uint32_t n);
+/* Tests only: runs in try_get_folio between reading the page's folio and
+ * taking the references, the window the recheck closes. */
+typedef void (*folio_get_hook_fn)(struct dmm_page *page, struct dmm_page *folio);
+extern _Atomic(folio_get_hook_fn) try_get_folio_hook;
+/*
+ * Add @n references to the folio of page @p, for a caller that reached @p
+ * without holding anything that pins its folio (GUP-fast, driver lookups
+ * by pfn): 0 with *@foliop the folio that got them, -EAGAIN (the frame is
+ * free) or -ENOMEM (overflow), nothing taken. Between page_folio() and the
+ * add, the folio may be freed and its frames reused as other folios, so
+ * the add can land on a folio that no longer holds @p: after it, @p must
+ * still belong to that folio, else exactly what was added goes back and
+ * the lookup starts over (the kernel's try_get_folio). Checking an entry
+ * that mapped @p afterwards is not enough: it only says @p is mapped
+ * again, not that the references went to @p's folio. Inline: GUP-fast
+ * takes one per page.
+ */
+static inline int try_get_folio(struct dmm_system *sys, struct dmm_page *p, uint32_t n,
+				struct dmm_page **foliop)
+{
+	for (;;) {
+		struct dmm_page *f = page_folio(p);
+		folio_get_hook_fn hook = atomic_load_explicit(&try_get_folio_hook, memory_order_relaxed);
+		int r;
+
+		if (unlikely(hook))
+			hook(p, f);
+		r = folio_ref_try_add(f, n);
+		if (r)
+			return r;
+		if (likely(page_folio(p) == f)) {
+			*foliop = f;
+			return 0;
+		}
+		put_page_refs(sys, f, n);
+	}
+}
 static inline void put_page(struct dmm_system *sys, struct dmm_page *p) { put_page_refs(sys, p, 1); }
 /* "Maybe DMA-pinned" as the kernel decides it: order 0 by the 1024 bias
  * of the refcount, a large folio by its exact pincount. */

@@ -467,7 +467,7 @@ static uint64_t collect_pfn(struct dmm_system *sys, uint64_t pfn)
 {
 	struct dmm_page *p = pfn_to_page(sys, pfn);
 
-	if (!p || !page_is_zone_device(p) || !get_page_unless_zero(p))
+	if (!p || !page_is_zone_device(p) || !get_page_unless_zero(sys, p))
 		return 0;
 	if (!trylock_page(p)) {
 		put_page(sys, p);

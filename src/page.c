@@ -122,19 +122,13 @@ void wait_on_page_locked(struct dmm_system *sys, struct dmm_page *p)
 	page_wait(sys, p, false);
 }
 
-bool get_page_unless_zero(struct dmm_page *p)
+_Atomic(folio_get_hook_fn) try_get_folio_hook;
+
+struct dmm_page *get_page_unless_zero(struct dmm_system *sys, struct dmm_page *p)
 {
-	uint32_t old;
+	struct dmm_page *f;
 
-	p = page_folio(p);
-	old = atomic_load_explicit(&p->refcount, memory_order_relaxed);
-
-	do {
-		if (old == 0)
-			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&p->refcount, &old, old + 1,
-							memory_order_acquire, memory_order_relaxed));
-	return true;
+	return try_get_folio(sys, p, 1, &f) ? NULL : f;
 }
 
 /* The last reference to folio @p is gone: give it back (to the allocator,
@@ -198,13 +192,13 @@ int dmm_alloc_page(struct dmm_system *sys, uint64_t *pfn)
  * its pgmap going away, so the lookup is a lockless reader. */
 int dmm_get_page(struct dmm_system *sys, uint64_t pfn)
 {
-	struct dmm_page *p;
+	struct dmm_page *p, *f;
 	int r = -EINVAL;
 
 	rcu_read_lock();
 	p = driver_page(sys, pfn);
 	if (p)
-		r = page_ref_try_add(p, 1);
+		r = try_get_folio(sys, p, 1, &f);
 	rcu_read_unlock();
 	return r == -EAGAIN ? -EINVAL : r;
 }

@@ -175,7 +175,7 @@ _Static_assert(sizeof(struct dmm_page) <= 56, "struct dmm_page outgrew its metad
  * The most references that GUP (or a driver, through dmm_get_page) may
  * bring a frame to: half the counter, where Linux's signed count turns
  * negative. Those references are the caller's to take without bound, so
- * page_ref_try_add refuses to pass this. The other half is headroom for
+ * folio_ref_try_add refuses to pass this. The other half is headroom for
  * the references that are taken unchecked because their number is bounded
  * by memory (one per mapping) or by threads (transient ones).
  */

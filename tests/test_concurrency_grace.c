@@ -103,6 +103,7 @@ struct fast_reader {
 	struct dmm_mm *mm;
 	uint64_t addr;
 	unsigned long nr;
+	unsigned int flags; /* 0: DMM_FOLL_GET */
 	long rc;
 	uint64_t pfns[8];
 };
@@ -111,7 +112,7 @@ static void *fast_reader_fn(void *arg)
 {
 	struct fast_reader *r = arg;
 
-	r->rc = dmm_get_user_pages_fast(r->mm, r->addr, r->nr, DMM_FOLL_GET, r->pfns);
+	r->rc = dmm_get_user_pages_fast(r->mm, r->addr, r->nr, r->flags ? r->flags : DMM_FOLL_GET, r->pfns);
 	return NULL;
 }
 
@@ -397,6 +398,92 @@ static void test_stalled_gup_fast_keeps_pte_table(void **state)
 	CHECK_OK(g->sys);
 }
 
+/*
+ * A GUP-fast reader stalled in try_get_folio, after it read the folio of
+ * the page it found and before it counted on that folio:
+ *
+ *      reader (GUP-fast)                    main
+ *      entry -> page p (page 8 of an
+ *      order-4 folio F), folio = F
+ *      [stalled in the hook]  ----------->  munmap: F is freed whole
+ *                                           order 2 at F's head (G), order 3
+ *                                           at p (H): F's block is split
+ *      <-----------------------------------  go
+ *      count on "F": that is G now
+ *
+ * Before the fix the reference (or pin) landed on G, the entry recheck
+ * failed, and the reader gave back what it took to page_folio(p), H: G
+ * kept a leaked count and H lost one (freed under its owner; a pin
+ * underflowed H's pincount). try_get_folio sees p is no longer G's, gives
+ * G back exactly what it added, and takes H instead, which the entry
+ * recheck then gives back.
+ */
+static void stall_in_try_get_folio(struct dmm_page *page, struct dmm_page *folio)
+{
+	(void)page;
+	(void)folio;
+	if (atomic_load(&stalled))
+		return;
+	atomic_store(&stalled, 1);
+	while (!atomic_load(&go))
+		sched_yield();
+}
+
+static void folio_reused_under_gup_fast(struct gfx *g, unsigned int flags)
+{
+	struct fast_reader r = { .mm = g->mm, .addr = TBASE + 8 * PG, .nr = 1, .flags = flags };
+	struct dmm_pte_info pte;
+	struct dmm_page_info pi;
+	struct dmm_page *p, *G, *H;
+	uint64_t head;
+
+	OK(dmm_system_set_mthp(g->sys, 1u << 4));
+	OK(dmm_mmap(g->mm, TBASE, 16 * PG, RW, ANON_PRIVATE | DMM_MAP_FIXED, NULL, 0, NULL));
+	OK(dmm_store32(g->mm, TBASE + 8 * PG, 7));
+	OK(dmm_pte_query(g->mm, TBASE + 8 * PG, &pte));
+	OK(dmm_page_query(g->sys, pte.pfn, &pi));
+	EQ(pi.order, 4);
+	head = pi.head_pfn;
+	p = pfn_to_page(g->sys, head + 8);
+
+	atomic_store(&stalled, 0);
+	atomic_store(&go, 0);
+	atomic_store(&try_get_folio_hook, stall_in_try_get_folio);
+	assert_int_equal(pthread_create(&r.t, NULL, fast_reader_fn, &r), 0);
+	while (!atomic_load(&stalled))
+		sched_yield();
+	OK(dmm_munmap(g->mm, TBASE, 16 * PG));
+	G = folio_alloc(g->sys, 2, 0);
+	H = folio_alloc(g->sys, 3, 0);
+	assert_non_null(G);
+	assert_non_null(H);
+	EQ(page_to_pfn(g->sys, G), head); /* the reader's folio pointer, now G */
+	TRUE(H == p);			  /* the reader's page, now H's head */
+	atomic_store(&go, 1);
+	pthread_join(r.t, NULL);
+	atomic_store(&try_get_folio_hook, NULL);
+
+	EXPECT_RC(-EFAULT, r.rc); /* the entry was gone: the slow path found no VMA */
+	EQ(page_ref_count(G), 1);
+	EQ(page_ref_count(H), 1);
+	EQ(folio_pincount(G), 0);
+	EQ(folio_pincount(H), 0);
+	CHECK_OK(g->sys);
+	put_page(g->sys, G);
+	put_page(g->sys, H);
+	CHECK_OK(g->sys);
+}
+
+static void test_gup_fast_get_recheck_the_folio_it_counted_on(void **state)
+{
+	folio_reused_under_gup_fast(*state, DMM_FOLL_GET);
+}
+
+static void test_gup_fast_pin_recheck_the_folio_it_counted_on(void **state)
+{
+	folio_reused_under_gup_fast(*state, DMM_FOLL_PIN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +495,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_munmap_keeps_tables_of_neighbours, gfx_setup, gfx_teardown),
 		cmocka_unit_test_setup_teardown(test_mremap_frees_source_tables, gfx_setup, gfx_teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_gup_fast_keeps_pte_table, gfx_setup, gfx_teardown),
+		cmocka_unit_test_setup_teardown(test_gup_fast_get_recheck_the_folio_it_counted_on, gfx_setup,
+						gfx_teardown),
+		cmocka_unit_test_setup_teardown(test_gup_fast_pin_recheck_the_folio_it_counted_on, gfx_setup,
+						gfx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,16 +63,17 @@ static void test_refs_and_lock_through_a_tail_act_on_the_folio(void **state)
 {
 	struct fx *f = *state;
 	struct dmm_page *h = folio_alloc(f->sys, 4, 0);
-	struct dmm_page *t = &h[9];
+	struct dmm_page *t = &h[9], *g = NULL;
 	struct dmm_page_info pi;
 
 	assert_non_null(h);
 	get_page(t);
 	EQ(atomic_load(&h->refcount), 2);
 	EQ(atomic_load(&t->refcount), 0);
-	OK(page_ref_try_add(t, 3));
+	OK(try_get_folio(f->sys, t, 3, &g));
+	TRUE(g == h);
 	EQ(page_ref_count(h), 5);
-	TRUE(get_page_unless_zero(&h[15]));
+	TRUE(get_page_unless_zero(f->sys, &h[15]) == h);
 	EQ(page_ref_count(t), 6);
 	put_page_refs(f->sys, &h[1], 5);
 	EQ(page_ref_count(h), 1);
@@ -101,6 +102,48 @@ static void test_refs_and_lock_through_a_tail_act_on_the_folio(void **state)
 	put_page(f->sys, &h[12]);
 	EQ(dmm_system_nr_free(f->sys), f->free0);
 	EQ(atomic_load(&h[12].compound_head), 0);
+	CHECK_OK(f->sys);
+}
+
+/* A driver's speculative reference by pfn (dmm_get_page) reads the page's
+ * folio, then counts on it. In between, the hook frees that folio and
+ * splits its block into two new folios: the folio pointer read is G's
+ * head now, the page is H's. The reference must go to H, and G must get
+ * back exactly what was added to it. */
+static struct fx *reuse_fx;
+static struct dmm_page *reuse_old, *reuse_g, *reuse_h;
+
+static void free_and_reuse(struct dmm_page *page, struct dmm_page *folio)
+{
+	(void)page;
+	if (folio != reuse_old || reuse_g)
+		return;
+	put_page(reuse_fx->sys, reuse_old);
+	reuse_g = folio_alloc(reuse_fx->sys, 2, 0);
+	reuse_h = folio_alloc(reuse_fx->sys, 3, 0);
+}
+
+static void test_a_pfn_reference_rechecks_the_folio(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h = folio_alloc(f->sys, 4, 0);
+
+	assert_non_null(h);
+	reuse_fx = f;
+	reuse_old = h;
+	reuse_g = reuse_h = NULL;
+	atomic_store(&try_get_folio_hook, free_and_reuse);
+	OK(dmm_get_page(f->sys, pfn_of(f, &h[8])));
+	atomic_store(&try_get_folio_hook, NULL);
+	TRUE(reuse_g == h);
+	TRUE(reuse_h == &h[8]);
+	EQ(page_ref_count(reuse_g), 1);
+	EQ(page_ref_count(reuse_h), 2);
+	CHECK_OK(f->sys);
+	dmm_put_page(f->sys, pfn_of(f, reuse_h));
+	put_page(f->sys, reuse_g);
+	put_page(f->sys, reuse_h);
+	EQ(dmm_system_nr_free(f->sys), f->free0);
 	CHECK_OK(f->sys);
 }
 
@@ -511,6 +554,7 @@ int main(void)
 		T(test_the_metadata_fits_the_budget),
 		T(test_every_large_order_is_aligned_and_whole),
 		T(test_refs_and_lock_through_a_tail_act_on_the_folio),
+		T(test_a_pfn_reference_rechecks_the_folio),
 		T(test_folio_flags_live_on_the_head),
 		T(test_small_frames_fill_the_alignment_gap),
 		T(test_no_block_left_is_a_null),
