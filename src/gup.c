@@ -364,9 +364,10 @@ static int gup_fast_pte(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_wa
 	gup_fast_stall_point(p);
 	if (!p || try_grab_page(g->sys, p, g->f, &folio, &refs))
 		return 1;
-	/* Pairs with the fence in MADV_FREE's lazyfree_one: it clears
-	 * the entry, then checks the refcount; this takes the reference,
-	 * then re-reads the entry. One of the two sees the other. */
+	/* Pairs with the fence in MADV_FREE's lazyfree_one and
+	 * lazyfree_folio: they clear the entries, then check the refcount;
+	 * this takes the reference, then re-reads the entry. One of the two
+	 * sees the other. */
 	smp_mb();
 	if (pte_get(pte) != e || !fast_page_ok(p, g->f)) {
 		gup_put_folio(g->sys, folio, refs, g->f);

@@ -56,7 +56,8 @@ static bool lazyfree_candidate(struct dmm_system *sys, pte_t e)
 	return page_is_anon(p) && !page_is_zone_device(p) && !page_locked(p);
 }
 
-/* No reference but the mapping's, no pin (the entry already cleared). */
+/* No reference but the mapping's, no pin (the entry already cleared).
+ * Order 0: a large folio goes through lazyfree_folio. */
 static bool lazyfree_unused(struct dmm_page *p)
 {
 	return page_ref_count(p) == 1 && page_mapcount(p) == 1 && !page_maybe_dma_pinned(p);
@@ -89,6 +90,57 @@ static void lazyfree_one(struct dmm_mm *mm, struct zap_batch *zb, _Atomic pte_t 
 		pte_set(slot, e);
 }
 
+/*
+ * A PTE-mapped large folio under MADV_FREE (large-folios.md §3.4): when the
+ * range covers it end to end, the whole folio becomes lazy-free, which
+ * devmm frees at once like an order-0 page. That needs its pages mapped in
+ * order by the @nr entries from @addr (the first its head; all in this
+ * table, under this PTL) and by nothing else (a mapcount of @nr, no PMD),
+ * every page exclusive, no pin, and, once the entries are cleared, no
+ * reference but theirs; the same clear-then-check protocol as
+ * lazyfree_one keeps GUP-fast honest. A range that covers only part of the
+ * folio would split it first in Linux (failure ignored); devmm has no
+ * split_folio yet and leaves such a folio alone. PTL held. Returns the
+ * entries consumed: nr when the folio was considered, else 1.
+ */
+static unsigned int lazyfree_folio(struct dmm_mm *mm, struct zap_batch *zb, struct dmm_pte_table *t,
+				   uint64_t addr, uint64_t end, struct dmm_page *folio, pte_t e)
+{
+	struct dmm_system *sys = mm->sys;
+	uint64_t head = page_to_pfn(sys, folio), nr = folio_nr_pages(folio);
+	pte_t old[PTRS_PER_TABLE];
+	lazyfree_hook_fn hook;
+
+	if (pte_pfn(e) != head || nr > (end - addr) >> PAGE_SHIFT)
+		return 1;
+	if (folio_mapcount(folio) != (int32_t)nr || folio_entire_mapcount(folio) || folio_pincount(folio))
+		return 1;
+	for (uint64_t i = 0; i < nr; i++) {
+		pte_t ei = pte_get(pte_slot(t, addr + (i << PAGE_SHIFT)));
+
+		if (!pte_present(ei) || pte_special(ei) || pte_pfn(ei) != head + i ||
+		    !page_test(&folio[i], PG_anon_exclusive))
+			return 1;
+	}
+	for (uint64_t i = 0; i < nr; i++)
+		old[i] = atomic_exchange_explicit(pte_slot(t, addr + (i << PAGE_SHIFT)), 0, memory_order_seq_cst);
+	smp_mb();
+	hook = atomic_load_explicit(&lazyfree_hook, memory_order_relaxed);
+	if (unlikely(hook))
+		hook();
+	if (folio_ref_count(folio) != nr || folio_pincount(folio)) {
+		for (uint64_t i = 0; i < nr; i++)
+			pte_set(pte_slot(t, addr + (i << PAGE_SHIFT)), old[i]);
+		return (unsigned int)nr;
+	}
+	add_mm_counter(mm, DMM_MM_ANONPAGES, -(long)nr);
+	dmm_stat_add(sys, zap_page, nr);
+	folio_remove_rmap_ptes(folio, folio, (unsigned int)nr, zb->vma);
+	for (uint64_t i = 0; i < nr; i++)
+		zb->pages[zb->n++] = &folio[i];
+	return (unsigned int)nr;
+}
+
 /* One PMD slot (pmd_entry): the PTEs under the PTL, then the batch. */
 static int zap_pmd_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
 			 struct mm_walk *walk)
@@ -106,10 +158,16 @@ static int zap_pmd_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint
 
 		if (pte_none(e))
 			continue;
-		if (!zb->lazyfree)
+		if (!zb->lazyfree) {
 			zap_one(mm, zb, slot, e);
-		else if (lazyfree_candidate(mm->sys, e))
-			lazyfree_one(mm, zb, slot);
+		} else if (lazyfree_candidate(mm->sys, e)) {
+			struct dmm_page *folio = page_folio(pfn_to_page(mm->sys, pte_pfn(e)));
+
+			if (likely(!folio_test_large(folio)))
+				lazyfree_one(mm, zb, slot);
+			else
+				addr += (uint64_t)(lazyfree_folio(mm, zb, t, addr, end, folio, e) - 1) << PAGE_SHIFT;
+		}
 	}
 	ptl_unlock(t);
 	for (unsigned int i = 0; i < zb->n; i++)

@@ -292,6 +292,99 @@ static void test_a_shared_or_referenced_large_folio_is_copied(void **state)
 	CHECK_OK(f->sys);
 }
 
+/* MADV_FREE (large-folios.md §3.4): a range that covers the folio end to
+ * end frees it whole, at once, as for an order-0 page. */
+static void test_madv_free_of_the_whole_folio_frees_it(void **state)
+{
+	struct fx *f = *state;
+	uint64_t free_before;
+
+	OK(dmm_system_set_mthp(f->sys, O(4)));
+	MAP_ANON(f->mm, TBASE, 16);
+	FILL(f->mm, TBASE, 16 * PG, 0xa00);
+	EQ(order_at(f, TBASE), 4);
+	free_before = dmm_system_nr_free(f->sys);
+	OK(dmm_madvise(f->mm, TBASE, 16 * PG, DMM_MADV_FREE));
+	for (int i = 0; i < 16; i++)
+		PTE_NONE(f->mm, TBASE + i * PG);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 0);
+	EQ(dmm_system_nr_free(f->sys), free_before + 16);
+	CHECK_OK(f->sys);
+	VERIFY_ZERO(f->mm, TBASE, 16 * PG);
+	CHECK_OK(f->sys);
+}
+
+/* What MADV_FREE leaves a large folio alone for: a range covering part of
+ * it (Linux would split it first; devmm has no split_folio), a reference
+ * or a pin someone else holds, sharing after fork. */
+static void test_madv_free_leaves_a_partly_covered_or_held_folio(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_mm *child;
+	uint64_t pfn, pins[1];
+
+	OK(dmm_system_set_mthp(f->sys, O(4)));
+	MAP_ANON(f->mm, TBASE, 16);
+	FILL(f->mm, TBASE, 16 * PG, 0xb00);
+	pfn = PFN(f->mm, TBASE);
+	/* Part of it. */
+	OK(dmm_madvise(f->mm, TBASE + 4 * PG, 12 * PG, DMM_MADV_FREE));
+	OK(dmm_madvise(f->mm, TBASE, 15 * PG, DMM_MADV_FREE));
+	EQ(PFN(f->mm, TBASE + 4 * PG), pfn + 4);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 16);
+	VERIFY(f->mm, TBASE, 16 * PG, 0xb00);
+	/* A driver's reference. */
+	OK(dmm_get_page(f->sys, pfn + 7));
+	OK(dmm_madvise(f->mm, TBASE, 16 * PG, DMM_MADV_FREE));
+	EQ(PFN(f->mm, TBASE + 7 * PG), pfn + 7);
+	dmm_put_page(f->sys, pfn + 7);
+	/* A pin. */
+	EQ(dmm_get_user_pages_fast(f->mm, TBASE + 9 * PG, 1, DMM_FOLL_PIN | DMM_FOLL_WRITE, pins), 1);
+	OK(dmm_madvise(f->mm, TBASE, 16 * PG, DMM_MADV_FREE));
+	EQ(PFN(f->mm, TBASE + 9 * PG), pfn + 9);
+	dmm_unpin_user_pages(f->sys, pins, 1);
+	VERIFY(f->mm, TBASE, 16 * PG, 0xb00);
+	CHECK_OK(f->sys);
+	/* Shared with a child. */
+	OK(dmm_fork(f->mm, &child));
+	OK(dmm_madvise(f->mm, TBASE, 16 * PG, DMM_MADV_FREE));
+	EQ(PFN(f->mm, TBASE), pfn);
+	VERIFY(f->mm, TBASE, 16 * PG, 0xb00);
+	VERIFY(child, TBASE, 16 * PG, 0xb00);
+	dmm_mm_exit(child);
+	CHECK_OK(f->sys);
+}
+
+/* A reference taken after the entries are cleared and before the count is
+ * read (GUP-fast's window) keeps the folio: every entry comes back. */
+static struct fx *lazy_fx;
+static uint64_t lazy_pfn;
+
+static void take_a_reference(void)
+{
+	OK(dmm_get_page(lazy_fx->sys, lazy_pfn));
+}
+
+static void test_madv_free_puts_the_folio_back_for_a_late_reference(void **state)
+{
+	struct fx *f = *state;
+
+	OK(dmm_system_set_mthp(f->sys, O(4)));
+	MAP_ANON(f->mm, TBASE, 16);
+	FILL(f->mm, TBASE, 16 * PG, 0xc00);
+	lazy_fx = f;
+	lazy_pfn = PFN(f->mm, TBASE + 5 * PG);
+	atomic_store(&lazyfree_hook, take_a_reference);
+	OK(dmm_madvise(f->mm, TBASE, 16 * PG, DMM_MADV_FREE));
+	atomic_store(&lazyfree_hook, NULL);
+	for (int i = 0; i < 16; i++)
+		EQ(PFN(f->mm, TBASE + i * PG), lazy_pfn - 5 + i);
+	EQ(query(f, lazy_pfn).refcount, 17);
+	dmm_put_page(f->sys, lazy_pfn);
+	VERIFY(f->mm, TBASE, 16 * PG, 0xc00);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -306,6 +399,9 @@ int main(void)
 		T(test_racing_faults_map_one_folio_per_range),
 		T(test_the_last_mapper_reuses_a_page_of_a_large_folio),
 		T(test_a_shared_or_referenced_large_folio_is_copied),
+		T(test_madv_free_of_the_whole_folio_frees_it),
+		T(test_madv_free_leaves_a_partly_covered_or_held_folio),
+		T(test_madv_free_puts_the_folio_back_for_a_late_reference),
 	};
 #undef T
 
