@@ -338,7 +338,8 @@ static void check_mm(struct checker *ck, struct dmm_mm *mm)
  * it; the folio mapcount is all of them (no PMD leaf exists yet:
  * dmm_check's page-table walk would count one here); nr_pages_mapped is
  * the pages mapped by a PTE; the refcount covers mappings and pins (exact
- * for a large folio). Returns false when the shape is broken (the caller
+ * for a large folio); a partially mapped anon folio is flagged and on the
+ * deferred-split queue, and the reverse. Returns false when the shape is broken (the caller
  * then checks nothing more).
  */
 static bool check_large_folio(struct checker *ck, struct dmm_page *f, uint64_t pfn, uint64_t slot, uint64_t room)
@@ -386,6 +387,14 @@ static bool check_large_folio(struct checker *ck, struct dmm_page *f, uint64_t p
 		report(ck, "pfn %#lx: partially mapped but PMD-mapped", (unsigned long)pfn);
 	if ((fl & PG_partially_mapped) && list_empty(&f[2].deferred_list))
 		report(ck, "pfn %#lx: partially mapped but not queued for deferred split", (unsigned long)pfn);
+	/* The reverse (spec §1.4): an anon folio, not device-private, with
+	 * some pages but not all mapped by PTEs and no PMD mapping the whole
+	 * was flagged and queued when its mappings went, and nothing takes it
+	 * off the queue while it stays so (a failed split leaves it queued). */
+	if ((fl & PG_anon) && !page_is_device_private(f) && mapped > 0 && mapped < n && !entire &&
+	    (!(fl & PG_partially_mapped) || list_empty(&f[2].deferred_list)))
+		report(ck, "pfn %#lx: %lu of %lu pages mapped but not flagged and queued for deferred split",
+		       (unsigned long)pfn, (unsigned long)mapped, (unsigned long)n);
 	return true;
 }
 

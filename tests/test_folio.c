@@ -547,6 +547,25 @@ static void test_check_finds_a_bad_deferred_queue(void **state)
 	CHECK_OK(f->sys);
 }
 
+/* The reverse rule: a partially mapped anon folio that was never flagged
+ * or never queued. */
+static void test_check_finds_an_unqueued_partial_folio(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h;
+
+	MAP_ANON(f->mm, TBASE, 16);
+	h = map_folio(f, TBASE, 2);
+	OK(dmm_munmap(f->mm, TBASE + PG, PG));
+	CHECK_OK(f->sys);
+	folio_unqueue_deferred_split(f->sys, h);
+	CHECK_FAILS(f->sys, "3 of 4 pages mapped but not flagged and queued for deferred split");
+	deferred_split_folio(f->sys, h, false);
+	CHECK_FAILS(f->sys, "3 of 4 pages mapped but not flagged and queued for deferred split");
+	page_set(h, PG_partially_mapped);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -569,6 +588,7 @@ int main(void)
 		T(test_fork_shares_every_page_of_the_folio),
 		T(test_a_pin_of_a_large_folio_is_exact),
 		T(test_check_finds_a_bad_deferred_queue),
+		T(test_check_finds_an_unqueued_partial_folio),
 	};
 #undef T
 
