@@ -561,7 +561,7 @@ static void check_frames(struct checker *ck)
 {
 	struct dmm_system *sys = ck->sys;
 	struct dmm_page *zero = &sys->frames[0];
-	uint64_t nfree = 0;
+	uint64_t nfree = 0, walked, counted;
 
 	frame_for_each_free(sys, mark_listed, ck);
 	for (uint64_t pfn = 1; pfn <= sys->nr_frames; pfn++) {
@@ -571,6 +571,13 @@ static void check_frames(struct checker *ck)
 	if (nfree != dmm_system_nr_free(sys))
 		report(ck, "allocator: %lu frames free on the lists, counter says %lu", (unsigned long)nfree,
 		       (unsigned long)dmm_system_nr_free(sys));
+	if (frame_nr_listed(sys) != nfree)
+		report(ck, "allocator: %lu frames free on the lists, their counts say %lu", (unsigned long)nfree,
+		       (unsigned long)frame_nr_listed(sys));
+	frame_large_listed(sys, &walked, &counted);
+	if (walked != counted)
+		report(ck, "allocator: %lu frames in large free blocks, their count says %lu", (unsigned long)walked,
+		       (unsigned long)counted);
 	if (page_ref_count(zero) || page_mapcount(zero) || page_flags(zero) != (PG_reserved | PG_uptodate))
 		report(ck, "the zero page was counted or changed");
 	if (ck->maps[0])

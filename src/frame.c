@@ -257,6 +257,23 @@ uint64_t frame_nr_listed(struct dmm_system *sys)
 	return n + (next <= sys->nr_frames ? sys->nr_frames + 1 - next : 0);
 }
 
+void frame_large_listed(struct dmm_system *sys, uint64_t *walked, uint64_t *counted)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&sys->large_free.lock);
+	for (unsigned int k = 0; k <= FOLIO_MAX_ORDER; k++) {
+		uint64_t blocks = 0;
+
+		for (uint64_t pfn = sys->large_free.head[k]; pfn && blocks <= sys->nr_frames;
+		     pfn = sys->frames[pfn].next_free, blocks++)
+			n += 1ull << k;
+	}
+	*walked = n;
+	*counted = sys->large_free.frames;
+	pthread_mutex_unlock(&sys->large_free.lock);
+}
+
 /* Never-used frames [from, to) skipped by an aligned allocation: onto the
  * shard's list as ordinary free frames (they are still zero). */
 static void shard_put_skipped(struct dmm_system *sys, struct dmm_frame_shard *sh, uint64_t from, uint64_t to)

@@ -360,7 +360,12 @@ void folio_prep_large(struct dmm_page *f, unsigned int order);
 void folio_free_large(struct dmm_system *sys, struct dmm_page *f);
 /* Walk the allocator's lists (check.c): calls fn for every free pfn. */
 void frame_for_each_free(struct dmm_system *sys, void (*fn)(uint64_t pfn, bool fresh, void *arg), void *arg);
+/* The free frames the lists' counters add up to (shards, large blocks,
+ * never-used memory), for dmm_check to compare with the frames listed. */
 uint64_t frame_nr_listed(struct dmm_system *sys);
+/* The frames in the blocks on the large free lists, by walking them, and
+ * what large_free.frames says, read under one hold of its lock. */
+void frame_large_listed(struct dmm_system *sys, uint64_t *walked, uint64_t *counted);
 /* Frames allocated now (a sum over the shards). */
 int64_t frames_used(struct dmm_system *sys);
 void frames_init(struct dmm_system *sys);

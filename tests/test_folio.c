@@ -566,6 +566,27 @@ static void test_check_finds_an_unqueued_partial_folio(void **state)
 	CHECK_OK(f->sys);
 }
 
+/* The allocator's counters against its lists: the large free blocks'
+ * frame count, and every list's count together. */
+static void test_check_compares_the_free_counts_with_the_lists(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page *h = folio_alloc(f->sys, 4, 0);
+
+	assert_non_null(h);
+	put_page(f->sys, h);
+	EQ(f->sys->large_free.frames, 16);
+	CHECK_OK(f->sys);
+	f->sys->large_free.frames += 4;
+	CHECK_FAILS(f->sys, "16 frames in large free blocks, their count says 20");
+	f->sys->large_free.frames -= 4;
+	CHECK_OK(f->sys);
+	f->sys->shards[0].count++;
+	CHECK_FAILS(f->sys, "frames free on the lists, their counts say");
+	f->sys->shards[0].count--;
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -589,6 +610,7 @@ int main(void)
 		T(test_a_pin_of_a_large_folio_is_exact),
 		T(test_check_finds_a_bad_deferred_queue),
 		T(test_check_finds_an_unqueued_partial_folio),
+		T(test_check_compares_the_free_counts_with_the_lists),
 	};
 #undef T
 
