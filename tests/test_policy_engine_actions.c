@@ -7,7 +7,8 @@
  * a refused action (DUPLICATE: the fault is cancelled), a MIGRATE to
  * another processor than the requester, and the prefetch hook, whose
  * answer the engine trims (faulted pages, pages already there, pages
- * outside the range). Both validators run after every batch.
+ * outside the range), and the block view on_event gets. Both validators
+ * run after every batch.
  */
 #include "policy_helpers.h"
 
@@ -17,6 +18,10 @@ struct script {
 	struct dmm_pmask prefetch;     /* what prefetch answers */
 	bool do_prefetch;
 	unsigned int events[DMM_NR_EVENTS];
+	unsigned int with_block[DMM_NR_EVENTS]; /* events that came with a block view */
+	unsigned int bad_view;                  /* a view that is not the event's block */
+	bool tag;                               /* fault sets the block's policy_data to &S */
+	unsigned int tagged_migrations;         /* MIGRATE events whose block carried the tag */
 };
 
 static struct script S;
@@ -33,8 +38,9 @@ static void s_fault(void *ctx, const struct dmm_block_view *blk, const struct dm
 {
 	struct script *s = ctx;
 
-	(void)blk;
 	(void)f;
+	if (s->tag)
+		*blk->policy_data = s;
 	if (s->use) {
 		act->type = s->next.type;
 		act->dst = s->next.dst;
@@ -57,11 +63,20 @@ static uint32_t s_prefetch(void *ctx, const struct dmm_block_view *blk, unsigned
 	return 7;
 }
 
-static void s_event(void *ctx, const struct dmm_event *ev)
+static void s_event(void *ctx, const struct dmm_block_view *blk, const struct dmm_event *ev)
 {
 	struct script *s = ctx;
 
 	s->events[ev->type]++;
+	if (!blk)
+		return;
+	s->with_block[ev->type]++;
+	if (ev->addr < blk->start + (uint64_t)blk->first * PG ||
+	    ev->addr + ev->npages * PG > blk->start + (uint64_t)(blk->first + blk->npages) * PG ||
+	    blk->now != ev->t)
+		s->bad_view++;
+	if (ev->type == DMM_EV_MIGRATE && *blk->policy_data == s)
+		s->tagged_migrations++;
 }
 
 static const struct dmm_policy_ops scripted = {
@@ -219,6 +234,36 @@ static void test_prefetch_trimmed(void **state)
 	}
 }
 
+/* on_event gets the view of the event's block, with the policy_data the
+ * fault hook left there (the thrashing detector's per-block state); the
+ * events not about one block (batch, replay) get none. */
+static void test_event_block_view(void **state)
+{
+	struct pfx *p = *state;
+	uint32_t v = 1;
+
+	S.tag = true;
+	S.do_prefetch = true;
+	S.prefetch.w[0] = 0xf0; /* pages 4..7 along with the fault on page 0 */
+	OK(GPU_RUN(p, 0, TBASE, DMM_ACCESS_WRITE, &v, sizeof(v)));
+	EQ(S.events[DMM_EV_MIGRATE], 5);
+	EQ(S.with_block[DMM_EV_MIGRATE], 5);
+	EQ(S.tagged_migrations, 5);
+	EQ(S.with_block[DMM_EV_FAULT], 1);
+	TRUE(S.events[DMM_EV_BATCH] >= 1);
+	TRUE(S.events[DMM_EV_REPLAY] >= 1);
+	EQ(S.with_block[DMM_EV_BATCH], 0);
+	EQ(S.with_block[DMM_EV_REPLAY], 0);
+	/* The CPU takes page 0 back: its MIGRATE and CPU_FAULT come with the block. */
+	S.do_prefetch = false;
+	EQ(LOAD(p->mm, TBASE), 1);
+	EQ(S.with_block[DMM_EV_CPU_FAULT], 1);
+	EQ(S.tagged_migrations, 6);
+	EQ(S.bad_view, 0);
+	ENGINE_CHECK(p->eng);
+	CHECK_OK(p->sys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +272,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_skip_and_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_elsewhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_trimmed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_block_view, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -269,6 +269,10 @@ struct dmm_engine;
  *             dst = CPU, as NVIDIA's CPU path uses the same hint.
  * on_event  - every event, after the engine has applied it (the thrashing
  *             detector's input: MIGRATE with its cause, UNMAP, UNPIN).
+ *             @blk is the view of the block the event is about (its
+ *             policy_data included) when the event's pages lie in one
+ *             block the engine tracks; NULL otherwise (BATCH, REPLAY, an
+ *             UNMAP across blocks, a fault outside every block).
  * on_advice - the attributes of [start, end) changed from @old to @new.
  * block_free - free a block's policy_data.
  */
@@ -287,7 +291,7 @@ struct dmm_policy_ops {
 	void (*batch_end)(void *ctx, const struct dmm_batch_info *b);
 	void (*cpu_fault)(void *ctx, const struct dmm_block_view *blk, const struct dmm_fault_info *f,
 			  struct dmm_action *act);
-	void (*on_event)(void *ctx, const struct dmm_event *ev);
+	void (*on_event)(void *ctx, const struct dmm_block_view *blk, const struct dmm_event *ev);
 	void (*on_advice)(void *ctx, uint64_t start, uint64_t end, const struct dmm_range_attrs *old,
 			  const struct dmm_range_attrs *new_attrs);
 	void (*block_free)(void *ctx, void *policy_data);

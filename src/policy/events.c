@@ -98,10 +98,35 @@ int dmm_event_to_json(const struct dmm_event *ev, char *buf, size_t size)
 	return (int)n;
 }
 
+/* The block an event is about: the one holding all its pages, if the
+ * engine tracks it (eng->lock held). */
+static struct mblock *event_block(struct dmm_engine *eng, const struct dmm_event *ev)
+{
+	uint64_t last;
+	struct mblock *b;
+
+	if (ev->type == DMM_EV_BATCH || ev->type == DMM_EV_REPLAY || !ev->npages ||
+	    ev->npages > DMM_MBLOCK_PAGES)
+		return NULL;
+	last = ev->addr + (ev->npages - 1) * DMM_PAGE_SIZE;
+	if (last < ev->addr || (last >> DMM_MBLOCK_SHIFT) != (ev->addr >> DMM_MBLOCK_SHIFT))
+		return NULL;
+	b = block_lookup(eng, ev->addr);
+	if (!b || ev->addr < b->range->start || last >= b->range->end)
+		return NULL;
+	return b;
+}
+
 void emit(struct dmm_engine *eng, const struct dmm_event *ev)
 {
-	if (eng->ops->on_event)
-		eng->ops->on_event(eng->pctx, ev);
+	if (eng->ops->on_event) {
+		struct mblock *b = event_block(eng, ev);
+		struct dmm_block_view v;
+
+		if (b)
+			block_view(eng, b, ev->t, &v);
+		eng->ops->on_event(eng->pctx, b ? &v : NULL, ev);
+	}
 	if (eng->cb)
 		eng->cb(eng->cb_arg, ev);
 	if (eng->jsonl) {
