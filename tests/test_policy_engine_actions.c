@@ -158,6 +158,27 @@ static void test_pin_until_deadline(void **state)
 	EQ(S.events[DMM_EV_UNPIN], 1);
 }
 
+/* A CPU fault on a page pinned on the device must still be served: the
+ * page comes back and its pin ends (an UNPIN event), so that no page is
+ * pinned where it is not. */
+static void test_cpu_fault_ends_pin(void **state)
+{
+	struct pfx *p = *state;
+	uint32_t v = 9;
+
+	S.use = true;
+	S.next = (struct dmm_action){ .type = DMM_ACT_PIN, .dst = p->gpu, .until = 1000000000,
+				      .cause = DMM_CAUSE_THRASH_PIN };
+	OK(GPU_RUN(p, 0, TBASE + 3 * PG, DMM_ACCESS_WRITE, &v, sizeof(v)));
+	EQ(stats_of(p->eng).pins, 1);
+	EQ(LOAD(p->mm, TBASE + 3 * PG), 9);
+	EQ(PTE(p->mm, TBASE + 3 * PG).kind, DMM_PTE_PRESENT);
+	EQ(stats_of(p->eng).unpins, 1);
+	EQ(S.events[DMM_EV_UNPIN], 1);
+	ENGINE_CHECK(p->eng);
+	CHECK_OK(p->sys);
+}
+
 static void test_skip_and_refused(void **state)
 {
 	struct pfx *p = *state;
@@ -269,6 +290,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin_until_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpu_fault_ends_pin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_skip_and_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_elsewhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_trimmed, setup, teardown),

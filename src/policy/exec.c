@@ -133,6 +133,19 @@ static void account_run(struct dmm_engine *eng, struct move_req *req, struct run
 
 		if (!(r->src_mpfn[i] & DMM_MIGRATE_PFN_MIGRATE) || !r->dst_mpfn[i])
 			continue;
+		if (dmm_pmask_test(&b->pinned, pg) && b->pin_proc[pg] != r->dst) {
+			/* A move away from its pin (a CPU fault, which must be
+			 * served whatever the policy said) ends the pin. */
+			struct dmm_event un = { .type = DMM_EV_UNPIN, .t = start, .addr = addr, .npages = 1,
+						.from = b->pin_proc[pg], .to = b->pin_proc[pg],
+						.cause = req->cause ? req->cause[pg] : DMM_CAUSE_FAULT };
+
+			if (req->origin)
+				un.origin = req->origin[pg];
+			block_unpin(b, pg);
+			eng->st.unpins++;
+			emit(eng, &un);
+		}
 		dpm_clear(blk_res(b, r->src), pg);
 		dpm_clear(blk_map(b, nr, r->src), pg);
 		if (r->src != DMM_PROC_CPU)
