@@ -29,6 +29,7 @@ const struct dmm_tunable_desc engine_tunables[NR_ETUN] = {
 
 static const struct dmm_policy_ops *const builtin[] = {
 	&dmm_policy_ondemand,
+	&dmm_policy_uvm,
 };
 
 void *eng_calloc(struct dmm_engine *eng, size_t n, size_t size)

@@ -224,6 +224,7 @@ void block_resync(struct dmm_engine *eng, struct mblock *b);
 
 /* Built-in policies. */
 extern const struct dmm_policy_ops dmm_policy_ondemand;
+extern const struct dmm_policy_ops dmm_policy_uvm;
 
 static inline bool proc_is_dev(const struct dmm_engine *eng, unsigned int p)
 {

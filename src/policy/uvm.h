@@ -138,6 +138,39 @@ enum uvm_replay_policy {
 	UVM_REPLAY_ONCE,
 };
 
+/*
+ * The one list of tunables, from which uvm_param_table (both kinds)
+ * and the uvm policy's engine tunables (POL only, uvm_policy.c) are
+ * built. POL entries are the uvm policy's own (the
+ * engine's `uvm` policy declares them, in this order); FLT entries are the
+ * fault-service tunables, which the engine owns under the same names (its
+ * table in engine.c) and which this table keeps for the pure modules'
+ * tests and for uvm_param_parse.
+ */
+#define UVM_PARAM_LIST(POL, FLT)                                                                        \
+	POL(prefetch_enable, 1, 0, 1, "tree prefetcher on")                                             \
+	POL(prefetch_threshold, 51, 1, 100, "percent of a tree node that must be set for it to qualify") \
+	POL(prefetch_min_faults, 1, 1, 20, "faults to the same destination before prefetching")         \
+	POL(thrashing_enable, 1, 0, 1, "thrashing detection and mitigation on")                         \
+	POL(thrashing_threshold, 3, 1, 7, "events within the lapse that make a page thrash (3-bit counter)") \
+	POL(thrashing_pin_threshold, 10, 1, 255, "throttlings before the page is pinned")               \
+	POL(thrashing_lapse_usec, 500, 5, 500000, "the lapse, microseconds")                            \
+	POL(thrashing_nap, 1, 1, 100, "throttling period, in lapses")                                   \
+	POL(thrashing_epoch, 2000, 1, 100000, "quiet time before a block's state is reset, in lapses")  \
+	POL(thrashing_pin, 300, 0, 100000, "pin time, in lapses; 0: pinned forever")                    \
+	POL(thrashing_max_resets, 4, 0, 255, "epoch resets per block")                                  \
+	POL(lapse_vote_threshold, 32, 1, 127, "votes that move the adaptive lapse")                     \
+	POL(lapse_adapt, 0, 0, 1, "adapt the lapse to the observed gaps (devmm switch)")                \
+	FLT(fault_batch_count, 256, 1, 8192, "fault entries fetched per batch")                         \
+	FLT(fault_replay_policy, UVM_REPLAY_BATCH_FLUSH, UVM_REPLAY_BLOCK, UVM_REPLAY_ONCE,             \
+	    "0 block, 1 batch, 2 batch_flush, 3 once")                                                  \
+	FLT(fault_max_batches_per_service, 20, 1, 1000, "batches per service round")                    \
+	FLT(fault_max_throttle_per_service, 5, 1, 1000, "batches with throttled faults per service round") \
+	FLT(fault_coalesce, 1, 0, 1, "coalesce duplicate fault entries")                                \
+	FLT(fault_replay_update_put_ratio, 50, 0, 100, "duplicate percent that re-reads PUT before a flush") \
+	POL(reenable_prefetch_faults_lapse_msec, 1000, 0, 1000000, "hardware prefetch faults back on after, ms") \
+	POL(map_remote_on_native_atomics_fault, 0, 0, 1, "atomic faults map remotely with native atomics")
+
 struct uvm_param_desc {
 	const char *name;
 	uint32_t def, min, max;

@@ -15,32 +15,9 @@
 #include "uvm.h"
 
 #define P(field, d, lo, hi, text) \
-	{ #field, d, lo, hi, (unsigned int)offsetof(struct uvm_params, field), text }
+	{ #field, d, lo, hi, (unsigned int)offsetof(struct uvm_params, field), text },
 
-const struct uvm_param_desc uvm_param_table[] = {
-	P(prefetch_enable, 1, 0, 1, "tree prefetcher on"),
-	P(prefetch_threshold, 51, 1, 100, "percent of a tree node that must be set for it to qualify"),
-	P(prefetch_min_faults, 1, 1, 20, "faults to the same destination before prefetching"),
-	P(thrashing_enable, 1, 0, 1, "thrashing detection and mitigation on"),
-	P(thrashing_threshold, 3, 1, 7, "events within the lapse that make a page thrash (3-bit counter)"),
-	P(thrashing_pin_threshold, 10, 1, 255, "throttlings before the page is pinned"),
-	P(thrashing_lapse_usec, 500, 5, 500000, "the lapse, microseconds"),
-	P(thrashing_nap, 1, 1, 100, "throttling period, in lapses"),
-	P(thrashing_epoch, 2000, 1, 100000, "quiet time before a block's state is reset, in lapses"),
-	P(thrashing_pin, 300, 0, 100000, "pin time, in lapses; 0: pinned forever"),
-	P(thrashing_max_resets, 4, 0, 255, "epoch resets per block"),
-	P(lapse_vote_threshold, 32, 1, 127, "votes that move the adaptive lapse"),
-	P(lapse_adapt, 0, 0, 1, "adapt the lapse to the observed gaps (devmm switch)"),
-	P(fault_batch_count, 256, 1, 8192, "fault entries fetched per batch"),
-	P(fault_replay_policy, UVM_REPLAY_BATCH_FLUSH, UVM_REPLAY_BLOCK, UVM_REPLAY_ONCE,
-	  "0 block, 1 batch, 2 batch_flush, 3 once"),
-	P(fault_max_batches_per_service, 20, 1, 1000, "batches per service round"),
-	P(fault_max_throttle_per_service, 5, 1, 1000, "batches with throttled faults per service round"),
-	P(fault_coalesce, 1, 0, 1, "coalesce duplicate fault entries"),
-	P(fault_replay_update_put_ratio, 50, 0, 100, "duplicate percent that re-reads PUT before a flush"),
-	P(reenable_prefetch_faults_lapse_msec, 1000, 0, 1000000, "hardware prefetch faults back on after, ms"),
-	P(map_remote_on_native_atomics_fault, 0, 0, 1, "atomic faults map remotely with native atomics"),
-};
+const struct uvm_param_desc uvm_param_table[] = { UVM_PARAM_LIST(P, P) };
 
 const unsigned int uvm_param_count = sizeof(uvm_param_table) / sizeof(uvm_param_table[0]);
 
