@@ -12,9 +12,9 @@
 #include "policy_helpers.h"
 
 /* One run; returns the first error. Everything is torn down either way. */
-static int one_run(struct dmm_system *sys, struct dmm_mm *mm, uint64_t *dev_used)
+static int one_run(struct dmm_system *sys, struct dmm_mm *mm, const char *policy, uint64_t *dev_used)
 {
-	struct dmm_engine_config cfg = { .policy_name = "ondemand" };
+	struct dmm_engine_config cfg = { .policy_name = policy };
 	struct dmm_engine *eng = NULL;
 	struct managed_dev *dev = NULL;
 	uint32_t v = 7, r = 0;
@@ -47,7 +47,7 @@ static int one_run(struct dmm_system *sys, struct dmm_mm *mm, uint64_t *dev_used
 	return err;
 }
 
-static void test_inject_sweep(void **state)
+static void inject_sweep(const char *policy)
 {
 	struct dmm_system *sys = sys_new(1024);
 	struct dmm_mm *mm;
@@ -55,7 +55,6 @@ static void test_inject_sweep(void **state)
 	unsigned int failures = 0;
 	int n;
 
-	(void)state;
 	OK(dmm_mm_create(sys, &mm));
 	MAP_ANON(mm, TBASE, 16);
 	free0 = dmm_system_nr_free(sys);
@@ -65,7 +64,7 @@ static void test_inject_sweep(void **state)
 		int err;
 
 		OK(dmm_inject_set(sys, DMM_INJECT_POLICY, &ic));
-		err = one_run(sys, mm, &used);
+		err = one_run(sys, mm, policy, &used);
 		OK(dmm_inject_set(sys, DMM_INJECT_POLICY, &off));
 		EQ(used, 0); /* every device page came home */
 		CHECK_OK(sys);
@@ -86,6 +85,20 @@ static void test_inject_sweep(void **state)
 	TRUE(failures > 5);
 	dmm_mm_exit(mm);
 	dmm_system_destroy(sys);
+}
+
+static void test_inject_sweep(void **state)
+{
+	(void)state;
+	inject_sweep("ondemand");
+}
+
+/* The uvm policy's own allocations (its context, the per-block state)
+ * come from the engine's allocator too. */
+static void test_inject_sweep_uvm(void **state)
+{
+	(void)state;
+	inject_sweep("uvm");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -185,6 +198,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inject_sweep),
+		cmocka_unit_test(test_inject_sweep_uvm),
 		cmocka_unit_test(test_events_jsonl),
 		cmocka_unit_test(test_event_callback_and_format),
 	};
