@@ -101,6 +101,45 @@ static void test_inject_sweep_uvm(void **state)
 	inject_sweep("uvm");
 }
 
+/*
+ * Destroy while system frames run out: the device pages must all come home
+ * before the engine is freed (their migrate_to_ram leads to it), for a
+ * failure at each frame allocation destroy makes.
+ */
+static void test_destroy_frame_sweep(void **state)
+{
+	unsigned int failures = 0;
+
+	(void)state;
+	for (unsigned long n = 1; n < 64; n++) {
+		struct pfx *p = pfx_new(NULL, 0);
+		struct dmm_inject_config ic = { .countdown = n }, off = { 0 };
+		uint64_t injected;
+
+		TRUE(p != NULL);
+		for (uint32_t i = 0; i < 6; i++) {
+			uint32_t v = 0x100 + i;
+
+			OK(GPU_RUN(p, 0, PAGE_ADDR(TBASE, 10 + 2 * i), DMM_ACCESS_WRITE, &v, 4));
+		}
+		EQ(managed_dev_used(p->dev), 6);
+		OK(dmm_inject_set(p->sys, DMM_INJECT_FRAME, &ic));
+		dmm_engine_destroy(p->eng);
+		p->eng = NULL;
+		injected = dmm_inject_count(p->sys, DMM_INJECT_FRAME);
+		OK(dmm_inject_set(p->sys, DMM_INJECT_FRAME, &off));
+		EQ(managed_dev_used(p->dev), 0);
+		for (uint32_t i = 0; i < 6; i++)
+			EQ(LOAD(p->mm, PAGE_ADDR(TBASE, 10 + 2 * i)), 0x100 + i);
+		CHECK_OK(p->sys);
+		pfx_free(p);
+		if (!injected)
+			break;
+		failures++;
+	}
+	TRUE(failures >= 6);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Provenance                                                                */
 
@@ -199,6 +238,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inject_sweep),
 		cmocka_unit_test(test_inject_sweep_uvm),
+		cmocka_unit_test(test_destroy_frame_sweep),
 		cmocka_unit_test(test_events_jsonl),
 		cmocka_unit_test(test_event_callback_and_format),
 	};

@@ -386,7 +386,10 @@ int dmm_engine_create(struct dmm_mm *mm, const struct dmm_engine_config *cfg, st
 /*
  * dmm_engine_destroy - migrate every device-resident managed page back to
  * the CPU, unregister the ranges and free the engine. The devices' drivers
- * must still be alive; no other engine call may be in flight.
+ * must still be alive; no other engine call may be in flight. A page that
+ * cannot come back yet (no memory) is retried until it does: the engine is
+ * never freed while a device page of its ranges, whose migrate_to_ram
+ * leads to it, is still mapped.
  */
 void dmm_engine_destroy(struct dmm_engine *eng);
 

@@ -6,6 +6,7 @@
  * registry. The service loop is service.c, moves are exec.c.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "engine.h"
@@ -135,17 +136,16 @@ void dmm_engine_destroy(struct dmm_engine *eng)
 {
 	if (!eng)
 		return;
+	/*
+	 * Every device page of a range must be home before the engine goes:
+	 * the device's migrate_to_ram leads here. A failed evacuation (no
+	 * memory, a page briefly locked by someone else) leaves the range in
+	 * place with its remaining pages; try again, as a driver's release
+	 * keeps evicting until its memory is free.
+	 */
 	while (eng->ranges)
-		if (dmm_engine_range_remove(eng, eng->ranges->start)) {
-			/* A page could not come back (no memory): forget the
-			 * range anyway; its device pages stay mapped in the mm
-			 * and come back through migrate_to_ram's SIGBUS path. */
-			struct mrange *r = eng->ranges;
-
-			dmm_mmu_interval_notifier_remove(&r->notifier);
-			eng->ranges = r->next;
-			range_free(r);
-		}
+		if (dmm_engine_range_remove(eng, eng->ranges->start))
+			sched_yield();
 	if (eng->ops->fini)
 		eng->ops->fini(eng->pctx);
 	blocks_free(eng);
