@@ -415,7 +415,9 @@ int dmm_engine_range_add(struct dmm_engine *eng, uint64_t addr, uint64_t len);
  * dmm_engine_range_remove - stop managing the range that starts at @addr:
  * its device-resident pages come back to the CPU first (when the mapping
  * still exists). Errors: -EINVAL (NULL), -ENOENT (no range starts there),
- * -ENOMEM (a page could not come back; the range stays managed).
+ * -ENOMEM (a page could not come back for want of memory), -EBUSY (a page
+ * could not come back, e.g. someone held it locked); after either error
+ * the range stays managed and the call may be repeated.
  */
 int dmm_engine_range_remove(struct dmm_engine *eng, uint64_t addr);
 

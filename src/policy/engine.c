@@ -298,37 +298,46 @@ int dmm_engine_range_add(struct dmm_engine *eng, uint64_t addr, uint64_t len)
 	return 0;
 }
 
-/* Bring the device-resident pages of @r back (service_lock held). */
+/*
+ * Bring the device-resident pages of @r back (service_lock held). The
+ * blocks are resynced from the page tables first, so that a page whose
+ * mapping an invalidation touched is not missed. Any page left on a device
+ * fails the evacuation: -ENOMEM when memory ran out, else -EBUSY (someone
+ * held a page locked).
+ */
 static int range_evacuate(struct dmm_engine *eng, struct mrange *r)
 {
 	int err = 0;
 
 	for (uint64_t a = r->start & ~(DMM_MBLOCK_SIZE - 1); a < r->end; a += DMM_MBLOCK_SIZE) {
 		struct move_req req = { .dst = DMM_PROC_CPU };
+		enum dmm_cause c[DMM_MBLOCK_PAGES];
 
 		pthread_mutex_lock(&eng->lock);
 		req.b = block_lookup(eng, a);
-		for (unsigned int p = 1; req.b && p < eng->nr_procs; p++)
+		pthread_mutex_unlock(&eng->lock);
+		if (!req.b)
+			continue;
+		dmm_mmap_read_lock(eng->mm);
+		block_resync(eng, req.b);
+		pthread_mutex_lock(&eng->lock);
+		for (unsigned int p = 1; p < eng->nr_procs; p++)
 			for (unsigned int w = 0; w < DMM_PMASK_WORDS; w++)
 				req.mask.w[w] |= blk_res(req.b, p)->w[w];
 		req.t = engine_now(eng);
 		pthread_mutex_unlock(&eng->lock);
-		if (!req.b || !dpm_count(&req.mask))
+		if (!dpm_count(&req.mask)) {
+			dmm_mmap_read_unlock(eng->mm);
 			continue;
-		/* cause COHERENCE: the pages come home because the range goes. */
-		dmm_mmap_read_lock(eng->mm);
-		{
-			enum dmm_cause *c = malloc(DMM_MBLOCK_PAGES * sizeof(*c));
-
-			for (unsigned int i = 0; c && i < DMM_MBLOCK_PAGES; i++)
-				c[i] = DMM_CAUSE_COHERENCE;
-			req.cause = c;
-			exec_move(eng, &req);
-			free(c);
 		}
+		/* cause COHERENCE: the pages come home because the range goes. */
+		for (unsigned int i = 0; i < DMM_MBLOCK_PAGES; i++)
+			c[i] = DMM_CAUSE_COHERENCE;
+		req.cause = c;
+		exec_move(eng, &req);
 		dmm_mmap_read_unlock(eng->mm);
-		if (req.failed && req.error == -ENOMEM)
-			err = -ENOMEM;
+		if (req.failed && !err)
+			err = req.error == -ENOMEM ? -ENOMEM : -EBUSY;
 	}
 	return err;
 }

@@ -230,7 +230,30 @@ static struct dmm_pmask from_proc(struct dmm_engine *eng, struct mblock *b, cons
 	return m;
 }
 
-/* Run fn over the maximal runs of set bits of m. */
+/*
+ * Move pages [first, first + n) of the block. migrate_vma_setup takes one
+ * VMA: a span that crosses a VMA edge (mprotect split the range) gets
+ * -EINVAL, and is halved until each part lies in one VMA; a single page
+ * with -EINVAL has no VMA. Nobody here may look the VMAs up instead
+ * (migrate_to_ram already holds the mmap_lock), and the halving finds the
+ * edges in a few calls.
+ */
+static int move_span(struct dmm_engine *eng, struct move_req *req, struct run *r, unsigned int first,
+		     unsigned int n, void *bounce)
+{
+	int e, e2;
+
+	r->first = first;
+	r->n = n;
+	e = move_run(eng, req, r, bounce);
+	if (e != -EINVAL || n == 1)
+		return e;
+	e = move_span(eng, req, r, first, n / 2, bounce);
+	e2 = move_span(eng, req, r, first + n / 2, n - n / 2, bounce);
+	return e ? e : e2;
+}
+
+/* Move the maximal runs of set bits of m. */
 static int move_mask(struct dmm_engine *eng, struct move_req *req, struct run *r, const struct dmm_pmask *m,
 		     void *bounce)
 {
@@ -239,20 +262,11 @@ static int move_mask(struct dmm_engine *eng, struct move_req *req, struct run *r
 
 	while (i < DMM_MBLOCK_PAGES) {
 		unsigned int j = i;
+		int e;
 
 		while (j + 1 < DMM_MBLOCK_PAGES && dmm_pmask_test(m, j + 1))
 			j++;
-		r->first = i;
-		r->n = j - i + 1;
-		int e = move_run(eng, req, r, bounce);
-		if (e == -EINVAL && req->fault_page && r->n > 1 && req->fault_index >= i && req->fault_index <= j) {
-			/* migrate_to_ram cannot look at VMAs (the mmap_lock is
-			 * held): a run that crosses a VMA edge shrinks to the
-			 * fault page alone, which must come back. */
-			r->first = req->fault_index;
-			r->n = 1;
-			e = move_run(eng, req, r, bounce);
-		}
+		e = move_span(eng, req, r, i, j - i + 1, bounce);
 		if (e && !err)
 			err = e;
 		i = dpm_next(m, j + 1);

