@@ -65,11 +65,51 @@ static void test_vma_split_service(void **state)
 	CHECK_OK(p->sys);
 }
 
+/* Two ranges inside one 2 MiB block (two small allocations): each has its
+ * own block; faults on both in one batch are both serviced, and removing
+ * one range leaves the other's pages where they are. */
+static void test_two_ranges_one_block(void **state)
+{
+	struct pfx *p = *state;
+	uint64_t a = TBASE + 8 * DMM_MBLOCK_SIZE, b = a + 256 * PG;
+	uint32_t va = 5, vb = 6;
+
+	MAP_ANON(p->mm, a, 512);
+	OK(dmm_engine_range_add(p->eng, a, 256 * PG));
+	OK(dmm_engine_range_add(p->eng, b, 256 * PG));
+	/* Both faults in one batch. */
+	EQ(managed_access(p->dev, 0, a, DMM_ACCESS_WRITE, &va, 4), -EAGAIN);
+	EQ(managed_access(p->dev, 1, b, DMM_ACCESS_WRITE, &vb, 4), -EAGAIN);
+	SERVICE_CHECKED(p);
+	OK(managed_access(p->dev, 0, a, DMM_ACCESS_WRITE, &va, 4));
+	OK(managed_access(p->dev, 1, b, DMM_ACCESS_WRITE, &vb, 4));
+	EQ(stats_of(p->eng).cancelled, 0);
+	EQ(managed_dev_used(p->dev), 2);
+	/* The second range first, in a batch of its own. */
+	OK(GPU_RUN(p, 2, b + PG, DMM_ACCESS_WRITE, &vb, 4));
+	OK(GPU_RUN(p, 3, a + PG, DMM_ACCESS_WRITE, &va, 4));
+	EQ(managed_dev_used(p->dev), 4);
+	ENGINE_CHECK(p->eng);
+	/* Removing b brings back b's pages only. */
+	OK(dmm_engine_range_remove(p->eng, b));
+	EQ(managed_dev_used(p->dev), 2);
+	ENGINE_CHECK(p->eng);
+	EQ(LOAD(p->mm, b), 6);
+	EQ(LOAD(p->mm, b + PG), 6);
+	EQ(stats_of(p->eng).cpu_faults, 0);
+	EQ(LOAD(p->mm, a + PG), 5);
+	EQ(stats_of(p->eng).cpu_faults, 1);
+	OK(dmm_engine_range_remove(p->eng, a));
+	EQ(managed_dev_used(p->dev), 0);
+	CHECK_OK(p->sys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_vma_split_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vma_split_service, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_ranges_one_block, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * The 2 MiB managed blocks (NVIDIA's VA blocks, managed-memory.md §1.0):
  * per processor a residency and a mapping mask, the populated and pinned
  * masks, pin deadlines, the policy's per-block data; a hash table keyed by
- * the block's 2 MiB index; the read-only view the policy hooks get. A
+ * the block's range and 2 MiB index (two small ranges may share a 2 MiB
+ * block of addresses: each has its own, smaller, block); the read-only view the policy hooks get. A
  * block exists from the first fault in it until its range goes away.
  * Everything here runs under eng->lock.
  */
@@ -12,31 +13,32 @@
 
 #include "engine.h"
 
-static size_t slot_of(const struct block_table *t, uint64_t start)
+static size_t slot_of(const struct block_table *t, const struct mrange *r, uint64_t start)
 {
-	uint64_t h = (start >> DMM_MBLOCK_SHIFT) * 0x9e3779b97f4a7c15ULL;
+	uint64_t h = ((start >> DMM_MBLOCK_SHIFT) ^ ((uintptr_t)r >> 4)) * 0x9e3779b97f4a7c15ULL;
 
 	return (size_t)(h >> 7) & (t->cap - 1);
 }
 
-struct mblock *block_lookup(struct dmm_engine *eng, uint64_t addr)
+/* The block of range @r holding @addr, or NULL. */
+struct mblock *block_lookup(struct dmm_engine *eng, const struct mrange *r, uint64_t addr)
 {
 	struct block_table *t = &eng->blocks;
 	uint64_t start = addr & ~(DMM_MBLOCK_SIZE - 1);
 
 	if (!t->cap)
 		return NULL;
-	for (size_t i = slot_of(t, start);; i = (i + 1) & (t->cap - 1)) {
+	for (size_t i = slot_of(t, r, start);; i = (i + 1) & (t->cap - 1)) {
 		if (!t->slots[i])
 			return NULL;
-		if (t->slots[i]->start == start)
+		if (t->slots[i]->start == start && t->slots[i]->range == r)
 			return t->slots[i];
 	}
 }
 
 static void table_insert(struct block_table *t, struct mblock *b)
 {
-	size_t i = slot_of(t, b->start);
+	size_t i = slot_of(t, b->range, b->start);
 
 	while (t->slots[i])
 		i = (i + 1) & (t->cap - 1);
@@ -66,7 +68,7 @@ static int table_grow(struct dmm_engine *eng)
 struct mblock *block_get(struct dmm_engine *eng, struct mrange *r, uint64_t addr)
 {
 	uint64_t start = addr & ~(DMM_MBLOCK_SIZE - 1), end = start + DMM_MBLOCK_SIZE;
-	struct mblock *b = block_lookup(eng, addr);
+	struct mblock *b = block_lookup(eng, r, addr);
 
 	if (b)
 		return b;
@@ -97,7 +99,7 @@ static void block_free(struct dmm_engine *eng, struct mblock *b)
 void block_remove(struct dmm_engine *eng, struct mblock *b)
 {
 	struct block_table *t = &eng->blocks;
-	size_t i = slot_of(t, b->start), j;
+	size_t i = slot_of(t, b->range, b->start), j;
 
 	while (t->slots[i] != b)
 		i = (i + 1) & (t->cap - 1);

@@ -217,7 +217,7 @@ static bool range_invalidate(struct dmm_mmu_interval_notifier *sub, const struct
 		for (unsigned int p = 1; p < eng->nr_procs; p++)
 			eng->procs[p].ops.unmap(eng->procs[p].desc.drv, start, end);
 		for (uint64_t a = start & ~(DMM_MBLOCK_SIZE - 1); a < end; a += DMM_MBLOCK_SIZE) {
-			struct mblock *b = block_lookup(eng, a);
+			struct mblock *b = block_lookup(eng, r, a);
 			uint64_t s = a > start ? a : start, e = a + DMM_MBLOCK_SIZE < end ? a + DMM_MBLOCK_SIZE : end;
 
 			if (!b)
@@ -314,7 +314,7 @@ static int range_evacuate(struct dmm_engine *eng, struct mrange *r)
 		enum dmm_cause c[DMM_MBLOCK_PAGES];
 
 		pthread_mutex_lock(&eng->lock);
-		req.b = block_lookup(eng, a);
+		req.b = block_lookup(eng, r, a);
 		pthread_mutex_unlock(&eng->lock);
 		if (!req.b)
 			continue;
@@ -370,15 +370,23 @@ int dmm_engine_range_remove(struct dmm_engine *eng, uint64_t addr)
 		;
 	*pp = r->next;
 	for (uint64_t a = r->start & ~(DMM_MBLOCK_SIZE - 1); a < r->end; a += DMM_MBLOCK_SIZE) {
-		struct mblock *b = block_lookup(eng, a);
+		struct mblock *b = block_lookup(eng, r, a);
 
-		if (b && b->range == r)
+		if (b)
 			block_remove(eng, b);
 	}
 	pthread_mutex_unlock(&eng->lock);
 	pthread_mutex_unlock(&eng->service_lock);
 	range_free(r);
 	return 0;
+}
+
+struct mrange *range_of(struct dmm_engine *eng, uint64_t addr)
+{
+	for (struct mrange *r = eng->ranges; r; r = r->next)
+		if (addr >= r->start && addr < r->end)
+			return r;
+	return NULL;
 }
 
 static struct mrange *range_at(struct dmm_engine *eng, uint64_t addr)

@@ -78,7 +78,7 @@ static inline struct dmm_pmask *blk_map(struct mblock *b, unsigned int nr, unsig
 	return &b->masks[nr + p];
 }
 
-/* The hash of blocks (block.c), keyed by start >> 21. */
+/* The hash of blocks (block.c), keyed by (range, start >> 21). */
 struct block_table {
 	struct mblock **slots;
 	size_t cap, nr;
@@ -159,7 +159,7 @@ struct dmm_engine {
 void *eng_calloc(struct dmm_engine *eng, size_t n, size_t size);
 
 /* block.c */
-struct mblock *block_lookup(struct dmm_engine *eng, uint64_t addr);
+struct mblock *block_lookup(struct dmm_engine *eng, const struct mrange *r, uint64_t addr);
 struct mblock *block_get(struct dmm_engine *eng, struct mrange *r, uint64_t addr);
 void block_remove(struct dmm_engine *eng, struct mblock *b);
 void blocks_free(struct dmm_engine *eng);
@@ -185,6 +185,9 @@ uint64_t lane_transfer(const struct dmm_timing *t, struct lane *l, uint64_t at, 
 uint64_t timing_batch_cost(const struct dmm_timing *t, unsigned int blocks, unsigned int pages,
 			   unsigned int far_faults);
 uint64_t timing_cpu_fault_cost(const struct dmm_timing *t);
+
+/* engine.c: the range holding @addr, or NULL (eng->lock or service_lock held) */
+struct mrange *range_of(struct dmm_engine *eng, uint64_t addr);
 
 /* engine.c: the streams (per-stream virtual clocks) */
 struct stream *stream_get(struct dmm_engine *eng, unsigned int proc, uint32_t id);

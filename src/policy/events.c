@@ -111,7 +111,7 @@ static struct mblock *event_block(struct dmm_engine *eng, const struct dmm_event
 	last = ev->addr + (ev->npages - 1) * DMM_PAGE_SIZE;
 	if (last < ev->addr || (last >> DMM_MBLOCK_SHIFT) != (ev->addr >> DMM_MBLOCK_SHIFT))
 		return NULL;
-	b = block_lookup(eng, ev->addr);
+	b = block_lookup(eng, range_of(eng, ev->addr), ev->addr);
 	if (!b || ev->addr < b->range->start || last >= b->range->end)
 		return NULL;
 	return b;

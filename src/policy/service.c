@@ -111,14 +111,6 @@ void engine_unpin_expired(struct dmm_engine *eng, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* One block of a batch                                                      */
 
-static struct mrange *range_of(struct dmm_engine *eng, uint64_t addr)
-{
-	for (struct mrange *r = eng->ranges; r; r = r->next)
-		if (addr >= r->start && addr < r->end)
-			return r;
-	return NULL;
-}
-
 static void fault_info(const struct fentry *e, const struct mblock *b, unsigned int proc, uint64_t batch,
 		       struct dmm_fault_info *f)
 {
@@ -430,10 +422,14 @@ static void service_batch(struct dmm_engine *eng, unsigned int proc, struct fent
 	int64_t policy = eng->etun[ETUN_REPLAY_POLICY];
 	uint64_t t = bi->t_begin, end = t, htod0 = eng->procs[proc].htod.bytes;
 
+	/* One group per block: the same 2 MiB index and the same range (the
+	 * range list changes only under service_lock, which we hold). */
 	for (unsigned int i = 0, j; i < c; i = j) {
 		uint64_t blk = buf[i].addr >> DMM_MBLOCK_SHIFT, be;
+		struct mrange *r = range_of(eng, buf[i].addr);
 
-		for (j = i + 1; j < c && buf[j].addr >> DMM_MBLOCK_SHIFT == blk; j++)
+		for (j = i + 1; j < c && buf[j].addr >> DMM_MBLOCK_SHIFT == blk && range_of(eng, buf[j].addr) == r;
+		     j++)
 			;
 		be = service_block(eng, proc, buf + i, j - i, bi->id, t, bi);
 		t = be > t ? be : t;
@@ -601,7 +597,7 @@ unsigned int dmm_engine_migrate_to_ram(struct dmm_engine *eng, struct dmm_vm_fau
 		return DMM_VM_FAULT_OOM;
 	pthread_mutex_lock(&eng->lock);
 	dev = proc_of_owner(eng, dmm_pgmap_owner(vmf->pgmap));
-	w->b = block_lookup(eng, vmf->address);
+	w->b = block_lookup(eng, range_of(eng, vmf->address), vmf->address);
 	if (dev >= 0 && vmf->mm != eng->mm) {
 		struct dmm_event ev = { .type = DMM_EV_CPU_FAULT, .addr = vmf->address, .npages = 1,
 					.from = (unsigned int)dev, .to = DMM_PROC_CPU,
