@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "inject.h"
 #include "internal.h"
 
 static const char *const site_names[] = {
@@ -149,4 +150,9 @@ void *meta_calloc(struct dmm_system *sys, size_t n, size_t size)
 	if (should_fail(sys, DMM_INJECT_META))
 		return NULL;
 	return calloc(n, size);
+}
+
+bool inject_should_fail(struct dmm_system *sys, enum dmm_inject_site site)
+{
+	return should_fail(sys, site);
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "engine.h"
-#include "../internal.h"
+#include "../inject.h"
 
 #define PAGE DMM_PAGE_SIZE
 
@@ -35,7 +35,7 @@ static const struct dmm_policy_ops *const builtin[] = {
 
 void *eng_calloc(struct dmm_engine *eng, size_t n, size_t size)
 {
-	if (should_fail(eng->sys, DMM_INJECT_POLICY))
+	if (inject_should_fail(eng->sys, DMM_INJECT_POLICY))
 		return NULL;
 	return calloc(n, size);
 }
@@ -94,7 +94,7 @@ int dmm_engine_create(struct dmm_mm *mm, const struct dmm_engine_config *cfg, st
 	if (cfg && (cfg->timing.preset > DMM_TIMING_CUSTOM ||
 		    (cfg->timing.preset == DMM_TIMING_CUSTOM && !cfg->timing.beta_bytes_per_us)))
 		return -EINVAL;
-	if (should_fail(dmm_mm_system(mm), DMM_INJECT_POLICY) || !(eng = calloc(1, sizeof(*eng))))
+	if (inject_should_fail(dmm_mm_system(mm), DMM_INJECT_POLICY) || !(eng = calloc(1, sizeof(*eng))))
 		return -ENOMEM;
 	eng->mm = mm;
 	eng->sys = dmm_mm_system(mm);
