@@ -101,6 +101,31 @@ static void test_inject_sweep_uvm(void **state)
 	inject_sweep("uvm");
 }
 
+/* No memory for the batch buffer: the service says so, the fault stays
+ * pending and the next service call serves it. */
+static void test_service_enomem(void **state)
+{
+	struct pfx *p = pfx_new(NULL, 0);
+	struct dmm_inject_config ic = { .countdown = 1 }, off = { 0 };
+	struct dmm_service_result res;
+	uint32_t v = 9;
+
+	(void)state;
+	TRUE(p != NULL);
+	EQ(managed_access(p->dev, 0, TBASE, DMM_ACCESS_WRITE, &v, 4), -EAGAIN);
+	OK(dmm_inject_set(p->sys, DMM_INJECT_POLICY, &ic));
+	EQ(dmm_engine_service(p->eng, p->gpu, &res), -ENOMEM);
+	OK(dmm_inject_set(p->sys, DMM_INJECT_POLICY, &off));
+	EQ(dmm_inject_count(p->sys, DMM_INJECT_POLICY), 1);
+	EQ(res.serviced, 0);
+	EQ(res.pending, 1);
+	OK(dmm_engine_service(p->eng, p->gpu, &res));
+	EQ(res.serviced, 1);
+	OK(managed_access(p->dev, 0, TBASE, DMM_ACCESS_WRITE, &v, 4));
+	ENGINE_CHECK(p->eng);
+	pfx_free(p);
+}
+
 /*
  * Destroy while system frames run out: the device pages must all come home
  * before the engine is freed (their migrate_to_ram leads to it), for a
@@ -239,6 +264,7 @@ int main(void)
 		cmocka_unit_test(test_inject_sweep),
 		cmocka_unit_test(test_inject_sweep_uvm),
 		cmocka_unit_test(test_destroy_frame_sweep),
+		cmocka_unit_test(test_service_enomem),
 		cmocka_unit_test(test_events_jsonl),
 		cmocka_unit_test(test_event_callback_and_format),
 	};

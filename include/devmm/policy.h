@@ -487,8 +487,10 @@ struct dmm_service_result {
  * replay as fault_replay_policy says; stop when the buffer is empty, after
  * fault_max_batches_per_service batches, or after
  * fault_max_throttle_per_service batches with throttled faults.
- * Errors: -EINVAL (NULL, not a device). Per-fault failures are cancels,
- * reported to the driver's cancel op, not errors.
+ * Errors: -EINVAL (NULL, not a device), -ENOMEM (no memory for the batch:
+ * nothing was fetched, the faults stay pending; the replay still goes out).
+ * Per-fault failures are cancels, reported to the driver's cancel op, not
+ * errors.
  */
 int dmm_engine_service(struct dmm_engine *eng, unsigned int proc, struct dmm_service_result *res);
 

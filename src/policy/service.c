@@ -480,7 +480,7 @@ int dmm_engine_service(struct dmm_engine *eng, unsigned int proc, struct dmm_ser
 		pthread_mutex_unlock(&eng->service_lock);
 		return -EINVAL;
 	}
-	buf = malloc((size_t)eng->etun[ETUN_BATCH_COUNT] * sizeof(*buf));
+	buf = eng_calloc(eng, (size_t)eng->etun[ETUN_BATCH_COUNT], sizeof(*buf));
 	last = eng->procs[proc].service_clock;
 	while (buf && res->batches < eng->etun[ETUN_MAX_BATCHES] &&
 	       res->throttled_batches < eng->etun[ETUN_MAX_THROTTLE]) {
@@ -507,7 +507,7 @@ int dmm_engine_service(struct dmm_engine *eng, unsigned int proc, struct dmm_ser
 		replay(eng, proc, last, res);
 	pthread_mutex_unlock(&eng->service_lock);
 	free(buf);
-	return buf || !res->batches ? 0 : -ENOMEM;
+	return buf ? 0 : -ENOMEM; /* no batch buffer: nothing was fetched */
 }
 
 /* ------------------------------------------------------------------------ */
