@@ -113,7 +113,8 @@ static void test_coalesce_rules(void **state)
 		ent(A, DMM_ACCESS_READ, 0, 1), ent(A, DMM_ACCESS_WRITE, 0, 2), ent(A, DMM_ACCESS_READ, 1, 3),
 		ent(A, DMM_ACCESS_ATOMIC, 2, 4), ent(B, DMM_ACCESS_READ, 0, 5),
 	};
-	unsigned int n = fault_coalesce(e, 5);
+	uint32_t scratch[10];
+	unsigned int n = fault_coalesce(e, 5, scratch);
 
 	(void)state;
 	EQ(n, 3);
@@ -139,7 +140,9 @@ static void test_coalesce_interleaved(void **state)
 	(void)state;
 	/* id 3: uTLB 1's last is B, batch's last is B: kept. id 4: uTLB 1's
 	 * last is now A (id 3): batch's last is A too: kept. */
-	EQ(fault_coalesce(e, 4), 4);
+	uint32_t scratch[8];
+
+	EQ(fault_coalesce(e, 4, scratch), 4);
 }
 
 static void test_sort_order(void **state)

@@ -177,7 +177,7 @@ void faultbuf_fini(struct faultbuf *fb);
 int faultbuf_push(struct faultbuf *fb, const struct fentry *e);
 unsigned int faultbuf_fetch(struct faultbuf *fb, struct fentry *out, unsigned int max);
 unsigned int faultbuf_flush(struct faultbuf *fb);
-unsigned int fault_coalesce(struct fentry *e, unsigned int n);
+unsigned int fault_coalesce(struct fentry *e, unsigned int n, uint32_t *scratch);
 void fault_sort(struct fentry *e, unsigned int n);
 
 /* clock.c */

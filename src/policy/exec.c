@@ -281,8 +281,8 @@ static int move_mask(struct dmm_engine *eng, struct move_req *req, struct run *r
  */
 void exec_move(struct dmm_engine *eng, struct move_req *req)
 {
-	struct run *r = malloc(sizeof(*r));
-	void *bounce = malloc(PAGE);
+	struct run *r = eng_calloc(eng, 1, sizeof(*r));
+	void *bounce = eng_calloc(eng, 1, PAGE);
 	struct dmm_pmask by_src[DMM_MAX_PROCS];
 	unsigned int nr;
 
@@ -292,8 +292,15 @@ void exec_move(struct dmm_engine *eng, struct move_req *req)
 	if (!r || !bounce) {
 		free(r);
 		free(bounce);
+		unsigned int i;
+
 		req->error = -ENOMEM;
 		req->failed = dpm_count(&req->mask);
+		pthread_mutex_lock(&eng->lock);
+		dpm_for_each(&req->mask, i)
+			if (req->for_fault && req->for_fault[i])
+				eng->st.fault_migrate_failed++;
+		pthread_mutex_unlock(&eng->lock);
 		return;
 	}
 	pthread_mutex_lock(&eng->lock);

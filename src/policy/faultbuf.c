@@ -76,18 +76,16 @@ static void merge_into(struct fentry *rep, struct fentry *e)
  * from its uTLB when both are on the same page, or else into the batch's
  * last representative on the same page when it is no more intrusive. The
  * representatives are compacted to the front, in order; returns how many.
+ * @scratch holds 2 * n words (the caller's, through the POLICY injection
+ * site); NULL, no scratch memory: every entry is kept (correct, slower).
  */
-unsigned int fault_coalesce(struct fentry *e, unsigned int n)
+unsigned int fault_coalesce(struct fentry *e, unsigned int n, uint32_t *scratch)
 {
-	uint32_t *utlb = malloc(n * sizeof(*utlb) + 1);
-	unsigned int *last = malloc(n * sizeof(*last) + 1);
+	uint32_t *utlb = scratch, *last = scratch ? scratch + n : NULL;
 	unsigned int nu = 0, lastrep = n, k = 0;
 
-	if (!utlb || !last) { /* no scratch memory: keep every entry (correct, slower) */
-		free(utlb);
-		free(last);
+	if (!scratch)
 		return n;
-	}
 	for (unsigned int i = 0; i < n; i++) {
 		unsigned int u;
 
@@ -104,8 +102,6 @@ unsigned int fault_coalesce(struct fentry *e, unsigned int n)
 			lastrep = i;
 		}
 	}
-	free(utlb);
-	free(last);
 	for (unsigned int i = 0; i < n; i++) {
 		/* Indexes in last[] are no longer needed: compact. */
 		if (!e[i].filtered)

@@ -264,7 +264,7 @@ static void cancel(struct dmm_engine *eng, unsigned int proc, const struct fentr
 static uint64_t service_block(struct dmm_engine *eng, unsigned int proc, struct fentry *e, unsigned int n,
 			      uint64_t batch, uint64_t t, struct dmm_batch_info *bi)
 {
-	struct block_work *w = calloc(1, sizeof(*w));
+	struct block_work *w = eng_calloc(eng, 1, sizeof(*w));
 	struct dmm_block_view v;
 	struct dmm_vma_info vi;
 	bool vma_ok, vma_write;
@@ -403,8 +403,12 @@ static unsigned int fetch_batch(struct dmm_engine *eng, unsigned int proc, struc
 	for (unsigned int i = 0; i < n; i++)
 		if (buf[i].t > bi->t_begin)
 			bi->t_begin = buf[i].t;
-	if (eng->etun[ETUN_COALESCE])
-		c = fault_coalesce(buf, n);
+	if (eng->etun[ETUN_COALESCE]) {
+		uint32_t *scratch = eng_calloc(eng, 2 * (size_t)n, sizeof(*scratch));
+
+		c = fault_coalesce(buf, n, scratch);
+		free(scratch);
+	}
 	bi->coalesced = n - c;
 	eng->st.faults_fetched += n;
 	eng->st.coalesced += n - c;
@@ -592,7 +596,7 @@ unsigned int dmm_engine_migrate_to_ram(struct dmm_engine *eng, struct dmm_vm_fau
 
 	if (!eng || !vmf)
 		return DMM_VM_FAULT_SIGBUS;
-	w = calloc(1, sizeof(*w));
+	w = eng_calloc(eng, 1, sizeof(*w));
 	if (!w)
 		return DMM_VM_FAULT_OOM;
 	pthread_mutex_lock(&eng->lock);
