@@ -104,12 +104,50 @@ static void test_two_ranges_one_block(void **state)
 	CHECK_OK(p->sys);
 }
 
+/* A metadata-only system: the engine moves pages both ways, keeps all its
+ * state and copies no bytes. */
+static void test_no_contents(void **state)
+{
+	struct dmm_system_config cfg = { .nr_frames = PFX_FRAMES, .flags = DMM_SYS_NO_CONTENTS };
+	struct pfx q = { 0 }, *p = &q;
+	uint32_t v = 1;
+
+	(void)state;
+	OK(dmm_system_create(&cfg, &p->sys));
+	OK(dmm_mm_create(p->sys, &p->mm));
+	OK(dmm_engine_create(p->mm, NULL, &p->eng));
+	OK(managed_dev_create(p->sys, p->eng, 64, 0, &p->dev));
+	p->gpu = managed_dev_proc(p->dev);
+	MAP_ANON(p->mm, TBASE, 32);
+	OK(dmm_engine_range_add(p->eng, TBASE, 32 * PG));
+	OK(dmm_madvise(p->mm, TBASE, 8 * PG, DMM_MADV_POPULATE_WRITE));
+	for (unsigned int i = 0; i < 6; i++) /* 0-3 populated, 20-21 not */
+		OK(GPU_RUN(p, 0, PAGE_ADDR(TBASE, i < 4 ? i : 16 + i), DMM_ACCESS_WRITE, &v, 4));
+	EQ(managed_dev_used(p->dev), 6);
+	EQ(stats_of(p->eng).htod_pages, 6);
+	ENGINE_CHECK(p->eng);
+	/* A CPU fault brings one back (migrate_to_ram), removal the rest. */
+	OK(dmm_madvise(p->mm, PAGE_ADDR(TBASE, 1), PG, DMM_MADV_POPULATE_WRITE));
+	EQ(stats_of(p->eng).cpu_faults, 1);
+	EQ(managed_dev_used(p->dev), 5);
+	ENGINE_CHECK(p->eng);
+	OK(dmm_engine_range_remove(p->eng, TBASE));
+	EQ(managed_dev_used(p->dev), 0);
+	EQ(stats_of(p->eng).dtoh_pages, 6);
+	CHECK_OK(p->sys);
+	dmm_engine_destroy(p->eng);
+	managed_dev_destroy(p->dev);
+	dmm_mm_exit(p->mm);
+	dmm_system_destroy(p->sys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_vma_split_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vma_split_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_ranges_one_block, setup, teardown),
+		cmocka_unit_test(test_no_contents),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

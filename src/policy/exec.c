@@ -41,15 +41,20 @@ static uint64_t system_page(struct dmm_engine *eng)
 	return pfn;
 }
 
-/* Allocate and fill the destination of entry i (no engine lock held). */
+/*
+ * Allocate and fill the destination of entry i (no engine lock held). A
+ * metadata-only system (DMM_SYS_NO_CONTENTS) has no bytes to copy: the
+ * destination is allocated and every state change made, the copy skipped.
+ */
 static int fill_dst(struct dmm_engine *eng, struct run *r, unsigned long i, void *bounce)
 {
 	uint64_t s = r->src_mpfn[i], spfn = dmm_migrate_pfn_to_pfn(s), dpfn;
+	bool bytes = dmm_system_has_contents(eng->sys);
 	const void *from = NULL;
 
-	if ((s & DMM_MIGRATE_PFN_VALID) && r->src == DMM_PROC_CPU) {
+	if (bytes && (s & DMM_MIGRATE_PFN_VALID) && r->src == DMM_PROC_CPU) {
 		from = dmm_page_address(eng->sys, spfn);
-	} else if (s & DMM_MIGRATE_PFN_VALID) {
+	} else if (bytes && (s & DMM_MIGRATE_PFN_VALID)) {
 		eng->procs[r->src].ops.copy_from_dev(eng->procs[r->src].desc.drv, spfn, bounce);
 		from = bounce;
 	}
@@ -57,16 +62,17 @@ static int fill_dst(struct dmm_engine *eng, struct run *r, unsigned long i, void
 		dpfn = system_page(eng);
 		if (!dpfn)
 			return -ENOMEM;
-		if (from)
+		if (bytes && from)
 			memcpy(dmm_page_address(eng->sys, dpfn), from, PAGE);
-		else
+		else if (bytes)
 			memset(dmm_page_address(eng->sys, dpfn), 0, PAGE);
 	} else {
 		struct proc *d = &eng->procs[r->dst];
 
 		if (d->ops.alloc_page(d->desc.drv, &dpfn))
 			return -ENOMEM;
-		d->ops.copy_to_dev(d->desc.drv, dpfn, from);
+		if (bytes)
+			d->ops.copy_to_dev(d->desc.drv, dpfn, from);
 	}
 	r->dst_mpfn[i] = dmm_migrate_pfn(dpfn) | (s & DMM_MIGRATE_PFN_WRITE);
 	return 0;
@@ -378,7 +384,9 @@ int exec_foreign_to_ram(struct dmm_engine *eng, struct dmm_vm_fault *vmf, unsign
 		dmm_migrate_vma_finalize(&args);
 		return -ENOMEM;
 	}
-	eng->procs[dev].ops.copy_from_dev(eng->procs[dev].desc.drv, vmf->page, dmm_page_address(eng->sys, dpfn));
+	if (dmm_system_has_contents(eng->sys))
+		eng->procs[dev].ops.copy_from_dev(eng->procs[dev].desc.drv, vmf->page,
+						  dmm_page_address(eng->sys, dpfn));
 	dst = dmm_migrate_pfn(dpfn);
 	dmm_migrate_vma_pages(&args);
 	if (src & DMM_MIGRATE_PFN_MIGRATE) {
