@@ -141,6 +141,46 @@ static void test_no_contents(void **state)
 	dmm_system_destroy(p->sys);
 }
 
+struct copy_probe {
+	struct pfx *p;
+	uint64_t addr;
+	int rc;
+	unsigned int calls;
+};
+
+/* The device writes the page while the engine copies it out. */
+static void write_during_copy(void *arg, uint64_t dpfn)
+{
+	struct copy_probe *c = arg;
+	uint32_t v = 2;
+
+	(void)dpfn;
+	c->calls++;
+	c->rc = managed_access(c->p->dev, 7, c->addr, DMM_ACCESS_WRITE, &v, 4);
+}
+
+/* A page the engine is moving off a device is unmapped there before its
+ * copy: a device write in between faults (and is served after the move)
+ * instead of landing in the old page and being lost. */
+static void test_write_during_move(void **state)
+{
+	struct pfx *p = *state;
+	struct copy_probe c = { .p = p, .addr = PAGE_ADDR(TBASE, 5), .rc = 1 };
+	uint32_t v = 1;
+
+	OK(GPU_RUN(p, 0, c.addr, DMM_ACCESS_WRITE, &v, 4));
+	managed_dev_set_copy_hook(p->dev, write_during_copy, &c);
+	EQ(LOAD(p->mm, c.addr), 1); /* migrate_to_ram copies the page out */
+	managed_dev_set_copy_hook(p->dev, NULL, NULL);
+	EQ(c.calls, 1);
+	EQ(c.rc, -EAGAIN);
+	SERVICE_CHECKED(p);
+	v = 2;
+	OK(GPU_RUN(p, 7, c.addr, DMM_ACCESS_WRITE, &v, 4));
+	EQ(LOAD(p->mm, c.addr), 2);
+	ENGINE_CHECK(p->eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +188,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vma_split_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_ranges_one_block, setup, teardown),
 		cmocka_unit_test(test_no_contents),
+		cmocka_unit_test_setup_teardown(test_write_during_move, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

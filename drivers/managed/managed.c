@@ -44,6 +44,8 @@ struct managed_dev {
 	struct ptab_entry *buckets[NBUCKETS];
 	struct cancelled *cancels;
 	struct managed_stats st;
+	void (*copy_hook)(void *arg, uint64_t dpfn); /* tests; set while the device is idle */
+	void *copy_hook_arg;
 };
 
 static void *page_data(struct managed_dev *d, uint64_t pfn)
@@ -144,7 +146,17 @@ static void op_copy_to_dev(void *drv, uint64_t dpfn, const void *src)
 
 static void op_copy_from_dev(void *drv, uint64_t dpfn, void *dst)
 {
-	memcpy(dst, page_data(drv, dpfn), PAGE);
+	struct managed_dev *d = drv;
+
+	memcpy(dst, page_data(d, dpfn), PAGE);
+	if (d->copy_hook)
+		d->copy_hook(d->copy_hook_arg, dpfn);
+}
+
+void managed_dev_set_copy_hook(struct managed_dev *d, void (*fn)(void *arg, uint64_t dpfn), void *arg)
+{
+	d->copy_hook = fn;
+	d->copy_hook_arg = arg;
 }
 
 static void op_map(void *drv, uint64_t addr, uint64_t pfn, bool writable)

@@ -42,6 +42,10 @@ unsigned int managed_dev_proc(const struct managed_dev *dev);
 /* Device pages handed out now. */
 uint64_t managed_dev_used(struct managed_dev *dev);
 void managed_dev_stats(struct managed_dev *dev, struct managed_stats *out);
+/* Tests: @fn runs after each copy of a device page out of the device
+ * (no driver lock held, inside an engine move); NULL: none. Set while the
+ * device is idle. */
+void managed_dev_set_copy_hook(struct managed_dev *dev, void (*fn)(void *arg, uint64_t dpfn), void *arg);
 
 /*
  * managed_access - the device's stream @stream accesses [addr, addr + len)

@@ -64,6 +64,7 @@ struct mblock {
 	unsigned int first, npages;       /* the managed pages */
 	struct mrange *range;
 	struct dmm_pmask populated, pinned;
+	struct dmm_pmask moving;          /* collected by a move, not yet accounted: no device maps them */
 	bool stale;                       /* an invalidation we did not cause touched it */
 	void *policy_data;
 	uint64_t pin_until;               /* earliest pin deadline, UINT64_MAX: none */

@@ -3,8 +3,11 @@
  * Executing moves: every page the engine moves goes through the core's
  * migrate_vma protocol (setup, copy into locked destinations, pages,
  * finalize), one contiguous run per source processor, exactly as a driver
- * does it; the device mapping is updated between pages and finalize, while
- * the pages are still locked (nobody can change their entries then). Each
+ * does it. Right after setup, before any copy, every device mapping of the
+ * collected pages is dropped (our notifier ignores our own migrations): a
+ * device write to the old page after its copy would be lost. The new
+ * mapping is made between pages and finalize, while the pages are still
+ * locked (nobody can change their entries then). Each
  * run is one transfer on the link lane of its direction, and each moved
  * page one MIGRATE event with its cause and origin.
  *
@@ -112,6 +115,8 @@ static void account_run(struct dmm_engine *eng, struct move_req *req, struct run
 	unsigned int nr = eng->nr_procs, moved = 0, data = 0;
 	uint64_t start, end;
 
+	for (unsigned int i = 0; i < r->n; i++)
+		dpm_clear(&b->moving, r->first + i);
 	for (unsigned int i = 0; i < r->n; i++) {
 		bool ok = (r->src_mpfn[i] & DMM_MIGRATE_PFN_MIGRATE) && r->dst_mpfn[i];
 		unsigned int pg = r->first + i;
@@ -182,6 +187,35 @@ static void account_run(struct dmm_engine *eng, struct move_req *req, struct run
 	}
 }
 
+/*
+ * The pages of @r that setup collected are about to be copied: no device
+ * may write them any more. Drop their device mappings and mark them moving
+ * (exec_remap leaves them alone) until account_run.
+ */
+static void unmap_collected(struct dmm_engine *eng, struct run *r)
+{
+	struct mblock *b = r->b;
+	unsigned int nr;
+
+	pthread_mutex_lock(&eng->lock);
+	nr = eng->nr_procs;
+	for (unsigned int i = 0; i < r->n; i++) {
+		unsigned int pg = r->first + i;
+		uint64_t addr = b->start + (uint64_t)pg * PAGE;
+
+		if (!(r->src_mpfn[i] & DMM_MIGRATE_PFN_MIGRATE))
+			continue;
+		dpm_set(&b->moving, pg);
+		for (unsigned int p = 1; p < nr; p++) {
+			if (p != r->src && !dmm_pmask_test(blk_map(b, nr, p), pg))
+				continue;
+			eng->procs[p].ops.unmap(eng->procs[p].desc.drv, addr, addr + PAGE);
+			dpm_clear(blk_map(b, nr, p), pg);
+		}
+	}
+	pthread_mutex_unlock(&eng->lock);
+}
+
 /* One run through migrate_vma (no engine lock held on entry). */
 static int move_run(struct dmm_engine *eng, struct move_req *req, struct run *r, void *bounce)
 {
@@ -204,6 +238,7 @@ static int move_run(struct dmm_engine *eng, struct move_req *req, struct run *r,
 		return err;
 	memset(r->dst_mpfn, 0, sizeof(r->dst_mpfn));
 	r->n = (unsigned int)args.npages;
+	unmap_collected(eng, r);
 	for (unsigned long i = 0; i < args.npages; i++) {
 		if (!(r->src_mpfn[i] & DMM_MIGRATE_PFN_MIGRATE))
 			continue;
@@ -344,9 +379,10 @@ void exec_remap(struct dmm_engine *eng, struct mblock *b, unsigned int page, uns
 	    dmm_pgmap_owner(dmm_page_pgmap(eng->sys, pi.pfn)) != owner_of(eng, proc))
 		return;
 	pthread_mutex_lock(&eng->lock);
-	/* The page cannot have moved: its entry is stable under the mmap_lock
-	 * only against munmap, so look again under the lock. */
-	if (dmm_pmask_test(blk_res(b, proc), page)) {
+	/* The entry is stable under the mmap_lock only against munmap: look
+	 * again under the lock, and never map a page a move has collected (its
+	 * pfn is about to be copied and freed). */
+	if (dmm_pmask_test(blk_res(b, proc), page) && !dmm_pmask_test(&b->moving, page)) {
 		eng->procs[proc].ops.map(eng->procs[proc].desc.drv, addr, pi.pfn, pi.write);
 		dpm_set(blk_map(b, eng->nr_procs, proc), page);
 		eng->st.remaps++;
