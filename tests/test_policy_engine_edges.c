@@ -5,6 +5,8 @@
  * contents on a metadata-only system, and the invariant checker finding
  * device pages the engine lost.
  */
+#include <pthread.h>
+
 #include "policy_helpers.h"
 
 static int setup(void **state)
@@ -181,6 +183,58 @@ static void test_write_during_move(void **state)
 	ENGINE_CHECK(p->eng);
 }
 
+struct remove_probe {
+	struct pfx *p;
+	unsigned int calls;
+	int rc;
+};
+
+static void *remove_range(void *arg)
+{
+	struct remove_probe *c = arg;
+
+	c->rc = dmm_engine_range_remove(c->p->eng, TBASE);
+	return NULL;
+}
+
+/* In the middle of a CPU fault's move, another thread removes the range. */
+static void remove_during_copy(void *arg, uint64_t dpfn)
+{
+	struct remove_probe *c = arg;
+	pthread_t t;
+
+	(void)dpfn;
+	if (c->calls++)
+		return; /* the remover's own copies */
+	TRUE(!pthread_create(&t, NULL, remove_range, c));
+	TRUE(!pthread_join(t, NULL));
+}
+
+/* range_remove racing a CPU fault: the fault's page is already collected
+ * (a migration entry), so the removal sees nothing of it on the device,
+ * brings page 9 home and frees the range's blocks, while the fault still
+ * moves page 5 in the block it looked up: that block must stay valid until
+ * the fault is done (AddressSanitizer sees the use after free without the
+ * reference). */
+static void test_remove_during_cpu_fault(void **state)
+{
+	struct pfx *p = *state;
+	struct remove_probe c = { .p = p, .rc = 1 };
+	uint32_t v = 0x77;
+
+	OK(GPU_RUN(p, 0, PAGE_ADDR(TBASE, 5), DMM_ACCESS_WRITE, &v, 4));
+	OK(GPU_RUN(p, 0, PAGE_ADDR(TBASE, 9), DMM_ACCESS_WRITE, &v, 4));
+	managed_dev_set_copy_hook(p->dev, remove_during_copy, &c);
+	EQ(LOAD(p->mm, PAGE_ADDR(TBASE, 5)), 0x77);
+	managed_dev_set_copy_hook(p->dev, NULL, NULL);
+	TRUE(c.calls >= 1);
+	OK(c.rc);
+	ENGINE_CHECK(p->eng);
+	EQ(managed_dev_used(p->dev), 0); /* the remover brought page 9 home */
+	EQ(LOAD(p->mm, PAGE_ADDR(TBASE, 9)), 0x77);
+	CHECK_OK(p->sys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +243,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_ranges_one_block, setup, teardown),
 		cmocka_unit_test(test_no_contents),
 		cmocka_unit_test_setup_teardown(test_write_during_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_during_cpu_fault, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,7 +113,17 @@ void block_remove(struct dmm_engine *eng, struct mblock *b)
 		t->nr--;
 		table_insert(t, x);
 	}
-	block_free(eng, b);
+	if (b->users)
+		b->removed = true; /* a CPU fault still uses it: block_put frees it */
+	else
+		block_free(eng, b);
+}
+
+/* Drop a reference a CPU fault took (b->users++) under eng->lock. */
+void block_put(struct dmm_engine *eng, struct mblock *b)
+{
+	if (!--b->users && b->removed)
+		block_free(eng, b);
 }
 
 void blocks_free(struct dmm_engine *eng)

@@ -65,6 +65,8 @@ struct mblock {
 	struct mrange *range;
 	struct dmm_pmask populated, pinned;
 	struct dmm_pmask moving;          /* collected by a move, not yet accounted: no device maps them */
+	unsigned int users;               /* CPU faults using it without eng->lock (block_put) */
+	bool removed;                     /* out of the table; the last user frees it */
 	bool stale;                       /* an invalidation we did not cause touched it */
 	void *policy_data;
 	uint64_t pin_until;               /* earliest pin deadline, UINT64_MAX: none */
@@ -163,6 +165,7 @@ void *eng_calloc(struct dmm_engine *eng, size_t n, size_t size);
 struct mblock *block_lookup(struct dmm_engine *eng, const struct mrange *r, uint64_t addr);
 struct mblock *block_get(struct dmm_engine *eng, struct mrange *r, uint64_t addr);
 void block_remove(struct dmm_engine *eng, struct mblock *b);
+void block_put(struct dmm_engine *eng, struct mblock *b);
 void blocks_free(struct dmm_engine *eng);
 void block_view(struct dmm_engine *eng, struct mblock *b, uint64_t now, struct dmm_block_view *v);
 int block_pin(struct dmm_engine *eng, struct mblock *b, unsigned int page, unsigned int proc, uint64_t until);

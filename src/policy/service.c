@@ -628,6 +628,10 @@ unsigned int dmm_engine_migrate_to_ram(struct dmm_engine *eng, struct dmm_vm_fau
 	}
 	page = (unsigned int)((vmf->address - w->b->start) / PAGE);
 	req.t = cpu_decide(eng, w, (unsigned int)dev, page, vmf->flags & DMM_FAULT_FLAG_WRITE);
+	/* The move runs without eng->lock: keep the block alive against a
+	 * range_remove meanwhile (it cannot take our locked fault page home,
+	 * and fails, but the block must not depend on that). */
+	w->b->users++;
 	pthread_mutex_unlock(&eng->lock);
 	req.b = w->b;
 	req.mask = w->to[DMM_PROC_CPU];
@@ -642,6 +646,7 @@ unsigned int dmm_engine_migrate_to_ram(struct dmm_engine *eng, struct dmm_vm_fau
 	s = stream_get(eng, DMM_PROC_CPU, eng->cpu_stream);
 	if (s && req.t_end > s->clock)
 		s->clock = req.t_end;
+	block_put(eng, w->b);
 	pthread_mutex_unlock(&eng->lock);
 	free(w);
 	if (req.error == -ENOMEM)
