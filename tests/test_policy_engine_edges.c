@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "policy_helpers.h"
+#include "policy/engine.h"
 
 static int setup(void **state)
 {
@@ -235,6 +236,72 @@ static void test_remove_during_cpu_fault(void **state)
 	CHECK_OK(p->sys);
 }
 
+static int check_rc(struct dmm_engine *eng, char *rep, size_t size)
+{
+	int rc = dmm_engine_check(eng, rep, size);
+
+	if (rc)
+		print_message("%s", rep);
+	return rc;
+}
+
+/* White box: a transfer charged with a page too many on one lane (and in
+ * every byte counter alike, as a charging bug would) is found by counting
+ * the pages each lane carried. */
+static void test_check_lane_pages(void **state)
+{
+	struct pfx *p = *state;
+	struct dmm_engine *eng = p->eng;
+	uint32_t v = 3;
+	char rep[2048];
+
+	OK(GPU_RUN(p, 0, PAGE_ADDR(TBASE, 2), DMM_ACCESS_WRITE, &v, 4));
+	OK(check_rc(eng, rep, sizeof(rep)));
+	pthread_mutex_lock(&eng->lock);
+	eng->procs[p->gpu].htod.bytes += PG;
+	eng->st.htod_bytes += PG;
+	eng->st.lane_bytes += PG;
+	pthread_mutex_unlock(&eng->lock);
+	EQ(check_rc(eng, rep, sizeof(rep)), -EUCLEAN);
+	TRUE(strstr(rep, "lanes carried") != NULL);
+	pthread_mutex_lock(&eng->lock);
+	eng->procs[p->gpu].htod.bytes -= PG;
+	eng->st.htod_bytes -= PG;
+	eng->st.lane_bytes -= PG;
+	pthread_mutex_unlock(&eng->lock);
+	OK(check_rc(eng, rep, sizeof(rep)));
+}
+
+/* White box: a device page of a range that the engine lost track of (its
+ * block gone) is found by scanning the range's page table. */
+static void test_check_lost_device_page(void **state)
+{
+	struct pfx *p = *state;
+	struct dmm_engine *eng = p->eng;
+	uint32_t v = 4;
+	char rep[2048];
+	struct mblock *b;
+
+	OK(GPU_RUN(p, 0, PAGE_ADDR(TBASE, 600), DMM_ACCESS_WRITE, &v, 4));
+	pthread_mutex_lock(&eng->lock);
+	b = block_lookup(eng, eng->ranges, PAGE_ADDR(TBASE, 600));
+	TRUE(b != NULL);
+	block_remove(eng, b);
+	pthread_mutex_unlock(&eng->lock);
+	EQ(check_rc(eng, rep, sizeof(rep)), -EUCLEAN);
+	TRUE(strstr(rep, "in no block") != NULL);
+	/* Give the engine its block back, learnt from the page table. */
+	pthread_mutex_lock(&eng->lock);
+	b = block_get(eng, eng->ranges, PAGE_ADDR(TBASE, 600));
+	pthread_mutex_unlock(&eng->lock);
+	TRUE(b != NULL);
+	dmm_mmap_read_lock(p->mm);
+	block_resync(eng, b);
+	dmm_mmap_read_unlock(p->mm);
+	OK(check_rc(eng, rep, sizeof(rep)));
+	EQ(LOAD(p->mm, PAGE_ADDR(TBASE, 600)), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +311,8 @@ int main(void)
 		cmocka_unit_test(test_no_contents),
 		cmocka_unit_test_setup_teardown(test_write_during_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_during_cpu_fault, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_lane_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_lost_device_page, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -116,6 +116,7 @@ struct proc {
 	struct dmm_managed_dev_ops ops;
 	struct faultbuf fb;
 	struct lane htod, dtoh;           /* the device's link (per direction) */
+	uint64_t htod_pages, dtoh_pages;  /* data pages each lane carried, counted page by page */
 	uint64_t service_clock;           /* when its bottom half is free */
 };
 

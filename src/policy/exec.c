@@ -176,6 +176,12 @@ static void account_run(struct dmm_engine *eng, struct move_req *req, struct run
 		eng->st.pages_by_cause[ev.cause]++;
 		if (req->for_fault && req->for_fault[pg])
 			eng->fault_pages_moved++;
+		if ((r->src_mpfn[i] & DMM_MIGRATE_PFN_VALID) || eng->etun[ETUN_FIRST_TOUCH]) {
+			if (r->src != DMM_PROC_CPU)
+				eng->procs[r->src].dtoh_pages++;
+			if (r->dst != DMM_PROC_CPU)
+				eng->procs[r->dst].htod_pages++;
+		}
 		if (r->src == DMM_PROC_CPU)
 			eng->st.htod_pages++;
 		else if (r->dst == DMM_PROC_CPU)
@@ -432,6 +438,7 @@ int exec_foreign_to_ram(struct dmm_engine *eng, struct dmm_vm_fault *vmf, unsign
 		eng->st.dtoh_bytes += PAGE;
 		eng->st.lane_bytes += PAGE;
 		eng->st.dtoh_pages++;
+		eng->procs[dev].dtoh_pages++;
 		eng->st.pages_by_cause[DMM_CAUSE_FAULT]++;
 		eng->st.t_transfer += ev.t_end - ev.t;
 		emit(eng, &ev);

@@ -86,6 +86,28 @@ static void check_page(struct dmm_engine *eng, struct mblock *b, unsigned int i,
 		     where == DMM_PROC_NONE ? -1 : (int)where, truth == DMM_PROC_NONE ? -1 : (int)truth);
 }
 
+/*
+ * Every page of every range whose page table says one of our devices holds
+ * it must be known to the engine: a block for it, and (checked per block)
+ * the same holder. Finds device pages a failed move or evacuation left
+ * behind where the engine no longer looks.
+ */
+static void check_range_ptes(struct dmm_engine *eng, struct mrange *rg, struct report *r)
+{
+	for (uint64_t a = rg->start; a < rg->end; a += PAGE) {
+		unsigned int truth = pte_holder(eng, a);
+		struct mblock *b;
+
+		if (truth == DMM_PROC_NONE || truth == DMM_PROC_CPU || truth == DMM_MAX_PROCS)
+			continue;
+		pthread_mutex_lock(&eng->lock);
+		b = block_lookup(eng, rg, a);
+		pthread_mutex_unlock(&eng->lock);
+		if (!b)
+			fail(r, "0x%llx: on processor %u, in no block of its range", (unsigned long long)a, truth);
+	}
+}
+
 int dmm_engine_check(struct dmm_engine *eng, char *report, size_t size)
 {
 	struct report r = { .buf = report, .size = size };
@@ -103,6 +125,8 @@ int dmm_engine_check(struct dmm_engine *eng, char *report, size_t size)
 	blocks_for_each(eng, b, k)
 		for (unsigned int i = b->first; i < b->first + b->npages; i++)
 			check_page(eng, b, i, &r);
+	for (struct mrange *rg = eng->ranges; rg; rg = rg->next)
+		check_range_ptes(eng, rg, &r);
 	pthread_mutex_lock(&eng->lock);
 	st = eng->st;
 	if (st.lane_bytes != st.htod_bytes + st.dtoh_bytes)
@@ -116,6 +140,16 @@ int dmm_engine_check(struct dmm_engine *eng, char *report, size_t size)
 		if (lanes != st.lane_bytes)
 			fail(&r, "the lanes hold %llu bytes, the counter %llu", (unsigned long long)lanes,
 			     (unsigned long long)st.lane_bytes);
+	}
+	/* Each lane against the pages it carried, counted page by page where
+	 * the pages move, not where the transfers are charged. */
+	for (unsigned int p = 1; p < eng->nr_procs; p++) {
+		const struct proc *d = &eng->procs[p];
+
+		if (d->htod.bytes != d->htod_pages * PAGE || d->dtoh.bytes != d->dtoh_pages * PAGE)
+			fail(&r, "processor %u: lanes carried %llu / %llu bytes (HtoD / DtoH), for %llu / %llu pages",
+			     p, (unsigned long long)d->htod.bytes, (unsigned long long)d->dtoh.bytes,
+			     (unsigned long long)d->htod_pages, (unsigned long long)d->dtoh_pages);
 	}
 	if (st.far_faults != eng->fault_pages_moved + st.fault_migrate_failed)
 		fail(&r, "far faults %llu != pages moved for faults %llu + left behind %llu",
