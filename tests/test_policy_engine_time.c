@@ -48,6 +48,10 @@ static void test_affine_presets(void **state)
 	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:500", &t));
 	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:500:0", &t));
 	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:x:1", &t));
+	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:-1:5", &t));
+	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:5:-1", &t));
+	EXPECT_RC(-EINVAL, dmm_timing_parse("custom:+5:1", &t));
+	EXPECT_RC(-EINVAL, dmm_timing_parse("custom: 5:1", &t));
 	EXPECT_RC(-EINVAL, dmm_timing_parse("pcie9", &t));
 	EXPECT_RC(-EINVAL, dmm_timing_parse(NULL, &t));
 }

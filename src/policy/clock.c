@@ -24,11 +24,13 @@
 #define UVMSMART_B 0.07292
 #define UVMSMART_FAR_FAULT_NS 45000
 
+/* An unsigned number: digits only at the start (strtoull would take a
+ * sign, "-1" wrapping to 2^64 - 1, and leading blanks). */
 static int parse_u64(const char *s, uint64_t *v)
 {
 	char *end;
 
-	if (!*s)
+	if (*s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	*v = strtoull(s, &end, 0);
