@@ -107,6 +107,50 @@ static void test_fault_stall_time(void **state)
 	pfx_free(p);
 }
 
+static uint32_t prefetch_next3(void *ctx, const struct dmm_block_view *blk, unsigned int dst,
+			       const struct dmm_pmask *faulted, struct dmm_pmask *out)
+{
+	(void)ctx;
+	(void)blk;
+	(void)dst;
+	for (unsigned int i = 0; i < DMM_MBLOCK_PAGES; i++)
+		if (dmm_pmask_test(faulted, i))
+			for (unsigned int k = 1; k <= 3 && i + k < DMM_MBLOCK_PAGES; k++)
+				out->w[(i + k) / 64] |= 1ULL << ((i + k) % 64);
+	return 7;
+}
+
+/* The 0.22 µs per page is per page of the fault group: the three pages a
+ * policy prefetches with one fault cost like faulted ones (§2.2). */
+static void test_fault_group_pages(void **state)
+{
+	static const struct dmm_policy_ops ops = { .name = "next3", .prefetch = prefetch_next3 };
+	struct dmm_engine_config cfg = { .policy = &ops };
+	struct dmm_timing t = { .preset = DMM_TIMING_PASCAL_PCIE3 };
+	struct dmm_stream_info si;
+	struct dmm_system *sys = sys_new(1024);
+	struct dmm_engine *eng;
+	struct managed_dev *dev;
+	struct dmm_mm *mm;
+	uint32_t v = 1;
+
+	(void)state;
+	OK(dmm_mm_create(sys, &mm));
+	OK(dmm_engine_create(mm, &cfg, &eng));
+	OK(managed_dev_create(sys, eng, 64, 0, &dev));
+	MAP_ANON(mm, TBASE, 16);
+	OK(dmm_engine_range_add(eng, TBASE, 16 * PG));
+	EXPECT_RC(-EAGAIN, managed_access(dev, 0, TBASE, DMM_ACCESS_WRITE, &v, sizeof(v)));
+	OK(dmm_engine_service(eng, managed_dev_proc(dev), NULL));
+	EQ(managed_dev_used(dev), 4);
+	OK(dmm_engine_stream(eng, managed_dev_proc(dev), 0, &si));
+	EQ(si.clock, 11600 + 4 * 220 + dmm_timing_transfer_ns(&t, 4 * PG));
+	dmm_engine_destroy(eng);
+	managed_dev_destroy(dev);
+	dmm_mm_exit(mm);
+	dmm_system_destroy(sys);
+}
+
 /* A CPU fault on a page the device got is not earlier than the batch
  * that moved it there, whatever the CPU stream's own clock says. */
 static void test_cpu_fault_after_device_batch(void **state)
@@ -161,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_affine_presets),
 		cmocka_unit_test(test_lanes),
 		cmocka_unit_test(test_fault_stall_time),
+		cmocka_unit_test(test_fault_group_pages),
 		cmocka_unit_test(test_cpu_fault_after_device_batch),
 		cmocka_unit_test(test_per_batch_htod),
 	};
