@@ -707,6 +707,24 @@ void folio_unqueue_deferred_split(struct dmm_system *sys, struct dmm_page *folio
 pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive);
 void try_to_migrate(struct dmm_system *sys, struct dmm_page *p);
 void remove_migration_ptes(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst);
+/* As remove_migration_ptes; RMP_USE_SHARED_ZEROPAGE (src == dst, an
+ * order-0 piece of a split folio): a zero-filled page is mapped as the
+ * shared zero page instead (rss -1). */
+#define RMP_USE_SHARED_ZEROPAGE 1u
+void remove_migration_ptes_flags(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst,
+				 unsigned int flags);
+/* Folio split (huge_memory.c, large-folios.md §2.4): @folio is a large
+ * anon folio, locked, and the caller holds a reference on it. Splits it
+ * into order-0 folios; afterwards the piece holding @lock_at (a page of
+ * the folio) keeps the caller's lock and reference, every other piece is
+ * unlocked and holds only its mappings' references. 0, -EINVAL (not a
+ * large anon folio that may split), -EBUSY (no anon_vma), -EAGAIN (extra
+ * references: nothing changed, or the folio is remapped as it was). */
+int split_folio_at(struct dmm_system *sys, struct dmm_page *folio, struct dmm_page *lock_at);
+static inline int split_folio(struct dmm_system *sys, struct dmm_page *folio)
+{
+	return split_folio_at(sys, folio, folio);
+}
 /* t's PTL held: replace src's migration entry at addr, in vma, by dst. */
 bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, struct dmm_pte_table *t,
 				 uint64_t addr, struct dmm_page *src, struct dmm_page *dst);

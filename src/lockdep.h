@@ -147,7 +147,7 @@ void lockdep_page_fail(const char *file, int line, const char *func, const struc
 
 #define lockdep_assert_page_locked(p)                                                        \
 	do {                                                                                 \
-		uint32_t f_ = page_flags(p);                                                  \
+		uint32_t f_ = page_flags(page_folio(p));                                            \
 		if (unlikely(!(f_ & PG_locked) ||                                            \
 			     (f_ >> PG_OWNER_SHIFT) != lockdep_thread_tag()))                \
 			lockdep_page_fail(__FILE__, __LINE__, __func__, (p), f_);            \

@@ -318,7 +318,47 @@ void try_to_migrate(struct dmm_system *sys, struct dmm_page *p)
 
 struct remove_migration_args {
 	struct dmm_page *src, *dst;
+	unsigned int flags; /* RMP_* */
 };
+
+static bool page_is_zero_filled(struct dmm_system *sys, struct dmm_page *page)
+{
+	const uint64_t *w = page_address(sys, page);
+
+	for (size_t i = 0; i < PAGE_SIZE / sizeof(*w); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/*
+ * The kernel's try_to_map_unused_to_zeropage: after a folio split (t's PTL
+ * held, @page an order-0 piece, locked), a migration entry for a page
+ * whose contents are all zero becomes a special PTE of the shared zero
+ * page instead of a mapping of the page (rss -1; the piece loses the
+ * mapping and is freed once its split reference goes). devmm has no mlock,
+ * so the kernel's VM_LOCKED exception never applies; without contents
+ * (contents=none) there is nothing to inspect and every page is remapped.
+ */
+static bool try_to_map_unused_to_zeropage(struct dmm_system *sys, struct dmm_vma *vma, struct dmm_pte_table *t,
+					  uint64_t addr, struct dmm_page *page)
+{
+	_Atomic pte_t *slot = pte_slot(t, addr);
+	pte_t e = pte_get(slot), ne;
+
+	lockdep_assert_ptl_held(t);
+	if (!sys->arena || !page_is_anon(page) || folio_test_large(page_folio(page)) || page_is_zone_device(page))
+		return false;
+	if (!is_migration_entry(e) || entry_pfn(e) != page_to_pfn(sys, page))
+		return false;
+	if (!page_is_zero_filled(sys, page))
+		return false;
+	ne = pfn_pte(DMM_ZERO_PFN, _PTE_SPECIAL | vma_prot_bits(vma) | (leaf_soft_dirty(e) ? _PTE_SOFT_DIRTY : 0) |
+				      (leaf_uffd_wp(e) ? _PTE_UFFD_WP : 0));
+	pte_set(slot, pte_wrprotect(ne));
+	add_mm_counter(vma->mm, DMM_MM_ANONPAGES, -1);
+	return true;
+}
 
 /* Replace a migration entry for src at addr, in vma, by a mapping of dst
  * (t's PTL held, src locked). false: the entry is not src's migration
@@ -358,14 +398,22 @@ static void remove_migration_pte(struct dmm_system *sys, struct dmm_vma *vma, ui
 	if (!t)
 		return;
 	ptl_lock(t);
-	remove_migration_pte_locked(sys, vma, t, addr, ra->src, ra->dst);
+	if (!(ra->flags & RMP_USE_SHARED_ZEROPAGE) || !try_to_map_unused_to_zeropage(sys, vma, t, addr, ra->dst))
+		remove_migration_pte_locked(sys, vma, t, addr, ra->src, ra->dst);
 	ptl_unlock(t);
+}
+
+void remove_migration_ptes_flags(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst,
+				 unsigned int flags)
+{
+	struct remove_migration_args ra = { .src = src, .dst = dst, .flags = flags };
+
+	lockdep_assert_page_locked(src);
+	DMM_BUG_ON((flags & RMP_USE_SHARED_ZEROPAGE) && src != dst);
+	rmap_walk(sys, src, remove_migration_pte, &ra);
 }
 
 void remove_migration_ptes(struct dmm_system *sys, struct dmm_page *src, struct dmm_page *dst)
 {
-	struct remove_migration_args ra = { .src = src, .dst = dst };
-
-	lockdep_assert_page_locked(src);
-	rmap_walk(sys, src, remove_migration_pte, &ra);
+	remove_migration_ptes_flags(sys, src, dst, 0);
 }

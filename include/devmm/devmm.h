@@ -967,6 +967,7 @@ int dmm_check(struct dmm_system *sys, char *report, size_t size);
 	X(frames_alloc_fail, "system frame allocations that failed")              \
 	X(fault_anon, "anonymous faults that allocated a page")                   \
 	X(fault_mthp, "anonymous faults that mapped a large folio (mTHP)")          \
+	X(thp_split, "large folios split into order-0 folios (split_folio)")        \
 	X(fault_zero, "read faults that mapped the zero page")                    \
 	X(fault_file, "file or shmem faults that mapped a page-cache page")       \
 	X(fault_file_cow, "write faults that copied a file page privately")       \

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Folio split (large-folios.md §2.4), the kernel's __folio_split for an
+ * anonymous large folio mapped by PTEs, and the deferred-split queue's
+ * scan (§1.4).
+ *
+ * split_folio_at: check -> racy reference check -> unmap every mapping of
+ * every page to a migration entry (rmap walk over the anon_vma) -> freeze
+ * the refcount at exactly the caller's reference (1 -> 0) -> rewrite the
+ * metadata as 2^order order-0 folios -> restore the migration entries,
+ * each to its own page (a zero-filled page to the shared zero page) ->
+ * unlock and put every piece except the caller's.
+ * Lock order: folio lock (the caller's) -> anon_vma (read) -> PTL.
+ */
+#include "internal.h"
+
+/* Every mapping of every page of @folio becomes a migration entry. PMD
+ * mappings would be freeze-split here (split_huge_pmd with freeze): none
+ * exists until PMD leaves land, which the folio's entire mapcount shows. */
+static void unmap_folio(struct dmm_system *sys, struct dmm_page *folio)
+{
+	uint64_t n = folio_nr_pages(folio);
+
+	DMM_BUG_ON(folio_entire_mapcount(folio) != 0);
+	for (uint64_t i = 0; i < n; i++)
+		if (atomic_load_explicit(&folio[i].mapcount, memory_order_acquire) > 0)
+			try_to_migrate(sys, &folio[i]);
+}
+
+/* Restore the migration entries of pages [0, n) from @first (each page
+ * its own folio after a split, or all of one folio if the freeze failed). */
+static void remap_page(struct dmm_system *sys, struct dmm_page *first, uint64_t n, unsigned int flags)
+{
+	for (uint64_t i = 0; i < n; i++)
+		remove_migration_ptes_flags(sys, &first[i], &first[i], flags);
+}
+
+/*
+ * The frozen folio (refcount 0, unmapped, off the deferred-split queue)
+ * becomes 2^order order-0 folios. Each piece takes the folio-wide flags
+ * (lock included: every piece starts locked by this thread), its
+ * identity (anon_vma, index + i, one anon_vma reference per piece) and
+ * one reference, the one the caller's piece keeps and the others drop in
+ * split_folio_at. AnonExclusive and the other per-page bits stay.
+ */
+static void split_unmapped_folio(struct dmm_page *folio)
+{
+	uint64_t n = folio_nr_pages(folio);
+	uint32_t shared = page_flags(folio) & ~PG_PER_PAGE & ~PG_partially_mapped;
+	struct dmm_anon_vma *av = folio->mapping;
+	uint64_t index = folio->index;
+
+	DMM_BUG_ON(folio_mapcount(folio) || folio_pincount(folio) || folio_nr_pages_mapped(folio));
+	for (uint64_t i = 1; i < n; i++) {
+		struct dmm_page *p = &folio[i];
+
+		DMM_BUG_ON(atomic_load_explicit(&p->mapcount, memory_order_relaxed));
+		anon_vma_get(av);
+		p->mapping = av; /* overwrites the counters on the first tails */
+		p->index = index + i;
+		atomic_store_explicit(&p->pincount, 0, memory_order_relaxed);
+		atomic_store_explicit(&p->flags, (page_flags(p) & PG_PER_PAGE) | shared, memory_order_relaxed);
+		atomic_store_explicit(&p->refcount, 1, memory_order_relaxed);
+		atomic_store_explicit(&p->compound_head, 0, memory_order_release);
+	}
+	page_clear(folio, PG_partially_mapped);
+	atomic_store_explicit(&folio->compound_head, 0, memory_order_release);
+	atomic_store_explicit(&folio->refcount, 1, memory_order_release);
+}
+
+int split_folio_at(struct dmm_system *sys, struct dmm_page *folio, struct dmm_page *lock_at)
+{
+	uint64_t n;
+	uint32_t one = 1;
+
+	DMM_BUG_ON(page_folio(folio) != folio);
+	lockdep_assert_page_locked(folio);
+	if (!folio_test_large(folio))
+		return -EINVAL;
+	n = folio_nr_pages(folio);
+	DMM_BUG_ON(lock_at < folio || lock_at >= folio + n);
+	/* Device large folios split through their own path (memremap.c). */
+	if (page_is_zone_device(folio))
+		return -EINVAL;
+	if (!page_is_anon(folio) || !folio->mapping)
+		return -EBUSY;
+	/* The racy check: references beyond the caller's and the mappings'
+	 * (GUP, a fault path, a driver) make the split fail now, untouched. */
+	if (folio_ref_count(folio) - 1 != (uint32_t)folio_mapcount(folio))
+		return -EAGAIN;
+	unmap_folio(sys, folio);
+	if (!atomic_compare_exchange_strong_explicit(&folio->refcount, &one, 0, memory_order_acq_rel,
+						     memory_order_relaxed)) {
+		remap_page(sys, folio, n, 0);
+		return -EAGAIN;
+	}
+	folio_unqueue_deferred_split(sys, folio);
+	split_unmapped_folio(folio);
+	remap_page(sys, folio, n, RMP_USE_SHARED_ZEROPAGE);
+	for (uint64_t i = 0; i < n; i++) {
+		if (&folio[i] == lock_at)
+			continue;
+		unlock_page(sys, &folio[i]);
+		put_page(sys, &folio[i]);
+	}
+	dmm_stat_inc(sys, thp_split);
+	return 0;
+}
