@@ -194,6 +194,8 @@ static bool check_item(const struct step *st, const struct outcome *o, const str
 		return check_num("pmdmaps", it->u.num, o->pmdmaps, msg, size);
 	case EXP_PARTIAL:
 		return check_num("partial", it->u.num, o->partial, msg, size);
+	case EXP_SPLIT:
+		return check_num("split", it->u.num, o->split, msg, size);
 	case EXP_DATA:
 		return check_data(o, it, msg, size);
 	case EXP_SNAP:

@@ -572,6 +572,7 @@ static const struct command commands[] = {
 	{ "show", NULL, STEP_SHOW, parse_show, NOKEYS, CMD_NO_EXPECT },
 	{ "expect-freed", NULL, STEP_EXPECT_FREED, parse_expect_freed, NOKEYS, 0 },
 	{ "inject", NULL, STEP_INJECT, parse_inject, NOKEYS, CMD_NO_PROC },
+	{ "split-deferred", NULL, STEP_SPLIT_DEFERRED, parse_none, { K(SPLIT), -1, false }, CMD_NO_PROC },
 };
 
 static const struct command device_verbs[] = {

@@ -116,6 +116,7 @@ static const char *const key_words[] = {
 	[EXP_MAPS] = "maps",	 [EXP_PINS] = "pins",	  [EXP_DATA] = "data",
 	[EXP_SNAP] = "snap",	 [EXP_WRITABLE] = "writable", [EXP_ORDER] = "order",
 	[EXP_FMAPS] = "fmaps",	 [EXP_PMDMAPS] = "pmdmaps", [EXP_PARTIAL] = "partial",
+	[EXP_SPLIT] = "split",
 };
 
 static const char *const bare_words[] = {

@@ -917,6 +917,13 @@ int run_step(struct runner *r, const struct step *st, struct outcome *o)
 		return do_check(r, o);
 	case STEP_INJECT:
 		return do_inject(r, st, o);
+	case STEP_SPLIT_DEFERRED: {
+		unsigned long n = 0;
+
+		o->err = dmm_deferred_split_scan(r->sys, &n);
+		o->split = n;
+		return 0;
+	}
 	case STEP_SHOW:
 		runner_show(r, r->out, st->u.show.proc);
 		return 0;

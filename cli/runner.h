@@ -118,6 +118,7 @@ struct outcome {
 	uint64_t used, free;		/* pool */
 	uint64_t refs, maps, pins;	/* stat */
 	uint64_t order, fmaps, pmdmaps, partial; /* stat: the folio's */
+	uint64_t split;			/* split-deferred: folios split */
 	uint64_t writable;		/* stat: the entry allows writes (0 or 1) */
 	struct loc { int kind; const char *dev; } *locs; /* where */
 	uint64_t nlocs;

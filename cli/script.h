@@ -148,6 +148,7 @@ enum expect_kind {
 	EXP_FMAPS, /* fmaps=N (stat): the folio mapcount */
 	EXP_PMDMAPS, /* pmdmaps=N (stat): the entire (PMD) mapcount */
 	EXP_PARTIAL, /* partial=0|1 (stat): the folio is partially mapped */
+	EXP_SPLIT, /* split=N (split-deferred): folios split */
 	EXP_DATA, /* data=P, data[a]=P, data[a..b]=P, data[a..]=P */
 	EXP_SNAP, /* snap=B,B*N,... */
 	EXP_PATTERN, /* a bare pattern: read, pread, rmw (the old words) */
@@ -264,6 +265,7 @@ enum step_kind {
 	STEP_SHOW,
 	STEP_EXPECT_FREED,
 	STEP_INJECT, /* devmm extension: arm or disarm a fault-injection site */
+	STEP_SPLIT_DEFERRED, /* run the deferred-split queue once (large-folios.md §1.4) */
 	STEP_TOGETHER,
 };
 

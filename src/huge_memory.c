@@ -106,3 +106,70 @@ int split_folio_at(struct dmm_system *sys, struct dmm_page *folio, struct dmm_pa
 	dmm_stat_inc(sys, thp_split);
 	return 0;
 }
+
+/*
+ * The deferred-split queue, run once (the kernel's deferred_split_scan).
+ * Under the queue lock every queued folio that is not being freed gets a
+ * reference and stays queued; then, without the lock, each is tried:
+ * trylock, split_folio (which takes it off the queue), unlock. A folio
+ * that is not partially mapped leaves the queue (the kernel's "underused"
+ * check is inert at the default max_ptes_none = 511); a failure leaves it
+ * queued. A folio whose last reference goes meanwhile takes itself off.
+ */
+long deferred_split_scan(struct dmm_system *sys)
+{
+	struct dmm_deferred_split *ds = &sys->deferred_split;
+	struct dmm_page **batch;
+	struct dmm_list *pos;
+	long n = 0, split = 0, len;
+
+	pthread_mutex_lock(&ds->lock);
+	len = ds->len;
+	batch = len ? malloc((size_t)len * sizeof(*batch)) : NULL;
+	if (!batch) {
+		pthread_mutex_unlock(&ds->lock);
+		return len ? -ENOMEM : 0;
+	}
+	list_for_each(pos, &ds->queue) {
+		struct dmm_page *f = container_of(pos, struct dmm_page, deferred_list) - 2;
+
+		/* Queued, it stays a large folio until its free path takes
+		 * it off under this lock: folio_ref_try_add is enough. */
+		if (!folio_ref_try_add(f, 1))
+			batch[n++] = f;
+	}
+	pthread_mutex_unlock(&ds->lock);
+	for (long i = 0; i < n; i++) {
+		struct dmm_page *f = batch[i];
+
+		/* Split meanwhile by someone else (it left the queue then). */
+		if (!folio_test_large(f)) {
+			put_page(sys, f);
+			continue;
+		}
+		if (!page_test(f, PG_partially_mapped)) {
+			folio_unqueue_deferred_split(sys, f);
+		} else if (trylock_page(f)) {
+			if (folio_test_large(f) && !split_folio(sys, f))
+				split++;
+			unlock_page(sys, f);
+		}
+		put_page(sys, f);
+	}
+	free(batch);
+	return split;
+}
+
+int dmm_deferred_split_scan(struct dmm_system *sys, unsigned long *nr_split)
+{
+	long r;
+
+	if (!sys)
+		return -EINVAL;
+	r = deferred_split_scan(sys);
+	if (r < 0)
+		return (int)r;
+	if (nr_split)
+		*nr_split = (unsigned long)r;
+	return 0;
+}

@@ -725,6 +725,9 @@ static inline int split_folio(struct dmm_system *sys, struct dmm_page *folio)
 {
 	return split_folio_at(sys, folio, folio);
 }
+/* Run the deferred-split queue once: the number of folios split, or
+ * -ENOMEM (dmm_deferred_split_scan). No locks held. */
+long deferred_split_scan(struct dmm_system *sys);
 /* t's PTL held: replace src's migration entry at addr, in vma, by dst. */
 bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, struct dmm_pte_table *t,
 				 uint64_t addr, struct dmm_page *src, struct dmm_page *dst);

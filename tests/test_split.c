@@ -200,6 +200,38 @@ static void test_a_split_takes_the_folio_off_the_deferred_queue(void **state)
 	CHECK_OK(f->sys);
 }
 
+static void test_the_deferred_queue_runs_on_demand(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = make_folio(f, 16), held;
+	unsigned long n = 99;
+
+	EXPECT_RC(-EINVAL, dmm_deferred_split_scan(NULL, &n));
+	OK(dmm_deferred_split_scan(f->sys, &n));
+	EQ(n, 0);
+	OK(dmm_munmap(f->mm, TBASE, 4 * PG));
+	EQ(f->sys->deferred_split.len, 1);
+	/* A reference beyond the mappings: it stays queued, untouched. */
+	held = pfn + 9;
+	OK(dmm_get_page(f->sys, held));
+	OK(dmm_deferred_split_scan(f->sys, &n));
+	EQ(n, 0);
+	EQ(f->sys->deferred_split.len, 1);
+	EQ(query(f->sys, pfn).order, 4);
+	dmm_put_page(f->sys, held);
+	/* A locked folio is skipped (trylock), and stays queued too. */
+	lock_page(f->sys, pfn_to_page(f->sys, pfn));
+	OK(dmm_deferred_split_scan(f->sys, &n));
+	EQ(n, 0);
+	unlock_page(f->sys, pfn_to_page(f->sys, pfn));
+	OK(dmm_deferred_split_scan(f->sys, NULL));
+	EQ(f->sys->deferred_split.len, 0);
+	for (int i = 0; i < 16; i++)
+		FLAGS(query(f->sys, pfn + i).flags, i < 4 ? DMM_PAGE_FREE : 0, i < 4 ? 0 : DMM_PAGE_FREE);
+	VERIFY(f->mm, TBASE + 4 * PG, 12 * PG, 0x5100 + 4 * PG / 4);
+	CHECK_OK(f->sys);
+}
+
 /* Without contents nothing can be seen to be zero: every page stays mapped. */
 static void test_contents_none_keeps_every_page(void **state)
 {
@@ -235,6 +267,7 @@ int main(void)
 		T(test_extra_references_fail_with_eagain_and_change_nothing),
 		T(test_what_may_not_split_says_why),
 		T(test_a_split_takes_the_folio_off_the_deferred_queue),
+		T(test_the_deferred_queue_runs_on_demand),
 		cmocka_unit_test(test_contents_none_keeps_every_page),
 	};
 #undef T

@@ -120,6 +120,21 @@ int dmm_system_set_longterm_coherent(struct dmm_system *sys, enum dmm_longterm_c
 #define DMM_MTHP_ORDERS_ALLOWED 0x1fcu /* orders 2..8 */
 int dmm_system_set_mthp(struct dmm_system *sys, unsigned int orders);
 
+/*
+ * dmm_deferred_split_scan - run the deferred-split queue once
+ * (large-folios.md §1.4; the kernel's deferred_split_scan, which only a
+ * shrinker runs): each queued large anon folio that is partially mapped
+ * and whose lock can be taken without waiting is split into order-0
+ * folios (pages no longer mapped are freed, zero-filled ones map the
+ * shared zero page); a folio that cannot be locked or split (extra
+ * references) stays queued; a queued folio that is not partially mapped
+ * leaves the queue. @nr_split (may be NULL) receives the number of folios
+ * split. Any thread, no locks held.
+ * Errors: -EINVAL (NULL sys), -ENOMEM (no memory for the scan's batch:
+ * nothing was split).
+ */
+int dmm_deferred_split_scan(struct dmm_system *sys, unsigned long *nr_split);
+
 /* Frame accounting: total allocatable frames and frames free now. */
 uint64_t dmm_system_nr_frames(const struct dmm_system *sys);
 /* false for a metadata-only system (DMM_SYS_NO_CONTENTS) and for NULL. */
