@@ -99,9 +99,8 @@ static void lazyfree_one(struct dmm_mm *mm, struct zap_batch *zb, _Atomic pte_t 
  * every page exclusive, no pin, and, once the entries are cleared, no
  * reference but theirs; the same clear-then-check protocol as
  * lazyfree_one keeps GUP-fast honest. A range that covers only part of the
- * folio would split it first in Linux (failure ignored); devmm has no
- * split_folio yet and leaves such a folio alone. PTL held. Returns the
- * entries consumed: nr when the folio was considered, else 1.
+ * folio splits it first (lazyfree_partial_run, lazyfree_split). PTL held.
+ * Returns the entries consumed: nr when the folio was considered, else 1.
  */
 static unsigned int lazyfree_folio(struct dmm_mm *mm, struct zap_batch *zb, struct dmm_pte_table *t,
 				   uint64_t addr, uint64_t end, struct dmm_page *folio, pte_t e)
@@ -141,6 +140,52 @@ static unsigned int lazyfree_folio(struct dmm_mm *mm, struct zap_batch *zb, stru
 	return (unsigned int)nr;
 }
 
+/*
+ * MADV_FREE over part of a large folio (large-folios.md §3.4): the PTEs
+ * from @addr mapping consecutive pages of @f, up to @end. Returns that
+ * count when it is not the whole folio mapped in place (the range starts
+ * or ends inside it) and the folio is mapped by this process alone as far
+ * as its counts tell (Linux's folio_maybe_mapped_shared), else 0. PTL
+ * held.
+ */
+static unsigned int lazyfree_partial_run(struct dmm_system *sys, struct dmm_pte_table *t, uint64_t addr,
+					 uint64_t end, struct dmm_page *f, struct dmm_page *p)
+{
+	uint64_t nr = folio_nr_pages(f), idx = folio_page_idx(f, p), pfn = page_to_pfn(sys, p);
+	unsigned int run = 0;
+
+	while (addr + (uint64_t)run * PAGE_SIZE < end && idx + run < nr) {
+		pte_t e = pte_get(pte_slot(t, addr + (uint64_t)run * PAGE_SIZE));
+
+		if (!pte_present(e) || pte_pfn(e) != pfn + run)
+			break;
+		run++;
+	}
+	if (idx == 0 && run == nr)
+		return 0;
+	for (uint64_t i = 0; i < nr; i++)
+		if (atomic_load_explicit(&f[i].mapcount, memory_order_relaxed) > 1)
+			return 0;
+	return run;
+}
+
+/* Split @f for MADV_FREE, dropping t's PTL meanwhile: 0 or split_folio's
+ * error (a folio locked elsewhere is -EAGAIN). PTL held on entry and exit. */
+static int lazyfree_split(struct dmm_system *sys, struct dmm_pte_table *t, struct dmm_page *f)
+{
+	int r;
+
+	if (!trylock_page(f))
+		return -EAGAIN;
+	get_page(f);
+	ptl_unlock(t);
+	r = split_folio(sys, f);
+	unlock_page(sys, f);
+	put_page(sys, f);
+	ptl_lock(t);
+	return r;
+}
+
 /* One PMD slot (pmd_entry): the PTEs under the PTL, then the batch. */
 static int zap_pmd_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
 			 struct mm_walk *walk)
@@ -161,12 +206,22 @@ static int zap_pmd_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint
 		if (!zb->lazyfree) {
 			zap_one(mm, zb, slot, e);
 		} else if (lazyfree_candidate(mm->sys, e)) {
-			struct dmm_page *folio = page_folio(pfn_to_page(mm->sys, pte_pfn(e)));
+			struct dmm_page *p = pfn_to_page(mm->sys, pte_pfn(e)), *f = page_folio(p);
+			unsigned int run;
 
-			if (likely(!folio_test_large(folio)))
+			if (likely(!folio_test_large(f))) {
 				lazyfree_one(mm, zb, slot);
-			else
-				addr += (uint64_t)(lazyfree_folio(mm, zb, t, addr, end, folio, e) - 1) << PAGE_SHIFT;
+			} else if ((run = lazyfree_partial_run(mm->sys, t, addr, end, f, p)) != 0) {
+				/* Part of a large folio: split it first, then look
+				 * at this entry again; a failure leaves its pages
+				 * in the range alone. */
+				if (lazyfree_split(mm->sys, t, f))
+					addr += (uint64_t)(run - 1) * PAGE_SIZE;
+				else
+					addr -= PAGE_SIZE;
+			} else {
+				addr += (uint64_t)(lazyfree_folio(mm, zb, t, addr, end, f, e) - 1) << PAGE_SHIFT;
+			}
 		}
 	}
 	ptl_unlock(t);

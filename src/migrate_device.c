@@ -70,10 +70,9 @@ static uint64_t collect_one(struct collect *c, _Atomic pte_t *slot, pte_t e)
 	if (pte_present(e) && pte_special(e))
 		return (c->args->flags & DMM_MIGRATE_VMA_SELECT_SYSTEM) ? MPFN_MIGRATE : 0;
 	p = collect_select(c, e, &writable);
-	/* A PTE-mapped large folio is not collected: Linux splits it first
-	 * (migrate_vma_split_folio), which devmm cannot do yet. */
-	if (!p || !page_mapping(p) || unlikely(folio_test_large(page_folio(p))))
+	if (!p || !page_mapping(p))
 		return 0;
+	DMM_BUG_ON(folio_test_large(page_folio(p))); /* collect_pmd split it */
 	get_page(p);
 	if (p != c->fault_page && !trylock_page(p)) {
 		put_page(c->sys, p);
@@ -108,8 +107,54 @@ static void collect_add(struct dmm_migrate_vma *a, uint64_t m)
 	a->src[a->npages++] = m;
 }
 
+/* The selected large folio an entry maps, with a reference, or NULL
+ * (PTL held). */
+static struct dmm_page *collect_large(struct collect *c, pte_t e)
+{
+	bool writable;
+	struct dmm_page *p, *f;
+
+	if (pte_none(e) || (pte_present(e) && pte_special(e)))
+		return NULL;
+	p = collect_select(c, e, &writable);
+	if (!p || !page_mapping(p))
+		return NULL;
+	f = page_folio(p);
+	if (likely(!folio_test_large(f)))
+		return NULL;
+	get_page(f); /* the entry's reference keeps it alive meanwhile */
+	return f;
+}
+
+/*
+ * The kernel's migrate_vma_split_folio: split a PTE-mapped large folio met
+ * at collect, so that its pages migrate one by one (large-folios.md §3.11,
+ * last row). Consumes the reference collect_large took; no PTL held. The
+ * fault page's folio is locked by the fault path already, and its
+ * reference makes the split fail (-EAGAIN); if it ever succeeds the
+ * fault page's piece keeps that lock.
+ */
+static int migrate_vma_split_folio(struct collect *c, struct dmm_page *folio)
+{
+	struct dmm_page *fp = c->fault_page;
+	bool fault_here = fp && page_folio(fp) == folio;
+	int r = 0;
+
+	if (!fault_here)
+		lock_page(c->sys, folio);
+	/* Split meanwhile by someone else: the entry is seen again. */
+	if (folio_test_large(folio))
+		r = split_folio_at(c->sys, folio, fault_here ? fp : folio);
+	if (!fault_here)
+		unlock_page(c->sys, folio);
+	put_page(c->sys, (fault_here && !r) ? fp : folio);
+	return r;
+}
+
 /* One PMD slot (pmd_entry): its entries under the PTL, as the kernel's
- * migrate_vma_collect_pmd. */
+ * migrate_vma_collect_pmd. A PTE-mapped large folio is split first, then
+ * its entries are looked at again; if it cannot be split, the rest of
+ * the slot's range is left alone (src 0). */
 static int collect_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end, struct mm_walk *walk)
 {
 	struct collect *c = walk->private;
@@ -119,8 +164,24 @@ static int collect_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64
 	ptl_lock(t);
 	for (; addr < end; addr += PAGE_SIZE) {
 		_Atomic pte_t *slot = pte_slot(t, addr);
+		pte_t e = pte_get(slot);
+		struct dmm_page *large = collect_large(c, e);
 
-		collect_add(c->args, collect_one(c, slot, pte_get(slot)));
+		if (unlikely(large)) {
+			int r;
+
+			ptl_unlock(t);
+			r = migrate_vma_split_folio(c, large);
+			ptl_lock(t);
+			if (r) {
+				for (; addr < end; addr += PAGE_SIZE)
+					collect_add(c->args, 0);
+				break;
+			}
+			addr -= PAGE_SIZE; /* again, now small pages */
+			continue;
+		}
+		collect_add(c->args, collect_one(c, slot, e));
 	}
 	ptl_unlock(t);
 	walk->action = ACTION_CONTINUE;
