@@ -171,6 +171,51 @@ static void test_cpu_fault_after_device_batch(void **state)
 	pfx_free(p);
 }
 
+/* A wait moves a stream's clock forward only, as idle time: the breakdown
+ * does not change; sim time follows. */
+static void test_wait(void **state)
+{
+	struct pfx *p = pfx_new(NULL, 0);
+	struct dmm_stream_info si;
+
+	(void)state;
+	TRUE(p != NULL);
+	OK(dmm_engine_compute(p->eng, p->gpu, 3, 1000));
+	OK(dmm_engine_wait(p->eng, p->gpu, 3, 7000));
+	OK(dmm_engine_stream(p->eng, p->gpu, 3, &si));
+	EQ(si.clock, 7000);
+	OK(dmm_engine_wait(p->eng, p->gpu, 3, 2000)); /* never backwards */
+	OK(dmm_engine_stream(p->eng, p->gpu, 3, &si));
+	EQ(si.clock, 7000);
+	OK(dmm_engine_wait(p->eng, DMM_PROC_CPU, 1, 9000));
+	OK(dmm_engine_stream(p->eng, DMM_PROC_CPU, 1, &si));
+	EQ(si.clock, 9000);
+	EQ(stats_of(p->eng).t_compute, 1000);
+	EQ(stats_of(p->eng).t_fault_stall, 0);
+	EQ(stats_of(p->eng).sim_time_ns, 9000);
+	EXPECT_RC(-EINVAL, dmm_engine_wait(p->eng, p->gpu + 1, 0, 1));
+	EXPECT_RC(-EINVAL, dmm_engine_wait(NULL, p->gpu, 0, 1));
+	pfx_free(p);
+}
+
+/* The tunables by index: the engine's, then the policy's, then NULL; each
+ * name is one dmm_engine_get knows. */
+static void test_tunable_names(void **state)
+{
+	struct pfx *p = pfx_new(NULL, 0);
+	unsigned int i;
+	int64_t v;
+
+	(void)state;
+	TRUE(p != NULL);
+	STREQ(dmm_engine_tunable_name_at(p->eng, 0), "fault_batch_count");
+	for (i = 0; dmm_engine_tunable_name_at(p->eng, i); i++)
+		OK(dmm_engine_get(p->eng, dmm_engine_tunable_name_at(p->eng, i), &v));
+	EQ(i, 7 + dmm_policy_find("ondemand")->nr_tunables);
+	TRUE(dmm_engine_tunable_name_at(NULL, 0) == NULL);
+	pfx_free(p);
+}
+
 /* Per-batch HtoD bytes: one entry per serviced batch. */
 static void test_per_batch_htod(void **state)
 {
@@ -208,6 +253,8 @@ int main(void)
 		cmocka_unit_test(test_fault_group_pages),
 		cmocka_unit_test(test_cpu_fault_after_device_batch),
 		cmocka_unit_test(test_per_batch_htod),
+		cmocka_unit_test(test_wait),
+		cmocka_unit_test(test_tunable_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -442,6 +442,9 @@ int dmm_engine_advise(struct dmm_engine *eng, uint64_t addr, uint64_t len,
 int dmm_engine_set(struct dmm_engine *eng, const char *name, int64_t value);
 int dmm_engine_get(struct dmm_engine *eng, const char *name, int64_t *value);
 int dmm_engine_range_set(struct dmm_engine *eng, uint64_t addr, const char *name, int64_t value);
+/* The name of the @i-th tunable: the engine's, then the policy's; NULL
+ * past the end (or for a NULL engine). For listing a run's parameters. */
+const char *dmm_engine_tunable_name_at(const struct dmm_engine *eng, unsigned int i);
 /* The index of a policy tunable in dmm_block_view.tunables, or -ENOENT. */
 int dmm_engine_tunable_index(struct dmm_engine *eng, const char *name);
 /* The engine's seed and its name of the policy. */
@@ -517,6 +520,14 @@ int dmm_engine_compute(struct dmm_engine *eng, unsigned int proc, uint32_t strea
 int dmm_engine_stream(struct dmm_engine *eng, unsigned int proc, uint32_t stream,
 		      struct dmm_stream_info *out);
 int dmm_engine_set_cpu_stream(struct dmm_engine *eng, uint32_t stream);
+/*
+ * dmm_engine_wait - the stream waits until virtual time @until: its clock
+ * moves there when it is earlier, and the wait is idle time, charged to
+ * no part of the breakdown (a SYNC, the end of a kernel whose other streams
+ * run longer). A stalled stream keeps its stall. Errors: as
+ * dmm_engine_compute.
+ */
+int dmm_engine_wait(struct dmm_engine *eng, unsigned int proc, uint32_t stream, uint64_t until);
 
 /* ------------------------------------------------------------------------ */
 /* Results, events, invariants                                               */

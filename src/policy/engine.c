@@ -442,6 +442,16 @@ static int find_tunable(struct dmm_engine *eng, const char *name, const struct d
 	return -ENOENT;
 }
 
+const char *dmm_engine_tunable_name_at(const struct dmm_engine *eng, unsigned int i)
+{
+	if (!eng)
+		return NULL;
+	if (i < NR_ETUN)
+		return engine_tunables[i].name;
+	i -= NR_ETUN;
+	return i < eng->ops->nr_tunables ? eng->ops->tunables[i].name : NULL;
+}
+
 int dmm_engine_set(struct dmm_engine *eng, const char *name, int64_t value)
 {
 	const struct dmm_tunable_desc *d;
@@ -660,6 +670,24 @@ int dmm_engine_stream(struct dmm_engine *eng, unsigned int proc, uint32_t stream
 		return -EINVAL;
 	pthread_mutex_lock(&eng->lock);
 	err = stream_op(eng, proc, stream, 0, out);
+	pthread_mutex_unlock(&eng->lock);
+	return err;
+}
+
+int dmm_engine_wait(struct dmm_engine *eng, unsigned int proc, uint32_t stream, uint64_t until)
+{
+	struct stream *s;
+	int err = 0;
+
+	if (!eng)
+		return -EINVAL;
+	pthread_mutex_lock(&eng->lock);
+	if (proc != DMM_PROC_CPU && !proc_is_dev(eng, proc))
+		err = -EINVAL;
+	else if (!(s = stream_get(eng, proc, stream)))
+		err = -ENOMEM;
+	else if (until > s->clock)
+		s->clock = until;
 	pthread_mutex_unlock(&eng->lock);
 	return err;
 }
