@@ -3,14 +3,19 @@
  * `devmm trace`: the command line of traces. gen writes a synthetic trace
  * (trace_gen.c); check reads traces with the streaming reader
  * (trace_parse.c), reports every bad line and prints a summary: records per
- * kind, allocations, bytes touched per processor and operation. run and
- * explain replay a trace on the policy engine and come with it.
+ * kind, allocations, bytes touched per processor and operation. run
+ * replays traces on the policy engine (trace_run.c).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "trace.h"
+#include "trace_run.h"
 
 #define CHECK_MAX_ERRORS 20 /* per file; the rest are counted */
 
@@ -18,10 +23,24 @@ static int trace_usage(FILE *f)
 {
 	fprintf(f, "usage: devmm trace gen PATTERN [--seed S] [options] > FILE\n"
 		   "       devmm trace check FILE...\n"
+		   "       devmm trace run FILE... [run options] [--json OUT] [--events OUT.jsonl]\n"
 		   "gen writes a synthetic trace (devmm trace gen --help lists the patterns\n"
 		   "and their options); check parses and validates traces and summarises\n"
-		   "them. The format is docs/trace-format.md. Replaying a trace (trace run)\n"
-		   "and a page's history (trace explain) come with the policy engine.\n");
+		   "them; run replays traces on the policy engine and prints what happened\n"
+		   "(--json: the figures as JSON, an array for several files; --events: every\n"
+		   "provenance event as a JSON line).\n"
+		   "run options:\n"
+		   "  --policy NAME          ondemand (default)");
+	for (unsigned int i = 1; dmm_policy_name_at(i); i++)
+		fprintf(f, ", %s", dmm_policy_name_at(i));
+	fprintf(f, "\n"
+		   "  --set KEY=VALUE        a tunable of the engine or the policy (repeatable)\n"
+		   "  --timing PRESET        pascal-pcie3 (default), uvmsmart-pcie3, custom:ALPHA_NS:BETA_MBPS\n"
+		   "  --device gpuN:pages=N  device memory of gpuN (default: the trace's peak allocation)\n"
+		   "  --seed S               the seed of every random choice (default 0)\n"
+		   "  --check                dmm_engine_check and dmm_check after every service\n"
+		   "The format and the execution model are docs/trace-format.md; the engine\n"
+		   "and its figures docs/managed-memory.md.\n");
 	return 2;
 }
 
@@ -130,6 +149,151 @@ static int cmd_check(int argc, char **argv)
 	return status;
 }
 
+/* ------------------------------------------------------------------------ */
+/* run and explain                                                           */
+
+struct run_args {
+	struct trace_run_opts o;
+	struct trace_run_set sets[TRACE_RUN_MAX_SETS];
+	const char *json, *events;
+	char **files;
+	int nr_files;
+};
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, &end, 0);
+	return errno || *end ? -EINVAL : 0;
+}
+
+static int bad_opt(const char *opt, const char *val, const char *why)
+{
+	fprintf(stderr, "devmm trace: %s %s: %s\n", opt, val ? val : "(missing)", why);
+	return 2;
+}
+
+/* The options of run and explain; the rest of argv into a->files. */
+static int parse_run_args(int argc, char **argv, struct run_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->o.sets = a->sets;
+	a->files = calloc((size_t)argc + 1, sizeof(*a->files));
+	if (!a->files)
+		return 2;
+	for (int i = 0; i < argc; i++) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		uint64_t v;
+
+		if (strncmp(opt, "--", 2) || !strcmp(opt, "--")) {
+			a->files[a->nr_files++] = argv[i];
+			continue;
+		}
+		if (!strcmp(opt, "--check")) {
+			a->o.check = true;
+			continue;
+		}
+		if (!val)
+			return bad_opt(opt, NULL, "needs a value");
+		i++;
+		if (!strcmp(opt, "--policy")) {
+			a->o.policy = val;
+		} else if (!strcmp(opt, "--timing")) {
+			a->o.timing = val;
+		} else if (!strcmp(opt, "--json")) {
+			a->json = val;
+		} else if (!strcmp(opt, "--events")) {
+			a->events = val;
+		} else if (!strcmp(opt, "--seed")) {
+			if (parse_u64(val, &a->o.seed))
+				return bad_opt(opt, val, "expected a number");
+		} else if (!strcmp(opt, "--set")) {
+			const char *eq = strchr(val, '=');
+			char *end;
+			long long x;
+
+			if (!eq || eq == val)
+				return bad_opt(opt, val, "expected KEY=VALUE");
+			if (a->o.nr_sets == TRACE_RUN_MAX_SETS)
+				return bad_opt(opt, val, "too many --set");
+			errno = 0;
+			x = strtoll(eq + 1, &end, 0);
+			if (errno || !eq[1] || *end)
+				return bad_opt(opt, val, "VALUE is not a number");
+			((char *)eq)[0] = 0; /* argv is ours to cut */
+			a->sets[a->o.nr_sets++] = (struct trace_run_set){ val, x };
+		} else if (!strcmp(opt, "--device")) {
+			unsigned int g;
+			int n = 0;
+
+			if (sscanf(val, "gpu%u:pages=%n", &g, &n) != 1 || !n || parse_u64(val + n, &v) || !v)
+				return bad_opt(opt, val, "expected gpuN:pages=N (N at least 1)");
+			if (g >= DMM_MAX_PROCS - 1)
+				return bad_opt(opt, val, "the engine has devices gpu0 to gpu6");
+			a->o.dev_pages[g] = v;
+		} else {
+			return bad_opt(opt, val, "unknown option");
+		}
+	}
+	return 0;
+}
+
+static int write_json(const char *path, json_t *j)
+{
+	int rc = !strcmp(path, "-") ? json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
+				    : json_dump_file(j, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (!rc && !strcmp(path, "-"))
+		putchar('\n');
+	if (rc)
+		fprintf(stderr, "devmm trace run: cannot write %s\n", path);
+	return rc ? 2 : 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_args a;
+	json_t *all = NULL;
+	FILE *ev = NULL;
+	int status = parse_run_args(argc, argv, &a);
+
+	if (!status && !a.nr_files)
+		status = trace_usage(stderr);
+	if (!status && a.json && !(all = json_array()))
+		status = 2;
+	if (!status && a.events && !(ev = fopen(a.events, "w"))) {
+		fprintf(stderr, "devmm trace run: cannot write %s: %s\n", a.events, strerror(errno));
+		status = 2;
+	}
+	a.o.events = ev;
+	for (int i = 0; !status && i < a.nr_files; i++) {
+		struct trace_run_result res;
+		int rc = trace_run_file(&a.o, a.files[i], &res, stderr);
+
+		if (rc) {
+			status = rc;
+			break;
+		}
+		trace_run_print(stdout, a.files[i], &res);
+		if (all && json_array_append_new(all, trace_run_json(&res)))
+			status = 2;
+		trace_run_result_free(&res);
+	}
+	if (!status && all)
+		status = write_json(a.json, a.nr_files == 1 ? json_array_get(all, 0) : all);
+	if (ev && fclose(ev) && !status) {
+		fprintf(stderr, "devmm trace run: cannot write %s\n", a.events);
+		status = 2;
+	}
+	json_decref(all);
+	free(a.files);
+	return status;
+}
+
 int devmm_trace(int argc, char **argv)
 {
 	if (argc < 1)
@@ -142,10 +306,7 @@ int devmm_trace(int argc, char **argv)
 		trace_usage(stdout);
 		return 0;
 	}
-	if (!strcmp(argv[0], "run") || !strcmp(argv[0], "explain")) {
-		fprintf(stderr, "devmm trace %s: not available yet; it comes with the policy "
-				"engine (issue 15)\n", argv[0]);
-		return 2;
-	}
+	if (!strcmp(argv[0], "run"))
+		return cmd_run(argc - 1, argv + 1);
 	return trace_usage(stderr);
 }

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""devmm trace run (cli/trace_run.c) on small traces, scenario style: each
+case is a trace, a command line and the exact figures expected of --json,
+worked out by hand from the execution model (docs/trace-format.md §4) and
+the pascal-pcie3 timing (docs/managed-memory.md §5): a batch costs 11.6 us
+per block + 0.22 us per page, a transfer max(1.7 us, 0.72 us + B/12.2 GB/s),
+a CPU fault 11.6 us. Every run has --check (both validators after every
+service).
+
+    trace_run_test.py DEVMM
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+DEVMM = sys.argv[1]
+TMP = tempfile.mkdtemp()
+FAILS = []
+
+BATCH1 = 11600 + 220 + 1700  # one fault, one page: 13520 ns
+CPU_FAULT = 11600 + 1700  # 13300 ns
+
+
+def run(args, trace=None, name="t.trace", stdin=None):
+    path = os.path.join(TMP, name)
+    if trace is not None:
+        with open(path, "w") as f:
+            f.write(trace)
+    p = subprocess.run([DEVMM, "trace"] + [a.replace("@T", path).replace("@D", TMP) for a in args],
+                       capture_output=True, text=True, input=stdin)
+    return p, path
+
+
+def figures(trace, *extra):
+    out = os.path.join(TMP, "out.json")
+    if os.path.exists(out):
+        os.unlink(out)
+    p, _ = run(["run", "@T", "--check", "--json", out] + list(extra), trace)
+    if p.returncode != 0:
+        raise AssertionError("exit %d: %s" % (p.returncode, p.stderr))
+    with open(out) as f:
+        return json.load(f), p
+
+
+def expect(case, got, want, path=""):
+    """Every key of want must be in got with that value (dicts: recursively)."""
+    if isinstance(want, dict):
+        for k, v in want.items():
+            if k not in got:
+                FAILS.append("%s: %s%s missing" % (case, path, k))
+            else:
+                expect(case, got[k], v, path + k + ".")
+    elif got != want:
+        FAILS.append("%s: %s = %r, expected %r" % (case, path.rstrip("."), got, want))
+
+
+def case(fn):
+    try:
+        fn()
+    except AssertionError as e:
+        FAILS.append("%s: %s" % (fn.__name__, e))
+    return fn
+
+
+NAMES = ["far_faults", "cpu_faults", "batches", "per_batch_htod_bytes", "duplicates", "throttled",
+         "migrations", "prefetch", "thrashing", "read_dup", "remote", "sim_time_ns",
+         "sim_time_breakdown", "host_time_ns", "host_peak_rss_bytes", "policy", "params", "timing"]
+CAUSES = ["fault", "prefetch", "eviction", "advice", "user_prefetch", "coherence",
+          "access_counter", "thrash_pin", "read_dup_invalidate"]
+
+
+def only_fault(n):
+    return {c: (n if c == "fault" else 0) for c in CAUSES}
+
+
+@case
+def one_stream_one_page_per_batch():
+    # One stream: each access stalls it, no device stream can run, so each
+    # fault is a batch of its own.
+    t = "ALLOC a 0x200000000 32768\n" + "".join(
+        "gpu0 R 0x%x 4096\n" % (0x200000000 + i * 4096) for i in range(8)) + "FREE 0x200000000\n"
+    j, p = figures(t)
+    if list(j) != NAMES:
+        FAILS.append("names: %r" % list(j))
+    expect("one_stream", j, {
+        "far_faults": 8, "cpu_faults": 0, "batches": 8, "per_batch_htod_bytes": [4096] * 8,
+        "duplicates": 0, "throttled": 0,
+        "migrations": {"htod_pages": 8, "dtoh_pages": 0, "htod_bytes": 32768, "dtoh_bytes": 0,
+                       "by_cause": only_fault(8)},
+        "prefetch": {"pages": 0, "useful_pages": 0},
+        "thrashing": {"pages_detected": 0, "throttles": 0, "pins": 0, "unpins": 0},
+        "read_dup": {"copies": 0, "invalidations": 0}, "remote": {"maps": 0, "accesses": 0},
+        "sim_time_ns": 8 * BATCH1,
+        "sim_time_breakdown": {"compute": 0, "fault_stall": 8 * BATCH1, "transfer": 8 * 1700,
+                               "throttle": 0},
+        "policy": "ondemand", "timing": "pascal-pcie3",
+        "params": {"fault_batch_count": 256, "fault_replay_policy": 2},
+    })
+    if not (j["host_time_ns"] > 0 and j["host_peak_rss_bytes"] > 0):
+        FAILS.append("host figures: %r %r" % (j["host_time_ns"], j["host_peak_rss_bytes"]))
+    if "far faults 8, cpu faults 0, batches 8" not in p.stdout:
+        FAILS.append("one_stream: summary: %s" % p.stdout)
+
+
+@case
+def two_streams_one_batch():
+    # Both streams stall: one batch of two faults, one run of two pages.
+    t = "ALLOC a 0x200000000 8192\ngpu0 R 0x200000000 4 s=0\ngpu0 W 0x200001000 4 s=1\n"
+    j, _ = figures(t)
+    expect("two_streams", j, {"far_faults": 2, "batches": 1, "per_batch_htod_bytes": [8192],
+                              "sim_time_ns": 11600 + 2 * 220 + 1700})
+
+
+@case
+def access_spanning_pages():
+    # One record over three pages (unaligned): the three faults go together.
+    t = "ALLOC a 0x200000000 16384\ngpu0 W 0x200000800 9000\n"
+    j, _ = figures(t)
+    expect("spanning", j, {"far_faults": 3, "batches": 1, "per_batch_htod_bytes": [12288],
+                           "migrations": {"by_cause": only_fault(3)}})
+
+
+@case
+def cpu_fault_after_gpu():
+    # The device writes the page, SYNC, the CPU reads it: a CPU fault through
+    # the core brings it back (docs/managed-memory.md §6's example).
+    t = "ALLOC a 0x200000000 4096\ngpu0 W 0x200000000 8\nSYNC\ncpu R 0x200000000 8\n"
+    j, _ = figures(t)
+    expect("cpu_fault", j, {"far_faults": 1, "cpu_faults": 1, "batches": 1,
+                            "migrations": {"htod_pages": 1, "dtoh_pages": 1, "htod_bytes": 4096,
+                                           "dtoh_bytes": 4096, "by_cause": only_fault(2)},
+                            "sim_time_ns": BATCH1 + CPU_FAULT})
+
+
+@case
+def clocks_sync_and_kernel_end():
+    # KERNEL_END: the kernel's streams end with its last one (s=0 at 5000);
+    # s=1 then faults at 5000. SYNC: every stream waits for the CPU's 30000.
+    t = ("ALLOC a 0x200000000 8192\nKERNEL_BEGIN 1\ngpu0 COMPUTE 5000 s=0\ngpu0 COMPUTE 1000 s=1\n"
+         "KERNEL_END 1\ngpu0 R 0x200000000 4 s=1\ncpu COMPUTE 30000\nSYNC\ngpu0 R 0x200001000 4 s=0\n")
+    j, _ = figures(t)
+    expect("clocks", j, {"far_faults": 2, "batches": 2, "sim_time_ns": 30000 + BATCH1,
+                         "sim_time_breakdown": {"compute": 36000, "fault_stall": 2 * BATCH1}})
+
+
+@case
+def earliest_clock_first():
+    # s=1 is below s=0 in the file but earlier in time: it faults first (at
+    # 0, fault 1), then s=0 after its compute (fault 2); a device stream
+    # could run until then, so both go in one batch, which starts at the
+    # later fault.
+    t = ("ALLOC a 0x200000000 8192\ngpu0 COMPUTE 100000 s=0\ngpu0 R 0x200000000 4 s=0\n"
+         "gpu0 R 0x200001000 4 s=1\n")
+    events = os.path.join(TMP, "ev.jsonl")
+    j, _ = figures(t, "--events", events)
+    expect("earliest", j, {"batches": 1, "sim_time_ns": 100000 + 11600 + 2 * 220 + 1700,
+                           "sim_time_breakdown": {"fault_stall": 2 * (11600 + 2 * 220 + 1700) + 100000}})
+    with open(events) as f:
+        ev = [json.loads(line) for line in f]
+    faults = {e["addr"]: e["fault"] for e in ev if e["ev"] == "fault"}
+    if faults != {0x200001000: 1, 0x200000000: 2}:
+        FAILS.append("earliest: fault ids %r" % faults)
+    migrations = [e for e in ev if e["ev"] == "migrate"]
+    if len(migrations) != 2 or any(e["cause"] != "fault" for e in migrations):
+        FAILS.append("earliest: migrations %r" % migrations)
+
+
+@case
+def free_forgets_pages():
+    # FREE unmaps: a new allocation at the same place starts unpopulated and
+    # faults again.
+    t = ("ALLOC a 0x200000000 4096\ngpu0 W 0x200000000 4\nFREE 0x200000000\n"
+         "ALLOC b 0x200000000 4096\ngpu0 R 0x200000000 4\nFREE 0x200000000\n")
+    j, _ = figures(t)
+    expect("free", j, {"far_faults": 2, "batches": 2, "migrations": {"htod_pages": 2, "dtoh_pages": 0}})
+
+
+@case
+def generated_streaming():
+    # §3.1 streaming under ondemand: every page faults once, every
+    # migration is a FAULT one.
+    p, path = run(["gen", "streaming", "--bytes", "1048576", "--streams", "4", "--seed", "5"])
+    with open(os.path.join(TMP, "s.trace"), "w") as f:
+        f.write(p.stdout)
+    j, _ = figures(p.stdout, "--seed", "5")
+    expect("streaming", j, {"far_faults": 256, "cpu_faults": 0, "batches": 64,
+                            "migrations": {"htod_pages": 256, "htod_bytes": 1048576,
+                                           "by_cause": only_fault(256)}})
+    if j["per_batch_htod_bytes"] != [16384] * 64:
+        FAILS.append("streaming: per batch %r" % j["per_batch_htod_bytes"][:8])
+    # Deterministic: the same run gives the same figures (host ones aside).
+    k, _ = figures(p.stdout, "--seed", "5")
+    for d in (j, k):
+        del d["host_time_ns"], d["host_peak_rss_bytes"]
+    if j != k:
+        FAILS.append("streaming: two runs differ")
+
+
+@case
+def set_and_device_options():
+    t = "ALLOC a 0x200000000 8192\ngpu0 R 0x200000000 4 s=0\ngpu0 R 0x200001000 4 s=1\n"
+    j, p = figures(t, "--set", "fault_batch_count=1", "--device", "gpu0:pages=16")
+    # Both stall; the service takes one fault per batch.
+    expect("set", j, {"batches": 2, "per_batch_htod_bytes": [4096, 4096],
+                      "params": {"fault_batch_count": 1}})
+    if "gpu0 16 pages" not in p.stdout:
+        FAILS.append("set: summary %s" % p.stdout)
+
+
+@case
+def bad_input():
+    # Bad lines are reported as FILE:LINE:COL and nothing runs (exit 1).
+    out = os.path.join(TMP, "bad.json")
+    t = "ALLOC a 0x200000000 4096\ngpu0 R 0x200000000 4\ngpu0 R 0x300000000 4\ncpu X 1 1\n"
+    p, path = run(["run", "@T", "--json", out], t, name="bad.trace")
+    if p.returncode != 1 or os.path.exists(out):
+        FAILS.append("bad: exit %d, json written %s" % (p.returncode, os.path.exists(out)))
+    if "%s:3:8: gpu0 R at 0x300000000: outside every live allocation" % path not in p.stderr:
+        FAILS.append("bad: stderr %r" % p.stderr)
+    if "%s:4:5: " % path not in p.stderr:
+        FAILS.append("bad: line 4: %r" % p.stderr)
+    for args, why in ((["--policy", "nosuch"], "unknown policy 'nosuch'"),
+                      (["--set", "nosuch=1"], "--set nosuch: no such tunable"),
+                      (["--set", "fault_batch_count=0"], "out of range"),
+                      (["--timing", "pcie9"], "unknown timing"),
+                      (["--device", "gpu0"], "expected gpuN:pages=N"),
+                      (["--bogus", "1"], "unknown option")):
+        p, _ = run(["run", "@T"] + args, "ALLOC a 0x200000000 4096\n")
+        if p.returncode != 2 or why not in p.stderr:
+            FAILS.append("bad %r: exit %d, %r" % (args, p.returncode, p.stderr))
+    p, _ = run(["run", os.path.join(TMP, "missing.trace")])
+    if p.returncode != 2 or "cannot read" not in p.stderr:
+        FAILS.append("missing file: exit %d, %r" % (p.returncode, p.stderr))
+
+
+@case
+def stdin_and_several_files():
+    t = "ALLOC a 0x200000000 4096\ngpu0 R 0x200000000 4\n"
+    p, _ = run(["run", "-", "--json", "-"], stdin=t)
+    if p.returncode or '"far_faults": 1,' not in p.stdout:
+        FAILS.append("stdin: %d %r %r" % (p.returncode, p.stdout, p.stderr))
+    with open(os.path.join(TMP, "one.trace"), "w") as f:
+        f.write(t)
+    out = os.path.join(TMP, "two.json")
+    p, _ = run(["run", "@D/one.trace", "@D/one.trace", "--json", out])
+    with open(out) as f:
+        j = json.load(f)
+    if p.returncode or not isinstance(j, list) or [x["far_faults"] for x in j] != [1, 1]:
+        FAILS.append("two files: %r" % j)
+
+
+for f in FAILS:
+    print("FAIL:", f)
+print("trace-run: %s" % ("FAILED" if FAILS else "passed"))
+sys.exit(1 if FAILS else 0)
