@@ -4,7 +4,8 @@
  * (trace_gen.c); check reads traces with the streaming reader
  * (trace_parse.c), reports every bad line and prints a summary: records per
  * kind, allocations, bytes touched per processor and operation. run
- * replays traces on the policy engine (trace_run.c).
+ * replays traces on the policy engine (trace_run.c) and explain prints one
+ * page's history from the engine's provenance events.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,11 +25,14 @@ static int trace_usage(FILE *f)
 	fprintf(f, "usage: devmm trace gen PATTERN [--seed S] [options] > FILE\n"
 		   "       devmm trace check FILE...\n"
 		   "       devmm trace run FILE... [run options] [--json OUT] [--events OUT.jsonl]\n"
+		   "       devmm trace explain FILE ADDR [run options]\n"
 		   "gen writes a synthetic trace (devmm trace gen --help lists the patterns\n"
 		   "and their options); check parses and validates traces and summarises\n"
 		   "them; run replays traces on the policy engine and prints what happened\n"
 		   "(--json: the figures as JSON, an array for several files; --events: every\n"
-		   "provenance event as a JSON line).\n"
+		   "provenance event as a JSON line); explain prints the history of the page\n"
+		   "holding ADDR: its faults, migrations, throttles and pins, with their\n"
+		   "causes, origins and virtual times.\n"
 		   "run options:\n"
 		   "  --policy NAME          ondemand (default)");
 	for (unsigned int i = 1; dmm_policy_name_at(i); i++)
@@ -294,6 +298,132 @@ static int cmd_run(int argc, char **argv)
 	return status;
 }
 
+/* explain: the events of one page, kept in order. */
+struct history {
+	uint64_t page;
+	struct dmm_event *ev;
+	size_t nr, cap;
+	bool nomem;
+};
+
+static void history_cb(void *arg, const struct dmm_event *e)
+{
+	struct history *h = arg;
+	uint64_t n = e->npages ? e->npages : 1;
+
+	switch (e->type) {
+	case DMM_EV_BATCH:
+	case DMM_EV_REPLAY:
+		return;
+	default:
+		break;
+	}
+	if (h->page < (e->addr & ~4095ull) || h->page >= (e->addr & ~4095ull) + n * 4096)
+		return;
+	if (h->nr == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 64;
+		struct dmm_event *ne = realloc(h->ev, cap * sizeof(*ne));
+
+		if (!ne) {
+			h->nomem = true;
+			return;
+		}
+		h->ev = ne;
+		h->cap = cap;
+	}
+	h->ev[h->nr++] = *e;
+}
+
+static const char *pname(unsigned int p, char buf[16])
+{
+	if (p == DMM_PROC_NONE)
+		return "nowhere";
+	if (p == DMM_PROC_CPU)
+		return "cpu";
+	snprintf(buf, 16, "gpu%u", p - 1);
+	return buf;
+}
+
+static void print_event(const struct dmm_event *e)
+{
+	static const char *const access[] = { "prefetch", "read", "write", "atomic" };
+	char b1[16], b2[16];
+
+	printf("%12" PRIu64 "  %-9s ", e->t, dmm_event_name(e->type));
+	switch (e->type) {
+	case DMM_EV_FAULT:
+	case DMM_EV_CPU_FAULT:
+		printf("%s %s", pname(e->type == DMM_EV_FAULT ? e->from : DMM_PROC_CPU, b1),
+		       (unsigned int)e->access <= DMM_ACCESS_ATOMIC ? access[e->access] : "?");
+		if (e->type == DMM_EV_CPU_FAULT)
+			printf(" (page on %s)", pname(e->from, b2));
+		break;
+	case DMM_EV_MIGRATE:
+	case DMM_EV_PIN:
+	case DMM_EV_UNPIN:
+		printf("%s -> %s, cause %s", pname(e->from, b1), pname(e->to, b2), dmm_cause_name(e->cause));
+		break;
+	case DMM_EV_THROTTLE:
+		printf("%s throttled, cause %s", pname(e->to, b1), dmm_cause_name(e->cause));
+		break;
+	case DMM_EV_CANCEL:
+		printf("%s, error %d", pname(e->from, b1), e->error);
+		break;
+	case DMM_EV_UNMAP:
+		printf("%" PRIu64 " pages from %#" PRIx64, e->npages, e->addr);
+		break;
+	default:
+		break;
+	}
+	if (e->type != DMM_EV_UNMAP)
+		printf(", batch %" PRIu64 " fault %" PRIu64 " rule %u", e->origin.batch, e->origin.fault,
+		       e->origin.rule);
+	if (e->t_end > e->t)
+		printf(", until %" PRIu64, e->t_end);
+	putchar('\n');
+}
+
+static int cmd_explain(int argc, char **argv)
+{
+	struct run_args a;
+	struct history h = { 0 };
+	struct trace_run_result res;
+	uint64_t addr;
+	int status = parse_run_args(argc, argv, &a);
+
+	if (status)
+		goto out;
+	if (a.nr_files != 2 || a.json || a.events) {
+		status = trace_usage(stderr);
+		goto out;
+	}
+	if (parse_u64(a.files[1], &addr)) {
+		status = bad_opt("ADDR", a.files[1], "expected a decimal or 0x number");
+		goto out;
+	}
+	h.page = addr & ~4095ull;
+	a.o.cb = history_cb;
+	a.o.cb_arg = &h;
+	status = trace_run_file(&a.o, a.files[0], &res, stderr);
+	if (status)
+		goto out;
+	if (h.nomem) {
+		fprintf(stderr, "devmm trace explain: out of memory\n");
+		status = 2;
+	} else {
+		printf("page %#" PRIx64 " in %s (policy %s, timing %s): %zu events\n", h.page, a.files[0],
+		       res.policy, res.timing, h.nr);
+		printf("%12s  %-9s what, origin\n", "t (ns)", "event");
+		for (size_t i = 0; i < h.nr; i++)
+			print_event(&h.ev[i]);
+	}
+	trace_run_result_free(&res);
+out:
+	free(h.ev);
+	free(a.files);
+	return status;
+}
+
 int devmm_trace(int argc, char **argv)
 {
 	if (argc < 1)
@@ -308,5 +438,7 @@ int devmm_trace(int argc, char **argv)
 	}
 	if (!strcmp(argv[0], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "explain"))
+		return cmd_explain(argc - 1, argv + 1);
 	return trace_usage(stderr);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""devmm trace run (cli/trace_run.c) on small traces, scenario style: each
+"""devmm trace run and explain (cli/trace_run.c, cli/trace_cmd.c) on small traces, scenario style: each
 case is a trace, a command line and the exact figures expected of --json,
 worked out by hand from the execution model (docs/trace-format.md §4) and
 the pascal-pcie3 timing (docs/managed-memory.md §5): a batch costs 11.6 us
@@ -250,6 +250,34 @@ def stdin_and_several_files():
         j = json.load(f)
     if p.returncode or not isinstance(j, list) or [x["far_faults"] for x in j] != [1, 1]:
         FAILS.append("two files: %r" % j)
+
+
+@case
+def explain_one_page():
+    # Pages 0 and 1 fault together (one batch: 11.6 us + 2 x 0.22 us, then
+    # one 8 KiB transfer of 1.7 us); after the SYNC the CPU reads page 0
+    # back (11.6 us + 1.7 us); FREE unmaps both pages.
+    t = ("ALLOC a 0x200000000 8192\ngpu0 W 0x200000000 8\ngpu0 R 0x200001000 8 s=1\nSYNC\n"
+         "cpu R 0x200000010 8\nFREE 0x200000000\n")
+    p, path = run(["explain", "@T", "0x200000010", "--check"], t, name="e.trace")
+    want = ("page 0x200000000 in %s (policy ondemand, timing pascal-pcie3): 5 events\n"
+            "      t (ns)  event     what, origin\n"
+            "           0  fault     gpu0 write, batch 1 fault 1 rule 0\n"
+            "       12040  migrate   nowhere -> gpu0, cause fault, batch 1 fault 1 rule 1, until 13740\n"
+            "       13740  cpu_fault cpu read (page on gpu0), batch 0 fault 3 rule 0\n"
+            "       25340  migrate   gpu0 -> cpu, cause fault, batch 0 fault 3 rule 1, until 27040\n"
+            "       27040  unmap     2 pages from 0x200000000\n" % path)
+    if p.returncode or p.stdout != want:
+        FAILS.append("explain: exit %d\n%s\nexpected\n%s%s" % (p.returncode, p.stdout, want, p.stderr))
+    # Page 1: its fault (fault 2) and migration, and the unmap.
+    p, _ = run(["explain", "@T", "0x200001fff"], t, name="e.trace")
+    lines = p.stdout.splitlines()
+    if p.returncode or len(lines) != 5 or "gpu0 read, batch 1 fault 2 rule 0" not in lines[2]:
+        FAILS.append("explain page 1: %r" % p.stdout)
+    for args in (["explain", "@T"], ["explain", "@T", "0x12q"], ["explain", "@T", "1", "--json", "x"]):
+        p, _ = run(args, t, name="e.trace")
+        if p.returncode != 2:
+            FAILS.append("explain %r: exit %d" % (args, p.returncode))
 
 
 for f in FAILS:
