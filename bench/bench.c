@@ -5,7 +5,9 @@
  * (migration, device reads), one thread (fault scaling), the kernel's
  * struct page (metadata), Linux's copy-on-write placement (fork_coherent),
  * one notifier subscription (notifier_10k, notifier_none), the same phases
- * at 64 MiB (scale_64g, by name only; scale_sweep draws the curve).
+ * at 64 MiB (scale_64g, by name only; scale_sweep draws the curve), the
+ * core's own migrate_vma pages/s (trace_streaming and trace_random, the
+ * trace runner's far faults per second; by name only).
  *
  * Every benchmark runs warm: devmm systems are created with
  * DMM_SYS_PRETOUCH and kept alive across a benchmark's rounds, so that the
@@ -18,7 +20,7 @@
  * docs/performance.md discusses them.
  *
  * This file is the plumbing, the table and the entry point; vm.c,
- * device.c, notifier.c and scale.c hold the benchmarks, meta.c the one
+ * device.c, notifier.c, scale.c and trace.c hold the benchmarks, meta.c the one
  * white-box number.
  */
 #include <errno.h>
@@ -260,6 +262,8 @@ static const struct bench benches[] = {
 	{ "notifier_none", "ns/munmap", bench_notifier_none, TARGET_NONE, 0, false },
 	{ "scale_64g", "ns/page", bench_scale_64g, TARGET_LE, 2.0, true },
 	{ "scale_sweep", "ns/page", bench_scale_sweep, TARGET_NONE, 0, true },
+	{ "trace_streaming", "faults/s", bench_trace_streaming, TARGET_NONE, 0, true },
+	{ "trace_random", "faults/s", bench_trace_random, TARGET_NONE, 0, true },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 
@@ -331,8 +335,9 @@ static void usage(FILE *f)
 	      "  --json FILE  also write the results as a JSON array to FILE\n"
 	      "  --pages N    pages per round (default 16384, 1024 with --quick)\n"
 	      "  --rounds N   timed rounds per side, median reported (default 7, 3 with --quick)\n"
-	      "  --only LIST  run only these benchmarks (comma-separated names); scale_64g and\n"
-	      "               scale_sweep (about a minute each) run only when named here\n"
+	      "  --only LIST  run only these benchmarks (comma-separated names); scale_64g,\n"
+	      "               scale_sweep (about a minute each), trace_streaming and\n"
+	      "               trace_random (seconds each) run only when named here\n"
 	      "  --wall       time single-threaded rounds with the wall clock, not CPU time\n"
 	      "  --list       print the benchmarks' names\n",
 	      f);

@@ -109,6 +109,14 @@ void bench_fork_coherent(const struct bench_opts *o, struct bench_result *r);
 void bench_scale_64g(const struct bench_opts *o, struct bench_result *r);
 void bench_scale_sweep(const struct bench_opts *o, struct bench_result *r);
 
+/* device.c: pages/s through migrate_vma (to the device and back). */
+double bench_migrate_pages_per_s(uint64_t npages, uint64_t batch);
+
+/* trace.c: generated traces on the policy engine (not in the default set:
+ * --only names them) */
+void bench_trace_streaming(const struct bench_opts *o, struct bench_result *r);
+void bench_trace_random(const struct bench_opts *o, struct bench_result *r);
+
 /* notifier.c: invalidations in an mm with many subscriptions, or none */
 void bench_notifier_10k(const struct bench_opts *o, struct bench_result *r);
 void bench_notifier_none(const struct bench_opts *o, struct bench_result *r);

@@ -261,6 +261,28 @@ static double migrate_round(void *p)
 	return 2.0 * (double)c->npages * PAGE / t; /* GB/s */
 }
 
+/* The core's migrate throughput: pages/s through migrate_vma, @npages in
+ * @batch-page calls to the device and back (one timed round after one
+ * warm-up), for the benchmarks that compare against it. */
+double bench_migrate_pages_per_s(uint64_t npages, uint64_t batch)
+{
+	struct migrate_ctx c = { .npages = npages, .batch = batch, .name = "migrate baseline" };
+	struct dmm_system *sys;
+	double gbps;
+
+	sys = bench_system(2 * npages + 1024);
+	c.d = bdrv_create(sys, npages, batch);
+	c.mm = bench_mm(sys);
+	c.base = bench_map_anon(c.mm, npages, true);
+	migrate_round(&c);
+	gbps = migrate_round(&c);
+	verify_index(c.mm, c.base, npages, c.name);
+	dmm_mm_exit(c.mm);
+	bench_system_done(sys, c.name);
+	bdrv_free(c.d);
+	return gbps * 1e9 / PAGE;
+}
+
 static void run_migrate(const struct bench_opts *o, struct bench_result *r, uint64_t npages,
 			uint64_t batch)
 {
