@@ -494,6 +494,48 @@ static void test_example_api(void **state)
 	dmm_system_destroy(sys);
 }
 
+/* A user prefetch moves the pages to the processor with cause
+ * USER_PREFETCH, without a fault or a batch: the device then hits; back to
+ * the CPU; holes are not given to the CPU; bad arguments change nothing. */
+static void test_user_prefetch(void **state)
+{
+	struct pfx *p = pfx_new(NULL, 0);
+	struct dmm_timing tm = { .preset = DMM_TIMING_PASCAL_PCIE3 };
+	struct dmm_engine_stats st;
+	uint64_t end = 0;
+	uint32_t v = 7;
+
+	(void)state;
+	TRUE(p != NULL);
+	OK(dmm_engine_prefetch(p->eng, TBASE + 1, 3 * PG - 1, p->gpu, 1000, &end));
+	EQ(end, 1000 + dmm_timing_transfer_ns(&tm, 3 * PG)); /* one run of three pages */
+	st = stats_of(p->eng);
+	EQ(st.pages_by_cause[DMM_CAUSE_USER_PREFETCH], 3);
+	EQ(st.htod_pages, 3);
+	EQ(st.far_faults, 0);
+	EQ(st.batches, 0);
+	OK(managed_access(p->dev, 0, TBASE + 2 * PG, DMM_ACCESS_WRITE, &v, sizeof(v)));
+	EXPECT_RC(-EAGAIN, managed_access(p->dev, 0, TBASE + 3 * PG, DMM_ACCESS_READ, &v, sizeof(v)));
+	SERVICE_CHECKED(p);
+	/* Again: nothing to move. */
+	OK(dmm_engine_prefetch(p->eng, TBASE, 3 * PG, p->gpu, 5000, &end));
+	EQ(end, 5000);
+	/* Back to the CPU: the four device pages; the rest have no copy. */
+	OK(dmm_engine_prefetch(p->eng, TBASE, 16 * PG, DMM_PROC_CPU, 9000, NULL));
+	st = stats_of(p->eng);
+	EQ(st.pages_by_cause[DMM_CAUSE_USER_PREFETCH], 7);
+	EQ(st.dtoh_pages, 4);
+	EQ(LOAD(p->mm, TBASE + 2 * PG), 7);
+	EXPECT_RC(-ENOENT, dmm_engine_prefetch(p->eng, TBASE + PFX_RANGE_PAGES * PG - PG, 2 * PG, p->gpu, 0, NULL));
+	EXPECT_RC(-EINVAL, dmm_engine_prefetch(p->eng, TBASE, PG, p->gpu + 1, 0, NULL));
+	EXPECT_RC(-EINVAL, dmm_engine_prefetch(p->eng, TBASE, 0, p->gpu, 0, NULL));
+	EXPECT_RC(-EINVAL, dmm_engine_prefetch(NULL, TBASE, PG, p->gpu, 0, NULL));
+	EQ(stats_of(p->eng).pages_by_cause[DMM_CAUSE_USER_PREFETCH], 7);
+	ENGINE_CHECK(p->eng);
+	CHECK_OK(p->sys);
+	pfx_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,6 +556,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fork_mid_run, setup, teardown),
 		cmocka_unit_test(test_deterministic_time),
 		cmocka_unit_test(test_example_api),
+		cmocka_unit_test(test_user_prefetch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

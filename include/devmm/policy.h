@@ -458,6 +458,21 @@ enum dmm_replay_policy {
 	DMM_REPLAY_ONCE,
 };
 
+/*
+ * dmm_engine_prefetch - a user prefetch (cudaMemPrefetchAsync): bring the
+ * pages of [addr, addr + len) to processor @dst through the engine's moves
+ * (cause USER_PREFETCH, origin all zero), the transfers starting at virtual
+ * time @t; *t_end (may be NULL) gets when the last one ends (@t when
+ * nothing moved). Pages already on @dst and pinned pages stay; pages with
+ * no copy are populated on a device, left alone for the CPU. The policy is
+ * not asked: this is the user's decision. The range must lie in one
+ * managed range. Errors: -EINVAL (NULL, len 0, overflow, unknown
+ * processor), -ENOENT (not inside one managed range), -ENOMEM (pages
+ * before the failure have moved).
+ */
+int dmm_engine_prefetch(struct dmm_engine *eng, uint64_t addr, uint64_t len, unsigned int dst, uint64_t t,
+			uint64_t *t_end);
+
 /* ------------------------------------------------------------------------ */
 /* Device faults, CPU faults, streams                                        */
 

@@ -657,3 +657,82 @@ unsigned int dmm_engine_migrate_to_ram(struct dmm_engine *eng, struct dmm_vm_fau
 		return DMM_VM_FAULT_OOM;
 	return 0;
 }
+
+/* ------------------------------------------------------------------------ */
+/* User prefetch                                                             */
+
+int dmm_engine_prefetch(struct dmm_engine *eng, uint64_t addr, uint64_t len, unsigned int dst, uint64_t t,
+			uint64_t *t_end)
+{
+	enum dmm_cause *cause = NULL;
+	struct dmm_vma_info vi;
+	uint64_t first, end, tend = t;
+	struct mrange *r;
+	bool vma_write;
+	int err = 0;
+
+	if (!eng || !len || addr + len < addr)
+		return -EINVAL;
+	first = addr & DMM_PAGE_MASK;
+	end = ((addr + len - 1) & DMM_PAGE_MASK) + DMM_PAGE_SIZE;
+	pthread_mutex_lock(&eng->service_lock);
+	pthread_mutex_lock(&eng->lock);
+	if (dst != DMM_PROC_CPU && !proc_is_dev(eng, dst))
+		err = -EINVAL;
+	else if (!(r = range_of(eng, first)) || end > r->end)
+		err = -ENOENT;
+	pthread_mutex_unlock(&eng->lock);
+	if (!err && !(cause = malloc(DMM_MBLOCK_PAGES * sizeof(*cause))))
+		err = -ENOMEM;
+	if (err) {
+		pthread_mutex_unlock(&eng->service_lock);
+		return err;
+	}
+	for (unsigned int i = 0; i < DMM_MBLOCK_PAGES; i++)
+		cause[i] = DMM_CAUSE_USER_PREFETCH;
+	/* dmm_vma_query takes the mmap_lock itself (as service_block). */
+	vma_write = !dmm_vma_query(eng->mm, first, &vi) && vi.start <= first && (vi.flags & DMM_VM_WRITE);
+	dmm_mmap_read_lock(eng->mm);
+	for (uint64_t blk = first & ~(DMM_MBLOCK_SIZE - 1); blk < end && !err; blk += DMM_MBLOCK_SIZE) {
+		struct move_req req = { .dst = dst, .t = t, .cause = cause, .vma_write = vma_write };
+		bool stale;
+
+		pthread_mutex_lock(&eng->lock);
+		req.b = block_get(eng, r, blk);
+		stale = req.b && req.b->stale;
+		pthread_mutex_unlock(&eng->lock);
+		if (!req.b) {
+			err = -ENOMEM;
+			break;
+		}
+		if (stale)
+			block_resync(eng, req.b);
+		pthread_mutex_lock(&eng->lock);
+		for (unsigned int i = req.b->first; i < req.b->first + req.b->npages; i++) {
+			uint64_t a = req.b->start + (uint64_t)i * DMM_PAGE_SIZE;
+
+			/* Pages already there and pinned ones stay; the CPU
+			 * is not given pages that have no copy (its first
+			 * touch populates them). */
+			if (a < first || a >= end || dmm_pmask_test(blk_res(req.b, dst), i) ||
+			    dmm_pmask_test(&req.b->pinned, i) ||
+			    (dst == DMM_PROC_CPU && !dmm_pmask_test(&req.b->populated, i)))
+				continue;
+			dpm_set(&req.mask, i);
+		}
+		pthread_mutex_unlock(&eng->lock);
+		if (!dpm_count(&req.mask))
+			continue;
+		exec_move(eng, &req);
+		if (req.t_end > tend)
+			tend = req.t_end;
+		if (req.failed && req.error == -ENOMEM)
+			err = -ENOMEM;
+	}
+	dmm_mmap_read_unlock(eng->mm);
+	pthread_mutex_unlock(&eng->service_lock);
+	free(cause);
+	if (t_end)
+		*t_end = tend;
+	return err;
+}
