@@ -193,6 +193,7 @@ struct run {
 	bool have_barrier, eof;
 	uint64_t queued; /* stream records read and not yet run */
 	uint64_t seq, sync_time;
+	uint64_t floor[DMM_MAX_PROCS]; /* the end of the last PREFETCH to each processor */
 	struct alloc *allocs;
 	size_t nr_allocs, cap_allocs;
 	struct kernel kernels[TRACE_MAX_KERNELS];
@@ -201,7 +202,6 @@ struct run {
 	struct pset prefetched; /* page -> the processor it was prefetched to */
 	struct pset thrashed;
 	int failed; /* an event could not be recorded: -ENOMEM */
-	bool said_prefetch;
 };
 
 static int fail(struct run *R, unsigned int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -302,8 +302,10 @@ static struct rstream *stream_of(struct run *R, unsigned int proc, uint32_t id)
 		return NULL;
 	s->proc = proc;
 	s->id = id;
-	/* A stream that first appears after a SYNC starts at it. */
-	if (dmm_engine_wait(R->eng, proc, id, R->sync_time) || dmm_engine_stream(R->eng, proc, id, &si)) {
+	/* A stream that first appears after a SYNC starts at it, and after
+	 * a PREFETCH to its processor at the prefetch's end. */
+	if (dmm_engine_wait(R->eng, proc, id, R->sync_time > R->floor[proc] ? R->sync_time : R->floor[proc]) ||
+	    dmm_engine_stream(R->eng, proc, id, &si)) {
 		free(s);
 		return NULL;
 	}
@@ -657,6 +659,9 @@ static uint64_t max_clock(struct run *R, bool kernel_only, uint64_t begin_seq)
 		if (s->clock > t)
 			t = s->clock;
 	}
+	for (unsigned int p = 0; !kernel_only && p < DMM_MAX_PROCS; p++)
+		if (R->floor[p] > t)
+			t = R->floor[p];
 	return t;
 }
 
@@ -745,14 +750,40 @@ static int run_barrier(struct run *R, const struct trace_rec *rec)
 			a = al->addr + al->len;
 		}
 		break;
-	case TRACE_PREFETCH:
-		/* The engine has no user prefetch yet (cause USER_PREFETCH
-		 * is reserved): the record is a no-op, said once. */
-		if (!R->said_prefetch)
-			fprintf(R->err, "%s:%u: PREFETCH: not executed (the engine has no user prefetch yet)\n",
-				R->path, rec->line);
-		R->said_prefetch = true;
+	case TRACE_PREFETCH: {
+		/* Issued after everything above (the latest clock); the
+		 * destination's streams wait for it, as work queued behind a
+		 * cudaMemPrefetchAsync does. One call per allocation touched. */
+		unsigned int dst = proc_of(rec->proc);
+		uint64_t t = max_clock(R, false, 0), end = t;
+
+		for (uint64_t a = rec->addr; a < rec->addr + rec->bytes;) {
+			uint64_t lim, e = t;
+
+			al = alloc_at(R, a, NULL);
+			if (!al)
+				break;
+			lim = al->addr + al->len < rec->addr + rec->bytes ? al->addr + al->len : rec->addr + rec->bytes;
+			err = dmm_engine_prefetch(R->eng, a, lim - a, dst, t, &e);
+			if (err)
+				return fail(R, rec->line, "PREFETCH: %s", strerror(-err));
+			if (e > end)
+				end = e;
+			a = lim;
+		}
+		if (end > R->floor[dst])
+			R->floor[dst] = end;
+		for (size_t i = 0; i < R->nr_streams; i++) {
+			struct rstream *s = R->streams[i];
+
+			if (s->proc != dst)
+				continue;
+			if (dmm_engine_wait(R->eng, s->proc, s->id, end))
+				return fail(R, rec->line, "PREFETCH: out of memory");
+			stream_refresh(R, s);
+		}
 		break;
+	}
 	case TRACE_KERNEL_BEGIN:
 		R->kernels[R->nr_kernels++] = (struct kernel){ .id = rec->id, .begin_seq = R->seq };
 		break;

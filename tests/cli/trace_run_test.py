@@ -169,6 +169,24 @@ def earliest_clock_first():
 
 
 @case
+def user_prefetch():
+    # PREFETCH brings the four pages in one transfer of 16 KiB (0.72 us +
+    # 16384 B / 12.2 GB/s = 2062 ns) without a fault; gpu0's stream (which
+    # appears after it) starts at its end and hits. Back to the CPU from
+    # then: 8 KiB, 1.7 us; the CPU's stream waits for it.
+    t = ("ALLOC a 0x200000000 16384\nPREFETCH 0x200000000 16384 gpu0\n" +
+         "".join("gpu0 R 0x%x 4\n" % (0x200000000 + i * 4096) for i in range(4)) +
+         "PREFETCH 0x200000000 8192 cpu\ncpu R 0x200000000 8192\n")
+    j, _ = figures(t)
+    causes = {c: 0 for c in CAUSES}
+    causes["user_prefetch"] = 6
+    expect("user_prefetch", j, {"far_faults": 0, "cpu_faults": 0, "batches": 0,
+                                "migrations": {"htod_pages": 4, "dtoh_pages": 2, "by_cause": causes},
+                                "prefetch": {"pages": 0},
+                                "sim_time_ns": 2062 + 1700})
+
+
+@case
 def free_forgets_pages():
     # FREE unmaps: a new allocation at the same place starts unpopulated and
     # faults again.
