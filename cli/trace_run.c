@@ -443,7 +443,7 @@ static void count_faults(struct run *R, unsigned int proc)
 static uint64_t progress(const struct dmm_engine_stats *st)
 {
 	return st->htod_pages + st->dtoh_pages + st->dtod_pages + st->remaps + st->throttled + st->cancelled +
-	       st->pins + st->batches;
+	       st->pins;
 }
 
 static int service(struct run *R, unsigned int proc)
@@ -469,7 +469,7 @@ static int service(struct run *R, unsigned int proc)
 		if (R->streams[i]->proc == proc)
 			stream_refresh(R, R->streams[i]);
 	dmm_engine_stats(R->eng, &st);
-	if (progress(&st) != R->progress_seen[proc] || res.batches) {
+	if (progress(&st) != R->progress_seen[proc]) {
 		R->progress_seen[proc] = progress(&st);
 		R->idle_services[proc] = 0;
 	} else if (++R->idle_services[proc] >= NO_PROGRESS_SERVICES) {

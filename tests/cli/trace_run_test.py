@@ -30,7 +30,7 @@ def run(args, trace=None, name="t.trace", stdin=None):
         with open(path, "w") as f:
             f.write(trace)
     p = subprocess.run([DEVMM, "trace"] + [a.replace("@T", path).replace("@D", TMP) for a in args],
-                       capture_output=True, text=True, input=stdin)
+                       capture_output=True, text=True, input=stdin, timeout=120)
     return p, path
 
 
@@ -252,6 +252,20 @@ def bad_input():
     p, _ = run(["run", os.path.join(TMP, "missing.trace")])
     if p.returncode != 2 or "cannot read" not in p.stderr:
         FAILS.append("missing file: exit %d, %r" % (p.returncode, p.stderr))
+
+
+@case
+def device_full():
+    # One device page for an access that needs two at once: the engine
+    # cannot make progress (it does not evict); the run says so and ends.
+    t = "ALLOC a 0x200000000 8192\ngpu0 R 0x200000000 8192\n"
+    try:
+        p, path = run(["run", "@T", "--device", "gpu0:pages=1"], t, name="full.trace")
+    except subprocess.TimeoutExpired:
+        FAILS.append("device full: the run never ended")
+        return
+    if p.returncode != 2 or "%s:2: gpu0: the engine makes no progress" % path not in p.stderr:
+        FAILS.append("device full: exit %d, %r" % (p.returncode, p.stderr))
 
 
 @case
