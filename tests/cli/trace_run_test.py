@@ -186,6 +186,21 @@ def user_prefetch():
                                 "sim_time_ns": 2062 + 1700})
 
 
+# managed-memory.md §1.3's worked example: touches of the 64 KiB big pages
+# 0, 1, 2, 4, 8 and 16 of a 2 MiB allocation, one stream, so one fault per
+# batch.
+WORKED = "ALLOC a 0x200000000 2097152\n" + "".join(
+    "gpu0 R 0x%x 4\n" % (0x200000000 + b * 65536) for b in (0, 1, 2, 4, 8, 16))
+
+
+@case
+def worked_example_ondemand():
+    # ondemand moves the faulted 4 KiB page only.
+    j, _ = figures(WORKED)
+    expect("worked/ondemand", j, {"far_faults": 6, "batches": 6, "per_batch_htod_bytes": [4096] * 6,
+                                  "prefetch": {"pages": 0, "useful_pages": 0}})
+
+
 @case
 def free_forgets_pages():
     # FREE unmaps: a new allocation at the same place starts unpopulated and
