@@ -282,7 +282,8 @@ static int cmd_run(int argc, char **argv)
 			status = rc;
 			break;
 		}
-		trace_run_print(stdout, a.files[i], &res);
+		/* --json -: the JSON alone on stdout, the summary on stderr. */
+		trace_run_print(a.json && !strcmp(a.json, "-") ? stderr : stdout, a.files[i], &res);
 		if (all && json_array_append_new(all, trace_run_json(&res)))
 			status = 2;
 		trace_run_result_free(&res);
