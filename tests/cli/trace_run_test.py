@@ -202,6 +202,54 @@ def worked_example_ondemand():
 
 
 @case
+def worked_example_uvm():
+    # Under uvm the tree prefetcher grows each fault: the big page, then the
+    # smallest tree node above the threshold (§1.3).
+    j, _ = figures(WORKED, "--policy", "uvm")
+    expect("worked/uvm", j, {"far_faults": 6, "batches": 6, "policy": "uvm",
+                             "per_batch_htod_bytes": [65536, 65536, 131072, 262144, 524288, 1048576]})
+
+
+def pingpong_trace(period, rounds=100):
+    """The CPU and gpu0 write the same 64 pages in turn, concurrently (no
+    SYNC): each side touches every page, then computes 2 x period; the CPU
+    starts a period late, so the pages change hands every period."""
+    out = ["ALLOC shared 0x200000000 262144", "cpu COMPUTE %d" % period]
+    for _ in range(rounds):
+        for proc in ("gpu0", "cpu"):
+            out += ["%s W 0x%x 4" % (proc, 0x200000000 + i * 4096) for i in range(64)]
+            out.append("%s COMPUTE %d" % (proc, 2 * period))
+    return "\n".join(out) + "\n"
+
+
+def moved(j):
+    return j["migrations"]["htod_pages"] + j["migrations"]["dtoh_pages"]
+
+
+@case
+def thrashing_uvm():
+    # §1.4: pages changing hands every 100 us are detected and throttled,
+    # and move far less than with thrashing_enable=0; every 1 ms (beyond
+    # the 500 us lapse) nothing is detected or throttled.
+    fast, _ = figures(pingpong_trace(100000), "--policy", "uvm")
+    off, _ = figures(pingpong_trace(100000), "--policy", "uvm", "--set", "thrashing_enable=0")
+    slow, _ = figures(pingpong_trace(1000000), "--policy", "uvm")
+    t = fast["thrashing"]
+    if not (t["pages_detected"] > 0 and t["throttles"] > 0 and fast["throttled"] > 0 and
+            fast["sim_time_breakdown"]["throttle"] > 0):
+        FAILS.append("thrashing 100us: %r, throttled %d" % (t, fast["throttled"]))
+    if not moved(fast) * 2 < moved(off):
+        FAILS.append("thrashing: %d pages moved, %d with thrashing off" % (moved(fast), moved(off)))
+    none = {"throttled": 0, "thrashing": {"pages_detected": 0, "throttles": 0, "pins": 0, "unpins": 0},
+            "sim_time_breakdown": {"throttle": 0}}
+    expect("thrashing off", off, dict(none, params={"thrashing_enable": 0}))
+    expect("thrashing 1ms", slow, none)
+    # Without throttling, every round moves every page both ways.
+    if moved(off) != moved(slow) or moved(slow) != 2 * 64 * 100:
+        FAILS.append("thrashing: moved off %d, 1 ms %d" % (moved(off), moved(slow)))
+
+
+@case
 def free_forgets_pages():
     # FREE unmaps: a new allocation at the same place starts unpopulated and
     # faults again.
