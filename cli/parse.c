@@ -137,23 +137,69 @@ static int parse_contents(struct cursor *c, const struct opts *o, int k, bool *n
 	return 0;
 }
 
+/* system fail-thp-alloc [N]: the next N (default 1) order-9 allocations. */
+static int parse_fail_thp_alloc(struct cursor *c, struct step *st)
+{
+	st->u.system.has_fail_thp = true;
+	st->u.system.fail_thp = 1;
+	if (c->pos == c->n)
+		return 0;
+	return take_u64(c, "a count", UINT32_MAX, &st->u.system.fail_thp);
+}
+
+/* thp=always|madvise|never, hzero=on|off. */
+static int parse_thp_mode(struct cursor *c, const struct opts *o, int i, int k, struct step *st)
+{
+	static const char *const modes[] = { "never", "madvise", "always" };
+
+	st->u.system.has_thp = o->tok[i] != NULL;
+	st->u.system.has_hzero = o->tok[k] != NULL;
+	if (o->tok[i]) {
+		unsigned int m = 0;
+
+		while (m < 3 && !(strlen(modes[m]) == o->vlen[i] && !memcmp(modes[m], o->val[i], o->vlen[i])))
+			m++;
+		if (m == 3)
+			return perr(c->p, o->vtok[i]->col, "expected thp=always, thp=madvise or thp=never, found %s",
+				    Q(o->val[i], o->vlen[i]));
+		st->u.system.thp = m;
+	}
+	if (o->tok[k]) {
+		if (o->vlen[k] == 2 && !memcmp(o->val[k], "on", 2))
+			st->u.system.hzero_off = false;
+		else if (o->vlen[k] == 3 && !memcmp(o->val[k], "off", 3))
+			st->u.system.hzero_off = true;
+		else
+			return perr(c->p, o->vtok[k]->col, "expected hzero=on or hzero=off, found %s",
+				    Q(o->val[k], o->vlen[k]));
+	}
+	return 0;
+}
+
 static int parse_system(struct cursor *c, struct step *st)
 {
-	enum { SO_PAGES, SO_MTHP, SO_CONTENTS };
+	enum { SO_PAGES, SO_MTHP, SO_CONTENTS, SO_THP, SO_HZERO };
 	static const struct opt_spec spec[] = {
 		[SO_PAGES] = { "pages", OPT_KEY, 0, "pages=N" },
 		[SO_MTHP] = { "mthp", OPT_KEY, 0, "mthp=O,O,..." },
 		[SO_CONTENTS] = { "contents", OPT_KEY, 0, "contents=none" },
+		[SO_THP] = { "thp", OPT_KEY, 0, "thp=MODE" },
+		[SO_HZERO] = { "hzero", OPT_KEY, 0, "hzero=on|off" },
 	};
 	struct opts o;
 
+	if (c->pos < c->n && c->t[c->pos].len == 14 && !memcmp(c->t[c->pos].s, "fail-thp-alloc", 14)) {
+		c->pos++;
+		return parse_fail_thp_alloc(c, st);
+	}
 	if (opts_parse(c, spec, ARRAY_SIZE(spec), &o))
 		return c->p->err;
-	if (!o.tok[SO_PAGES] && !o.tok[SO_MTHP] && !o.tok[SO_CONTENTS])
-		return cur_missing(c, "pages=N, mthp=O,O,... or contents=none");
+	if (!o.tok[SO_PAGES] && !o.tok[SO_MTHP] && !o.tok[SO_CONTENTS] && !o.tok[SO_THP] && !o.tok[SO_HZERO])
+		return cur_missing(c, "pages=N, mthp=O,O,..., thp=MODE, hzero=on|off, fail-thp-alloc or contents=none");
 	if (o.tok[SO_PAGES] && opt_u64(c, &o, SO_PAGES, "a page count", MAX_PAGE, &st->u.system.pages))
 		return c->p->err;
-	if (parse_contents(c, &o, SO_CONTENTS, &st->u.system.no_contents))
+	if (parse_contents(c, &o, SO_CONTENTS, &st->u.system.no_contents) ||
+	    parse_thp_mode(c, &o, SO_THP, SO_HZERO, st))
 		return c->p->err;
 	st->u.system.has_mthp = o.tok[SO_MTHP] != NULL;
 	return st->u.system.has_mthp ? parse_mthp(c, &o, SO_MTHP, &st->u.system.mthp) : 0;
@@ -205,7 +251,7 @@ static int parse_fork(struct cursor *c, struct step *st)
 	return take_name(c, "a process name", &st->u.fork.child);
 }
 
-enum { MO_ANON, MO_SHARED, MO_FILE, MO_PRIVATE, MO_SHARED_FILE, MO_RW, MO_R, MO_NONE, MO_ALIGN };
+enum { MO_ANON, MO_SHARED, MO_FILE, MO_PRIVATE, MO_SHARED_FILE, MO_RW, MO_R, MO_NONE, MO_ALIGN, MO_THP, MO_NOTHP };
 
 static const struct opt_spec map_opts[] = {
 	[MO_ANON] = { "anon", OPT_WORD, 1, "anon" },
@@ -217,6 +263,8 @@ static const struct opt_spec map_opts[] = {
 	[MO_R] = { "r", OPT_WORD, 3, "r" },
 	[MO_NONE] = { "none", OPT_WORD, 3, "none" },
 	[MO_ALIGN] = { "align", OPT_KEY, 0, "align=A" },
+	[MO_THP] = { "thp", OPT_WORD, 4, "thp" },
+	[MO_NOTHP] = { "nothp", OPT_WORD, 4, "nothp" },
 };
 
 /* The sharing words say how a file is mapped; anonymous memory is private
@@ -255,6 +303,7 @@ static int parse_map(struct cursor *c, struct step *st)
 		return c->p->err;
 	if (!st->u.map.align)
 		return perr(c->p, o.tok[MO_ALIGN]->col, "align= must be at least 1 page");
+	st->u.map.thp = o.tok[MO_THP] ? 1 : o.tok[MO_NOTHP] ? -1 : 0;
 	return 0;
 }
 

@@ -233,6 +233,17 @@ static int prot_of(enum step_prot p)
 	return p == SPROT_RW ? DMM_PROT_READ | DMM_PROT_WRITE : p == SPROT_R ? DMM_PROT_READ : DMM_PROT_NONE;
 }
 
+/* system thp= / hzero=: either may be given alone; the other keeps its
+ * current value, which the runner remembers. */
+static int set_thp(struct runner *r, const struct step *st)
+{
+	if (st->u.system.has_thp)
+		r->thp_mode = st->u.system.thp;
+	if (st->u.system.has_hzero)
+		r->thp_flags = st->u.system.hzero_off ? DMM_THP_NO_HUGE_ZERO : 0;
+	return dmm_system_set_thp(r->sys, (enum dmm_thp_mode)r->thp_mode, r->thp_flags);
+}
+
 static int do_map(struct runner *r, const struct step *st, struct proc *p, struct outcome *o)
 {
 	const typeof(st->u.map) *m = &st->u.map;
@@ -258,6 +269,10 @@ static int do_map(struct runner *r, const struct step *st, struct proc *p, struc
 	o->err = dmm_mmap(p->mm, addr, m->pages * PAGE, prot_of(m->prot), flags, file, m->pgoff, &out);
 	if (o->err)
 		return 0;
+	/* thp / nothp: the VMA is born with VM_HUGEPAGE / VM_NOHUGEPAGE. */
+	if (m->thp && (o->err = dmm_madvise(p->mm, addr, m->pages * PAGE,
+					    m->thp > 0 ? DMM_MADV_HUGEPAGE : DMM_MADV_NOHUGEPAGE)))
+		return fail(o, "cannot advise the new mapping (%d)", o->err);
 	p->high = addr + m->pages * PAGE;
 	if (set_region(p, m->region, addr, m->pages))
 		return fail(o, "out of memory");
@@ -886,6 +901,10 @@ int run_step(struct runner *r, const struct step *st, struct outcome *o)
 			return fail(o, "cannot create the system");
 		if (st->u.system.has_mthp)
 			o->err = dmm_system_set_mthp(r->sys, st->u.system.mthp);
+		if (!o->err && (st->u.system.has_thp || st->u.system.has_hzero))
+			o->err = set_thp(r, st);
+		if (!o->err && st->u.system.has_fail_thp)
+			o->err = dmm_system_fail_thp_alloc(r->sys, (unsigned int)st->u.system.fail_thp);
 		return 0;
 	}
 	e = ensure_system(r, 0, false);

@@ -78,6 +78,7 @@ struct runner {
 	struct handle *handles;
 	size_t nhandles;
 	bool no_data;	/* the data steps run without data (--contents=none) */
+	unsigned int thp_mode, thp_flags; /* the last `system thp= hzero=` */
 	_Atomic unsigned long unverified; /* then: the data checks not made */
 };
 

@@ -295,6 +295,10 @@ struct step {
 			uint64_t pages;	   /* 0: not given (the default size) */
 			bool has_mthp;
 			unsigned int mthp; /* enabled mTHP orders, bit O = order O */
+			bool has_thp, has_hzero, hzero_off;
+			unsigned int thp; /* enum dmm_thp_mode */
+			bool has_fail_thp;
+			uint64_t fail_thp; /* fail-thp-alloc N */
 			bool no_contents;  /* contents=none */
 		} system;
 		struct {
@@ -312,6 +316,7 @@ struct step {
 			const char *file; /* BACK_FILE */
 			uint64_t pgoff; /* BACK_FILE */
 			bool shared_file; /* shared-file (else private COW) */
+			int thp;	  /* 1: thp (VM_HUGEPAGE), -1: nothp, 0: neither */
 			enum step_prot prot;
 			uint64_t align; /* pages, 1 unless align= */
 		} map;

@@ -24,7 +24,8 @@
  * are never merged and order-0 frames never gather into blocks (no
  * compaction): an order-0 allocation that finds every list and the fresh
  * memory empty breaks the smallest free block instead. Each allocation of
- * a large folio asks the THP_ALLOC injection site first.
+ * a large folio asks the THP_ALLOC injection site first, and an order-9
+ * one also takes the failures armed by dmm_system_fail_thp_alloc.
  */
 #include "internal.h"
 
@@ -315,6 +316,21 @@ void folio_prep_large(struct dmm_page *f, unsigned int order)
 	atomic_store_explicit(&f->compound_head, (uintptr_t)order << 1, memory_order_release);
 }
 
+/* dmm_system_fail_thp_alloc: take one of the armed order-9 failures. */
+static bool thp_alloc_armed_fail(struct dmm_system *sys)
+{
+	unsigned int left = atomic_load_explicit(&sys->thp_fail_next, memory_order_relaxed);
+
+	while (left)
+		if (atomic_compare_exchange_weak_explicit(&sys->thp_fail_next, &left, left - 1,
+							  memory_order_relaxed, memory_order_relaxed)) {
+			atomic_fetch_add_explicit(&sys->inject[DMM_INJECT_THP_ALLOC].injected, 1,
+						  memory_order_relaxed);
+			return true;
+		}
+	return false;
+}
+
 struct dmm_page *folio_alloc(struct dmm_system *sys, unsigned int order, unsigned int gfp)
 {
 	uint64_t n = 1ull << order, old, start;
@@ -324,7 +340,7 @@ struct dmm_page *folio_alloc(struct dmm_system *sys, unsigned int order, unsigne
 	if (likely(order == 0))
 		return frame_alloc(sys, gfp);
 	DMM_BUG_ON(order < FOLIO_MIN_LARGE_ORDER || order > FOLIO_MAX_ORDER);
-	if (should_fail(sys, DMM_INJECT_THP_ALLOC))
+	if (should_fail(sys, DMM_INJECT_THP_ALLOC) || (order == FOLIO_MAX_ORDER && thp_alloc_armed_fail(sys)))
 		goto fail;
 	pthread_mutex_lock(&sys->large_free.lock);
 	start = block_pop(sys, order);

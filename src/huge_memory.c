@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Folio split (large-folios.md §2.4), the kernel's __folio_split for an
+ * PMD-size transparent huge pages (large-folios.md §1.5, §2, §3): whether a
+ * fault may map a PMD. Folio split (large-folios.md §2.4), the kernel's __folio_split for an
  * anonymous large folio mapped by PTEs, and the deferred-split queue's
  * scan (§1.4).
  *
@@ -13,6 +14,30 @@
  * Lock order: folio lock (the caller's) -> anon_vma (read) -> PTL.
  */
 #include "internal.h"
+
+/*
+ * May a fault at @addr in @vma map a whole PMD (large-folios.md §1.5,
+ * __thp_vma_allowable_orders + thp_vma_suitable_order)? The VMA is private
+ * anonymous (MAP_SHARED|MAP_ANONYMOUS is shmem here as in Linux), the mode
+ * allows it (always unless VM_NOHUGEPAGE; madvise only with VM_HUGEPAGE),
+ * and the 2 MiB-aligned range around @addr lies inside the VMA. Whether the
+ * PMD slot is still empty is the fault's to check, under the PTL. devmm has
+ * no per-size PMD setting (it inherits the global one), no prctl, no exec
+ * stack and no userfaultfd.
+ */
+bool thp_vma_allowable_pmd(const struct dmm_vma *vma, uint64_t addr)
+{
+	unsigned int mode = atomic_load_explicit(&vma->mm->sys->thp_mode, memory_order_relaxed);
+	uint64_t start = addr & HPAGE_PMD_MASK;
+
+	if (likely(mode == DMM_THP_NEVER))
+		return false;
+	if (!vma_is_anonymous(vma) || (vma->flags & (VM_SHARED | VM_NOHUGEPAGE)))
+		return false;
+	if (mode == DMM_THP_MADVISE && !(vma->flags & VM_HUGEPAGE))
+		return false;
+	return start >= vma->start && vma->end - start >= HPAGE_PMD_SIZE;
+}
 
 /* Every mapping of every page of @folio becomes a migration entry. PMD
  * mappings would be freeze-split here (split_huge_pmd with freeze): none

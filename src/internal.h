@@ -456,6 +456,12 @@ static inline unsigned int pt_index(uint64_t addr, int level)
 }
 /* Span of one entry of a level-@level directory (1: a PMD slot, 2 MiB). */
 static inline uint64_t pt_level_span(int level) { return PAGE_SIZE << (PT_BITS * level); }
+
+/* A PMD range: 2 MiB, 512 pages (large-folios.md §0). */
+#define HPAGE_PMD_ORDER FOLIO_MAX_ORDER
+#define HPAGE_PMD_NR (1u << HPAGE_PMD_ORDER)
+#define HPAGE_PMD_SIZE (PAGE_SIZE << HPAGE_PMD_ORDER)
+#define HPAGE_PMD_MASK (~(HPAGE_PMD_SIZE - 1))
 #define PTE_TABLE_SPAN (PAGE_SIZE * PTRS_PER_TABLE) /* 2 MiB */
 static inline uint64_t pte_table_end(uint64_t addr, uint64_t end)
 {
@@ -789,6 +795,13 @@ int populate_locked(struct dmm_mm *mm, uint64_t start, uint64_t end, bool write)
 
 /* Errno for a fault result. */
 int vm_fault_to_errno(vm_fault_t r);
+
+/* ------------------------------------------------------------------------ */
+/* PMD-size THP (huge_memory.c)                                              */
+
+/* May a fault at @addr in @vma map a PMD (large-folios.md §1.5)? All but
+ * "the slot is empty", which the fault checks under the PTL. */
+bool thp_vma_allowable_pmd(const struct dmm_vma *vma, uint64_t addr);
 
 /* ------------------------------------------------------------------------ */
 /* Zap, unmap and teardown (memory.c, mmap.c)                                */

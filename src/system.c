@@ -53,7 +53,8 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 	if (!cfg)
 		cfg = &def;
 	if (cfg->nr_frames > DMM_MAX_SYSTEM_FRAMES || (cfg->flags & ~(DMM_SYS_PRETOUCH | DMM_SYS_NO_CONTENTS)) ||
-	    (cfg->mthp_orders & ~DMM_MTHP_ORDERS_ALLOWED))
+	    (cfg->mthp_orders & ~DMM_MTHP_ORDERS_ALLOWED) || cfg->thp_mode > DMM_THP_ALWAYS ||
+	    (cfg->thp_flags & ~DMM_THP_NO_HUGE_ZERO))
 		return -EINVAL;
 	sys = calloc(1, sizeof(*sys));
 	if (!sys)
@@ -81,6 +82,8 @@ int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **o
 	list_init(&sys->mms);
 	sys->next_mm_id = 1;
 	atomic_store(&sys->mthp_orders, cfg->mthp_orders);
+	atomic_store(&sys->thp_mode, cfg->thp_mode);
+	atomic_store(&sys->thp_huge_zero, !(cfg->thp_flags & DMM_THP_NO_HUGE_ZERO));
 	pthread_mutex_init(&sys->file_list_lock, NULL);
 	list_init(&sys->files);
 	pthread_mutex_init(&sys->pgmap_lock, NULL);
@@ -177,6 +180,23 @@ int dmm_system_set_mthp(struct dmm_system *sys, unsigned int orders)
 	if (!sys || (orders & ~DMM_MTHP_ORDERS_ALLOWED))
 		return -EINVAL;
 	atomic_store(&sys->mthp_orders, orders);
+	return 0;
+}
+
+int dmm_system_set_thp(struct dmm_system *sys, enum dmm_thp_mode mode, unsigned int flags)
+{
+	if (!sys || (unsigned int)mode > DMM_THP_ALWAYS || (flags & ~DMM_THP_NO_HUGE_ZERO))
+		return -EINVAL;
+	atomic_store(&sys->thp_huge_zero, !(flags & DMM_THP_NO_HUGE_ZERO));
+	atomic_store(&sys->thp_mode, (unsigned int)mode);
+	return 0;
+}
+
+int dmm_system_fail_thp_alloc(struct dmm_system *sys, unsigned int n)
+{
+	if (!sys)
+		return -EINVAL;
+	atomic_store(&sys->thp_fail_next, n);
 	return 0;
 }
 

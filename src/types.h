@@ -455,6 +455,9 @@ struct dmm_system {
 	struct dmm_inject_state inject[DMM_NR_INJECT_SITES];
 	_Atomic int longterm_coherent;	/* enum dmm_longterm_coherent */
 	_Atomic unsigned int mthp_orders; /* enabled mTHP orders (bit O = order O) */
+	_Atomic unsigned int thp_mode;	/* enum dmm_thp_mode */
+	_Atomic bool thp_huge_zero;	/* use_zero_page */
+	_Atomic unsigned int thp_fail_next; /* order-9 core allocations left to fail */
 };
 
 #endif /* DEVMM_TYPES_H */

@@ -76,6 +76,8 @@ struct dmm_system_config {
 	uint64_t nr_frames; /* system RAM in 4 KiB frames; 0 = 262144 (1 GiB) */
 	unsigned int flags; /* DMM_SYS_* */
 	unsigned int mthp_orders; /* enabled mTHP orders, as dmm_system_set_mthp */
+	unsigned int thp_mode; /* enum dmm_thp_mode, as dmm_system_set_thp */
+	unsigned int thp_flags; /* DMM_THP_*, as dmm_system_set_thp */
 };
 
 /*
@@ -83,7 +85,8 @@ struct dmm_system_config {
  * The arena is reserved lazily: frames never used cost no memory.
  * cfg may be NULL for the defaults.
  * Errors: -EINVAL (nr_frames above DMM_MAX_SYSTEM_FRAMES, unknown flags,
- *         mthp_orders not allowed by dmm_system_set_mthp), -ENOMEM.
+ *         mthp_orders not allowed by dmm_system_set_mthp, thp_mode or
+ *         thp_flags not allowed by dmm_system_set_thp), -ENOMEM.
  */
 #define DMM_MAX_SYSTEM_FRAMES (1UL << 28) /* 1 TiB; the pfn space is 4 TiB */
 int dmm_system_create(const struct dmm_system_config *cfg, struct dmm_system **out);
@@ -134,6 +137,37 @@ int dmm_system_set_mthp(struct dmm_system *sys, unsigned int orders);
  * nothing was split).
  */
 int dmm_deferred_split_scan(struct dmm_system *sys, unsigned long *nr_split);
+
+/*
+ * dmm_system_set_thp - PMD-size transparent huge pages (large-folios.md
+ * §1.5, transparent_hugepage/enabled and use_zero_page). A fault on an
+ * address of a private anonymous VMA whose 2 MiB-aligned range lies inside
+ * the VMA and whose PMD slot is still empty (no PTE table) maps a whole
+ * 2 MiB folio by one PMD when @mode allows it: ALWAYS unless the VMA has
+ * VM_NOHUGEPAGE, MADVISE only with VM_HUGEPAGE (dmm_madvise HUGEPAGE),
+ * NEVER (the default) not at all. A write fault (or a read fault with
+ * DMM_THP_NO_HUGE_ZERO) maps a new zeroed exclusive folio, writable iff
+ * VM_WRITE; a read fault maps the one global huge zero folio read-only.
+ * When the 2 MiB allocation fails the fault maps 4 KiB as before. Existing
+ * mappings are unaffected.
+ * Errors: -EINVAL (NULL, unknown mode or flags).
+ */
+enum dmm_thp_mode {
+	DMM_THP_NEVER = 0,
+	DMM_THP_MADVISE = 1,
+	DMM_THP_ALWAYS = 2,
+};
+#define DMM_THP_NO_HUGE_ZERO 0x1 /* use_zero_page = 0: read faults allocate too */
+int dmm_system_set_thp(struct dmm_system *sys, enum dmm_thp_mode mode, unsigned int flags);
+
+/*
+ * dmm_system_fail_thp_alloc - the next @n order-9 allocations by the core
+ * (a THP fault, ...) fail, as a failed THP allocation or charge would; the
+ * caller falls back to 4 KiB pages. 0 disarms. Counted in
+ * frames_alloc_fail and by the THP_ALLOC injection site.
+ * Errors: -EINVAL (NULL).
+ */
+int dmm_system_fail_thp_alloc(struct dmm_system *sys, unsigned int n);
 
 /* Frame accounting: total allocatable frames and frames free now. */
 uint64_t dmm_system_nr_frames(const struct dmm_system *sys);
@@ -270,8 +304,9 @@ int dmm_mprotect(struct dmm_mm *mm, uint64_t addr, uint64_t len, int prot);
  * as reclaim would, so they read as zero; the zero page, device-coherent
  * pages and device-private, device-exclusive and migration entries are
  * left alone, so device data survives), DONTFORK / DOFORK (leave the range
- * out of, or back in, future forks), HUGEPAGE / NOHUGEPAGE (recorded on
- * the VMA), POPULATE_READ / POPULATE_WRITE (fault every page in as a CPU
+ * out of, or back in, future forks), HUGEPAGE / NOHUGEPAGE (set VM_HUGEPAGE
+ * / VM_NOHUGEPAGE on the VMA, each clearing the other: see
+ * dmm_system_set_thp and dmm_system_set_mthp), POPULATE_READ / POPULATE_WRITE (fault every page in as a CPU
  * read, resp. write, would, moving no data: untouched private anonymous
  * memory gets the zero page, resp. its own frame; works on metadata-only
  * systems). The VMAs of the range are advised in address order.

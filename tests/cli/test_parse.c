@@ -493,14 +493,32 @@ static void test_system(void **state)
 	assert_int_equal(f.l.steps[2]->u.system.pages, 0);
 	assert_int_equal(f.l.steps[3]->u.system.mthp, 0);
 	fx_free(&f);
+	/* thp= / hzero= / fail-thp-alloc [N] come anywhere too. */
+	fx_load(&f, "system pages=8\nmap A 512 align=512 thp\nsystem thp=madvise hzero=off\n"
+		    "system fail-thp-alloc\nsystem fail-thp-alloc 3\nmap B 1 nothp\nsystem hzero=on", 0);
+	assert_int_equal(f.l.steps[1]->u.map.thp, 1);
+	assert_true(f.l.steps[2]->u.system.has_thp && f.l.steps[2]->u.system.has_hzero);
+	assert_int_equal(f.l.steps[2]->u.system.thp, 1); /* madvise */
+	assert_true(f.l.steps[2]->u.system.hzero_off);
+	assert_true(f.l.steps[3]->u.system.has_fail_thp);
+	assert_int_equal(f.l.steps[3]->u.system.fail_thp, 1);
+	assert_int_equal(f.l.steps[4]->u.system.fail_thp, 3);
+	assert_int_equal(f.l.steps[5]->u.map.thp, -1);
+	assert_true(!f.l.steps[6]->u.system.has_thp && f.l.steps[6]->u.system.has_hzero);
+	assert_true(!f.l.steps[6]->u.system.hzero_off);
+	fx_free(&f);
 }
 
 static void test_system_errors(void **state)
 {
 	static const struct err_case cases[] = {
-		{ "system", 1, 7, "expected pages=N, mthp=O,O,... or contents=none, found end of line" },
+		{ "system", 1, 7, "expected pages=N, mthp=O,O,..., thp=MODE, hzero=on|off, fail-thp-alloc or contents=none, found end of line" },
+		{ "system thp=sometimes", 1, 8, "expected thp=always, thp=madvise or thp=never, found 'sometimes'" },
+		{ "system hzero=yes", 1, 8, "expected hzero=on or hzero=off, found 'yes'" },
+		{ "system fail-thp-alloc x", 1, 23, "expected a count, found 'x'" },
+		{ "map A 512 thp nothp", 1, 15, "'nothp' conflicts" },
 		{ "system contents=all", 1, 8, "expected none after contents=, found 'all'" },
-		{ "system 8", 1, 8, "unexpected '8' (expected pages=N, mthp=O,O,... or contents=none)" },
+		{ "system 8", 1, 8, "unexpected '8' (expected pages=N, mthp=O,O,..., contents=none, thp=MODE or hzero=on|off)" },
 		{ "system mthp=1", 1, 8, "expected mthp=none or orders 2..8 separated by commas, found '1'" },
 		{ "system mthp=2,9", 1, 8, "expected mthp=none or orders 2..8 separated by commas, found '2,9'" },
 		{ "system mthp=4,", 1, 8, "expected mthp=none or orders 2..8" },
@@ -673,7 +691,7 @@ static void test_map_errors(void **state)
 		{ "map A 4 file:f+", 1, 9, "expected a page count, found ''" },
 		{ "map A 4 file:f+x", 1, 9, "expected a page count, found 'x'" },
 		{ "map A 4 align=0", 1, 9, "align= must be at least 1 page" },
-		{ "map A 4 align", 1, 9, "unexpected 'align' (expected anon, shared, file:F[+PGOFF], private, shared-file, rw, r, none or align=A)" },
+		{ "map A 4 align", 1, 9, "unexpected 'align' (expected anon, shared, file:F[+PGOFF], private, shared-file, rw, r, none, align=A, thp or nothp)" },
 		{ "map A 4 wx", 1, 9, "unexpected 'wx'" },
 		{ "map A 4 -> i", 1, 12, "unexpected 'i' after '->' of 'map' (expected ok, any, an error name)" },
 	};
