@@ -109,7 +109,7 @@ static bool check_snap(const struct outcome *o, const struct expect_item *it, ch
 
 static const char *loc_text(const struct loc *l)
 {
-	static const char *const names[] = { "none", "zero", "sys", "?", "excl", "migrating" };
+	static const char *const names[] = { "none", "zero", "sys", "?", "excl", "migrating", "thp", "hzero", "pmd", "pte" };
 
 	return l->kind == LOC_DEVICE ? l->dev : names[l->kind];
 }

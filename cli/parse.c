@@ -613,6 +613,7 @@ static const struct command commands[] = {
 	{ "readpin", NULL, STEP_READPIN, parse_readpin, { 0, EXP_PATTERN, true }, 0 },
 	{ "writepin", NULL, STEP_WRITEPIN, parse_writepin, NOKEYS, 0 },
 	{ "where", NULL, STEP_WHERE, parse_range, { 0, EXP_WHERE, false }, 0 },
+	{ "level", NULL, STEP_LEVEL, parse_range, { 0, EXP_WHERE, false }, 0 },
 	{ "same", NULL, STEP_SAME, parse_same, { 0, EXP_SAME, true }, 0 },
 	{ "stat", NULL, STEP_STAT, parse_range,
 	  { K(REFS) | K(MAPS) | K(PINS) | K(WRITABLE) | K(ORDER) | K(FMAPS) | K(PMDMAPS) | K(PARTIAL), -1, false },

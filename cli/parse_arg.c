@@ -337,6 +337,7 @@ int arg_snap(struct parse_ctx *p, const struct token *t, const char *s, size_t l
 static const char *const loc_words[] = {
 	[LOC_NONE] = "none", [LOC_ZERO] = "zero", [LOC_SYS] = "sys",
 	[LOC_DEVICE] = NULL, [LOC_EXCL] = "excl", [LOC_MIGRATING] = "migrating",
+	[LOC_THP] = "thp", [LOC_HZERO] = "hzero", [LOC_PMD] = "pmd", [LOC_PTE] = "pte",
 };
 
 static int where_loc(struct parse_ctx *p, const struct token *t, const char *s, size_t len,
@@ -350,7 +351,7 @@ static int where_loc(struct parse_ctx *p, const struct token *t, const char *s, 
 	}
 	if (!is_name(s, len) || is_reserved_device_name(s, len))
 		return perr(p, t->col,
-			    "expected a location (none, zero, sys, excl, migrating or a device), found %s",
+			    "expected a location (none, zero, sys, thp, hzero, excl, migrating, a device; pmd, pte), found %s",
 			    Q(s, len));
 	out->kind = LOC_DEVICE;
 	out->dev = arena_strndup(p->arena, s, len);
@@ -404,7 +405,7 @@ int arg_same(struct parse_ctx *p, const struct token *t, struct expect_item *out
 bool is_reserved_device_name(const char *s, size_t len)
 {
 	static const char *const words[] = { "ok", "any", "none", "zero", "sys", "excl",
-					     "migrating", "if" };
+					     "migrating", "if", "thp", "hzero", "pmd", "pte" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
 		if (strlen(words[i]) == len && !memcmp(words[i], s, len))

@@ -721,7 +721,7 @@ static void locate(struct runner *r, struct dmm_mm *mm, uint64_t addr, struct lo
 		break;
 	}
 	if (pi.special || pi.pfn == DMM_ZERO_PFN) {
-		l->kind = LOC_ZERO;
+		l->kind = pi.pmd ? LOC_HZERO : LOC_ZERO;
 		return;
 	}
 	if (!dmm_page_query(r->sys, pi.pfn, &gi) &&
@@ -732,7 +732,7 @@ static void locate(struct runner *r, struct dmm_mm *mm, uint64_t addr, struct lo
 			l->dev = "?";
 		return;
 	}
-	l->kind = LOC_SYS;
+	l->kind = pi.pmd ? LOC_THP : LOC_SYS;
 }
 
 static int do_where(struct runner *r, struct span_addr *sa, struct outcome *o)
@@ -745,6 +745,26 @@ static int do_where(struct runner *r, struct span_addr *sa, struct outcome *o)
 	o->nlocs = sa->npages;
 	for (uint64_t i = 0; i < sa->npages; i++)
 		locate(r, sa->proc->mm, sa->addr + i * PAGE, &o->locs[i]);
+	return 0;
+}
+
+/* level: which level of the page table maps each page (pmd, pte, none). */
+static int do_level(struct span_addr *sa, struct outcome *o)
+{
+	if (sa->npages > MAX_BUFFER_PAGES)
+		return fail(o, "range too large");
+	o->locs = calloc(sa->npages, sizeof(*o->locs));
+	if (!o->locs)
+		return fail(o, "out of memory");
+	o->nlocs = sa->npages;
+	for (uint64_t i = 0; i < sa->npages; i++) {
+		struct dmm_pte_info pi;
+
+		if (dmm_pte_query(sa->proc->mm, sa->addr + i * PAGE, &pi) || pi.kind == DMM_PTE_NONE)
+			o->locs[i].kind = LOC_NONE;
+		else
+			o->locs[i].kind = pi.pmd ? LOC_PMD : LOC_PTE;
+	}
 	return 0;
 }
 
@@ -851,6 +871,8 @@ static int do_range_step(struct runner *r, const struct step *st, struct outcome
 		return do_gup(r, st, &sa, o);
 	case STEP_WHERE:
 		return do_where(r, &sa, o);
+	case STEP_LEVEL:
+		return do_level(&sa, o);
 	case STEP_STAT:
 		return do_stat(r, &sa, o);
 	case STEP_SAME:

@@ -163,7 +163,9 @@ struct snap_run {
 	uint64_t count; /* >= 1 */
 };
 
-enum loc_kind { LOC_NONE, LOC_ZERO, LOC_SYS, LOC_DEVICE, LOC_EXCL, LOC_MIGRATING };
+/* where: LOC_NONE..LOC_MIGRATING, LOC_THP, LOC_HZERO; level: LOC_NONE,
+ * LOC_PMD, LOC_PTE. */
+enum loc_kind { LOC_NONE, LOC_ZERO, LOC_SYS, LOC_DEVICE, LOC_EXCL, LOC_MIGRATING, LOC_THP, LOC_HZERO, LOC_PMD, LOC_PTE };
 
 /* A run of pages in one location: gpu*4 is { LOC_DEVICE, "gpu", 4 }. */
 struct loc_run {
@@ -259,6 +261,7 @@ enum step_kind {
 	STEP_READPIN,
 	STEP_WRITEPIN,
 	STEP_WHERE,
+	STEP_LEVEL,
 	STEP_STAT,
 	STEP_SAME,
 	STEP_CHECK,

@@ -46,16 +46,41 @@ static void do_op(struct access *a, uint8_t *mem, size_t len)
 	}
 }
 
+/* Through a present PMD leaf (a THP or the huge zero folio). */
+static bool access_pmd(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr, size_t len, struct access *a)
+{
+	bool write = op_writes(a->op), done = false;
+	pte_t pmd;
+
+	ptl_lock(t);
+	pmd = pmd_get(t);
+	if (pmd_leaf_present(pmd) && (!write || pte_write(pmd))) {
+		struct dmm_page *p = pfn_to_page(mm->sys, pmd_pfn_at(pmd, addr));
+		pte_t n = write ? pte_mkdirty(pte_mkyoung(pmd)) : pte_mkyoung(pmd);
+
+		if (op_has_data(a->op))
+			do_op(a, (uint8_t *)page_address(mm->sys, p) + (addr & ~PAGE_MASK), len);
+		if (n != pmd)
+			pmd_set(t, n);
+		done = true;
+	}
+	ptl_unlock(t);
+	return done;
+}
+
 /* Try the access through the current entry. true: done. */
 static bool access_present(struct dmm_mm *mm, uint64_t addr, size_t len, struct access *a)
 {
-	struct dmm_pte_table *t = pte_lookup(mm, addr);
 	bool write = op_writes(a->op), done = false;
+	struct dmm_pte_table *t;
 	_Atomic pte_t *slot;
 	pte_t e;
 
-	if (!t)
+	t = pmd_lookup(mm, addr, &e);
+	if (!t || pmd_none(e))
 		return false;
+	if (unlikely(pmd_is_leaf(e)))
+		return access_pmd(mm, t, addr, len, a);
 	slot = pte_slot(t, addr);
 	ptl_lock(t);
 	e = pte_get(slot);

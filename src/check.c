@@ -55,6 +55,7 @@ struct checker {
 	unsigned int errors;
 	uint32_t *maps;	 /* mapping entries per slot */
 	uint32_t *migs;	 /* migration entries per slot */
+	uint32_t *pmds;	 /* PMD entries mapping the folio headed at a slot */
 	uint8_t *listed; /* free-list appearances per pfn (RAM) */
 	uint64_t nslots; /* RAM pfns, then each pgmap's pages */
 	long rss[DMM_NR_MM_COUNTERS];
@@ -225,13 +226,68 @@ static int check_pte(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_walk 
 	return 0;
 }
 
+/*
+ * A PMD leaf (large-folios.md §4.2, §4.3, §4.5, §4.6, §4.7): a 2 MiB
+ * aligned range inside one VMA, its deposited table all none; the huge
+ * zero PMD special, read-only, in an anonymous VMA, counting nothing; a
+ * THP PMD maps the head of an order-9 anon folio of the VMA, counts once
+ * in the folio's entire mapcount and 512 in rss, and is writable only if
+ * the head is exclusive.
+ */
+static void check_pmd_leaf(struct checker *ck, struct dmm_pte_table *t, pte_t pmd, uint64_t addr)
+{
+	struct dmm_vma *v = vma_lookup(ck->mm, addr);
+	uint64_t pfn = entry_pfn(pmd);
+	struct dmm_page *p;
+
+	if (!v || (addr & ~HPAGE_PMD_MASK) || addr < v->start || v->end - addr < HPAGE_PMD_SIZE) {
+		report(ck, "mm %u %#lx: PMD leaf not inside one VMA", ck->mm->id, (unsigned long)addr);
+		return;
+	}
+	for (unsigned int i = 0; i < PTRS_PER_TABLE; i++)
+		if (!pte_none(pte_get(&t->ent[i]))) {
+			report(ck, "mm %u %#lx: PMD leaf over a table with entries", ck->mm->id, (unsigned long)addr);
+			break;
+		}
+	if (!pte_present(pmd)) {
+		report(ck, "mm %u %#lx: non-present PMD leaf %#llx", ck->mm->id, (unsigned long)addr,
+		       (unsigned long long)pmd);
+		return;
+	}
+	if ((pmd & _PTE_PROT_BITS) != vma_prot_bits(v) || (pte_write(pmd) && !(v->flags & VM_WRITE)))
+		report(ck, "mm %u %#lx: PMD protection does not match the VMA", ck->mm->id, (unsigned long)addr);
+	if (pte_special(pmd)) {
+		if (!is_huge_zero_pmd(ck->sys, pmd) || pte_write(pmd) || !vma_is_anonymous(v))
+			report(ck, "mm %u %#lx: bad huge zero PMD", ck->mm->id, (unsigned long)addr);
+		if (!atomic_load(&ck->mm->huge_zero))
+			report(ck, "mm %u %#lx: huge zero PMD but the mm does not hold it", ck->mm->id,
+			       (unsigned long)addr);
+		return;
+	}
+	p = pfn_to_page(ck->sys, pfn);
+	if (!p || page_is_zone_device(p) || page_is_tail(p) || folio_order(p) != HPAGE_PMD_ORDER ||
+	    !page_is_anon(p) || page_ref_count(p) == 0) {
+		report(ck, "mm %u %#lx: PMD maps pfn %#lx, not the head of a live order-9 anon folio", ck->mm->id,
+		       (unsigned long)addr, (unsigned long)pfn);
+		return;
+	}
+	ck->pmds[slot_of(ck, p)]++;
+	ck->rss[DMM_MM_ANONPAGES] += HPAGE_PMD_NR;
+	if (page_mapping(p) != v->anon_vma || page_index(p) != linear_page_index(v, addr))
+		report(ck, "mm %u %#lx: THP identity does not match its VMA", ck->mm->id, (unsigned long)addr);
+	if (pte_write(pmd) && (!page_test(p, PG_anon_exclusive) || folio_mapcount(p) != 1 ||
+			       folio_entire_mapcount(p) != 1))
+		report(ck, "mm %u %#lx: writable PMD on a shared or non-exclusive THP", ck->mm->id,
+		       (unsigned long)addr);
+}
+
 static int check_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end, struct mm_walk *walk)
 {
-	(void)t;
-	(void)addr;
 	(void)end;
-	if (pmd_is_leaf(pmd))
+	if (pmd_is_leaf(pmd)) {
+		check_pmd_leaf(walk->private, t, pmd, addr);
 		walk->action = ACTION_CONTINUE;
+	}
 	return 0;
 }
 
@@ -282,9 +338,8 @@ static void check_notifiers(struct checker *ck, struct dmm_mm *mm)
 	pthread_mutex_unlock(&st->lock);
 }
 
-/* A page-table page must translate part of some VMA. A PMD slot's word
- * is NONE or TABLE (no PMD leaf exists yet), and a NONE slot maps
- * nothing: its entries are all none. */
+/* A page-table page must translate part of some VMA. A NONE PMD slot
+ * maps nothing: its entries are all none (a leaf is check_pmd_leaf's). */
 static void check_pgtable(void *arg, void *table, uint64_t start, uint64_t end, int level)
 {
 	struct checker *ck = arg;
@@ -297,10 +352,7 @@ static void check_pgtable(void *arg, void *table, uint64_t start, uint64_t end, 
 		struct dmm_pte_table *t = table;
 		pte_t pmd = pmd_get(t);
 
-		if (pmd_is_leaf(pmd))
-			report(ck, "mm %u %#lx: PMD leaf %#llx, but no PMD leaves exist yet", ck->mm->id,
-			       (unsigned long)start, (unsigned long long)pmd);
-		else if (pmd_none(pmd))
+		if (pmd_none(pmd))
 			for (unsigned int i = 0; i < PTRS_PER_TABLE; i++)
 				if (!pte_none(pte_get(&t->ent[i]))) {
 					report(ck, "mm %u %#lx: entry %#llx under a NONE PMD slot", ck->mm->id,
@@ -335,8 +387,8 @@ static void check_mm(struct checker *ck, struct dmm_mm *mm)
  * head @f at @pfn, counting slots from @slot, inside a run of @room frames
  * that may belong to it. Every tail points at the head and holds no
  * reference, pin or folio flag; each page's mapcount is the PTEs that map
- * it; the folio mapcount is all of them (no PMD leaf exists yet:
- * dmm_check's page-table walk would count one here); nr_pages_mapped is
+ * it; the entire mapcount is the PMD leaves mapping it; the folio
+ * mapcount is all of them (a PMD counting 1); nr_pages_mapped is
  * the pages mapped by a PTE; the refcount covers mappings and pins (exact
  * for a large folio); a partially mapped anon folio is flagged and on the
  * deferred-split queue, and the reverse. Returns false when the shape is broken (the caller
@@ -372,8 +424,11 @@ static bool check_large_folio(struct checker *ck, struct dmm_page *f, uint64_t p
 		ptes += (uint64_t)DMM_MAX(m, 0);
 		mapped += m > 0;
 	}
-	if (entire != 0)
-		report(ck, "pfn %#lx: entire mapcount %d without a PMD entry", (unsigned long)pfn, entire);
+	if (entire < 0 || (uint32_t)entire != ck->pmds[slot])
+		report(ck, "pfn %#lx: entire mapcount %d but %u PMD entries map it", (unsigned long)pfn, entire,
+		       ck->pmds[slot]);
+	if (entire > 1 && (fl & PG_anon_exclusive))
+		report(ck, "pfn %#lx: PMD-mapped %d times but exclusive", (unsigned long)pfn, entire);
 	if (large < 0 || (uint64_t)large != ptes + (uint64_t)entire)
 		report(ck, "pfn %#lx: folio mapcount %d but %lu entries map the folio", (unsigned long)pfn, large,
 		       (unsigned long)(ptes + (uint64_t)entire));
@@ -628,6 +683,7 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 {
 	struct checker ck = { .sys = sys, .buf = size ? buf : NULL, .size = size };
 	struct dmm_list *pos;
+	long huge_zero_mms = 0;
 
 	if (!sys)
 		return -EINVAL;
@@ -642,9 +698,11 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 	pthread_mutex_unlock(&sys->pgmap_lock);
 	ck.maps = calloc(ck.nslots, sizeof(*ck.maps));
 	ck.migs = calloc(ck.nslots, sizeof(*ck.migs));
+	ck.pmds = calloc(ck.nslots, sizeof(*ck.pmds));
 	ck.listed = calloc(sys->nr_frames + 1, 1);
-	if (!ck.maps || !ck.migs || !ck.listed) {
+	if (!ck.maps || !ck.migs || !ck.pmds || !ck.listed) {
 		free(ck.maps);
+		free(ck.pmds);
 		free(ck.migs);
 		free(ck.listed);
 		pthread_mutex_unlock(&sys->mm_list_lock);
@@ -656,7 +714,12 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 		mmap_read_lock(mm);
 		check_mm(&ck, mm);
 		mmap_read_unlock(mm);
+		huge_zero_mms += atomic_load(&mm->huge_zero);
 	}
+	/* §1.3: each mm that mapped the huge zero folio holds it once. */
+	if (huge_zero_mms != atomic_load(&sys->huge_zero_mms))
+		report(&ck, "huge zero folio: %ld mms hold it, the count says %ld", huge_zero_mms,
+		       atomic_load(&sys->huge_zero_mms));
 	pthread_mutex_lock(&sys->file_list_lock);
 	check_files(&ck);
 	pthread_mutex_unlock(&sys->file_list_lock);
@@ -683,6 +746,7 @@ int dmm_check(struct dmm_system *sys, char *buf, size_t size)
 	}
 	free(ck.maps);
 	free(ck.migs);
+	free(ck.pmds);
 	free(ck.listed);
 	return ck.errors ? -EUCLEAN : 0;
 }

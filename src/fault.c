@@ -76,7 +76,6 @@ static vm_fault_t map_new_anon_page(struct vm_fault *vmf, struct dmm_page *src, 
 	return 0;
 }
 
-#define VM_FAULT_FALLBACK 0x0100 /* no large folio here: map an order-0 page */
 
 /* Are the @n PTEs from @slot all none? (PTL held, or a lockless first look.) */
 static bool pte_range_none(_Atomic pte_t *slot, uint64_t n)
@@ -516,10 +515,28 @@ vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flag
 		.addr = addr & PAGE_MASK, .flags = flags,
 	};
 
+	vm_fault_t r;
+	pte_t pmd;
+
 	mmap_assert_locked(vma->mm);
-	vmf.tbl = pte_alloc(vmf.mm, vmf.addr);
+	vmf.tbl = pmd_alloc(vmf.mm, vmf.addr);
 	if (!vmf.tbl)
 		return VM_FAULT_OOM;
+	pmd = pmd_get(vmf.tbl);
+	if (unlikely(!pmd_is_table(pmd))) {
+		/* The PMD level (large-folios.md §3.1): an empty slot may get a
+		 * THP or the huge zero PMD; a leaf is handled at its level. */
+		if (pmd_is_leaf(pmd))
+			return huge_pmd_fault(vma, vmf.tbl, vmf.addr, flags, pmd);
+		if (thp_vma_allowable_pmd(vma, vmf.addr)) {
+			r = do_huge_pmd_anonymous_page(vma, vmf.tbl, vmf.addr, flags);
+			if (r != VM_FAULT_FALLBACK)
+				return r;
+		}
+		vmf.tbl = pte_alloc(vmf.mm, vmf.addr);
+		if (!vmf.tbl)
+			return VM_FAULT_OOM;
+	}
 	vmf.pte = pte_slot(vmf.tbl, vmf.addr);
 	vmf.orig = pte_get(vmf.pte);
 	if (pte_none(vmf.orig))

@@ -198,3 +198,173 @@ int dmm_deferred_split_scan(struct dmm_system *sys, unsigned long *nr_split)
 		*nr_split = (unsigned long)r;
 	return 0;
 }
+bool is_huge_zero_pmd(struct dmm_system *sys, pte_t pmd)
+{
+	struct dmm_page *z = atomic_load_explicit(&sys->huge_zero, memory_order_acquire);
+
+	return z && pmd_leaf_present(pmd) && pte_special(pmd) && pte_pfn(pmd) == page_to_pfn(sys, z);
+}
+
+/*
+ * The huge zero folio (§1.3): one zeroed order-9 folio for the system,
+ * made on first use and kept until the system goes (devmm has no memory
+ * pressure, so no shrinker frees it). Its pages carry PG_reserved, so
+ * page_is_zero counts them as the zero page is counted: not at all (no
+ * references, no mapcount, no pins; stat reports 0). An mm that maps it
+ * holds it (mm->huge_zero, MMF_HUGE_ZERO_FOLIO), counted in huge_zero_mms.
+ * NULL when the allocation fails.
+ */
+static struct dmm_page *mm_get_huge_zero_folio(struct dmm_mm *mm)
+{
+	struct dmm_system *sys = mm->sys;
+	struct dmm_page *z = atomic_load_explicit(&sys->huge_zero, memory_order_acquire), *expected = NULL;
+
+	if (!z) {
+		z = folio_alloc(sys, HPAGE_PMD_ORDER, GFP_ZERO);
+		if (!z)
+			return NULL;
+		page_set(z, PG_uptodate);
+		for (unsigned int i = 0; i < HPAGE_PMD_NR; i++)
+			page_set(&z[i], PG_reserved);
+		if (!atomic_compare_exchange_strong_explicit(&sys->huge_zero, &expected, z, memory_order_acq_rel,
+							     memory_order_acquire)) {
+			for (unsigned int i = 0; i < HPAGE_PMD_NR; i++)
+				page_clear(&z[i], PG_reserved);
+			put_page(sys, z);
+			z = expected;
+		}
+	}
+	if (!atomic_load_explicit(&mm->huge_zero, memory_order_relaxed) && !atomic_exchange(&mm->huge_zero, true))
+		atomic_fetch_add(&sys->huge_zero_mms, 1);
+	return z;
+}
+
+void mm_put_huge_zero_folio(struct dmm_mm *mm)
+{
+	if (atomic_exchange(&mm->huge_zero, false))
+		atomic_fetch_sub(&mm->sys->huge_zero_mms, 1);
+}
+
+vm_fault_t do_huge_pmd_anonymous_page(struct dmm_vma *vma, struct dmm_pte_table *t, uint64_t addr,
+				      unsigned int flags)
+{
+	struct dmm_mm *mm = vma->mm;
+	struct dmm_system *sys = mm->sys;
+	uint64_t haddr = addr & HPAGE_PMD_MASK;
+	struct dmm_page *f;
+
+	if (!(flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) &&
+	    atomic_load_explicit(&sys->thp_huge_zero, memory_order_relaxed)) {
+		f = mm_get_huge_zero_folio(mm);
+		if (!f)
+			return VM_FAULT_FALLBACK;
+		ptl_lock(t);
+		if (pmd_none(pmd_get(t)))
+			pmd_set(t, pfn_pte(page_to_pfn(sys, f), _PTE_SPECIAL | _PTE_YOUNG | vma_prot_bits(vma)));
+		ptl_unlock(t);
+		dmm_stat_inc(sys, fault_huge_zero);
+		return 0;
+	}
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_OOM;
+	f = folio_alloc(sys, HPAGE_PMD_ORDER, GFP_ZERO);
+	if (!f)
+		return VM_FAULT_FALLBACK;
+	ptl_lock(t);
+	if (!pmd_none(pmd_get(t))) {
+		ptl_unlock(t);
+		put_page(sys, f);
+		return 0; /* lost a race: retry the access */
+	}
+	folio_add_new_anon_rmap(f, vma, haddr, RMAP_EXCLUSIVE);
+	add_mm_counter(mm, DMM_MM_ANONPAGES, HPAGE_PMD_NR);
+	pmd_set(t, pfn_pte(page_to_pfn(sys, f), _PTE_DIRTY | _PTE_YOUNG |
+				      ((vma->flags & VM_WRITE) ? _PTE_WRITE : 0) | vma_prot_bits(vma)));
+	ptl_unlock(t);
+	dmm_stat_inc(sys, fault_thp);
+	return 0;
+}
+
+/*
+ * A fault on a PMD leaf. A present PMD that allows the access was resolved
+ * by someone else. Anything else (a write or unshare on the huge zero PMD
+ * or a read-only THP) is resolved at PTE level after a PMD split, which is
+ * always correct; the PMD-level write faults of §3.2 replace this.
+ */
+vm_fault_t huge_pmd_fault(struct dmm_vma *vma, struct dmm_pte_table *t, uint64_t addr, unsigned int flags,
+			  pte_t pmd)
+{
+	if (pmd_leaf_present(pmd) && (!(flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) || pte_write(pmd)))
+		return 0;
+	split_huge_pmd(vma->mm, t, addr);
+	return 0;
+}
+
+/*
+ * A PMD that maps a folio becomes 512 PTEs mapping its pages (§2.3): one
+ * reference per PTE (+511), the PMD mapping (entire) becomes 512 PTE
+ * mappings, and the head's AnonExclusive goes to every page. The folio
+ * stays large.
+ */
+static void split_folio_pmd_rmap(struct dmm_page *f)
+{
+	bool excl = page_test(f, PG_anon_exclusive);
+
+	page_ref_add(f, HPAGE_PMD_NR - 1);
+	for (unsigned int i = 0; i < HPAGE_PMD_NR; i++) {
+		if (excl)
+			page_set(&f[i], PG_anon_exclusive);
+		atomic_fetch_add_explicit(&f[i].mapcount, 1, memory_order_relaxed);
+	}
+	atomic_fetch_add_explicit(&f[1].nr_pages_mapped, HPAGE_PMD_NR, memory_order_relaxed);
+	atomic_fetch_add_explicit(&f[1].large_mapcount, HPAGE_PMD_NR - 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&f[1].entire_mapcount, 1, memory_order_release);
+}
+
+void split_huge_pmd_locked(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr)
+{
+	struct dmm_system *sys = mm->sys;
+	pte_t pmd = pmd_get(t);
+	uint64_t pfn = entry_pfn(pmd);
+
+	lockdep_assert_ptl_held(t);
+	(void)addr;
+	if (!pmd_is_leaf(pmd))
+		return;
+	if (is_huge_zero_pmd(sys, pmd)) {
+		/* 512 small-zero-page PTEs, read-only (__split_huge_zero_page_pmd). */
+		pte_t e = pfn_pte(DMM_ZERO_PFN, (pmd & (_PTE_YOUNG | _PTE_SOFT_DIRTY | _PTE_UFFD_WP | _PTE_PROT_BITS)) |
+							 _PTE_SPECIAL);
+
+		for (unsigned int i = 0; i < HPAGE_PMD_NR; i++)
+			pte_set(&t->ent[i], e);
+	} else if (pte_present(pmd)) {
+		uint64_t bits = pmd & ((1ULL << _PTE_PFN_SHIFT) - 1) & ~_PTE_PRESENT;
+
+		split_folio_pmd_rmap(pfn_to_page(sys, pfn));
+		for (unsigned int i = 0; i < HPAGE_PMD_NR; i++)
+			pte_set(&t->ent[i], pfn_pte(pfn + i, bits));
+	} else {
+		/* Device-private and migration PMDs: the same leaf per page. */
+		enum leaf_type type = leaf_type(pmd);
+
+		if (is_device_private_entry(pmd))
+			split_folio_pmd_rmap(pfn_to_page(sys, pfn));
+		for (unsigned int i = 0; i < HPAGE_PMD_NR; i++)
+			pte_set(&t->ent[i], make_leaf(type, pfn + i, leaf_flag_bits(pmd)));
+	}
+	pmd_set(t, PMD_TABLE); /* release: the PTEs are there first */
+	dmm_stat_inc(sys, thp_split_pmd);
+}
+
+void split_huge_pmd(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr)
+{
+	uint64_t haddr = addr & HPAGE_PMD_MASK;
+	struct dmm_mmu_notifier_range r;
+
+	mmu_notify(DMM_MMU_NOTIFY_CLEAR, mm, haddr, haddr + HPAGE_PMD_SIZE, NULL, &r);
+	ptl_lock(t);
+	split_huge_pmd_locked(mm, t, addr);
+	ptl_unlock(t);
+	mmu_notifier_invalidate_range_end(&r);
+}

@@ -211,7 +211,12 @@ static inline void page_clear(struct dmm_page *p, uint32_t f)
 }
 static inline bool page_is_anon(const struct dmm_page *p) { return page_test(p, PG_anon); }
 static inline bool page_is_zone_device(const struct dmm_page *p) { return page_test(p, PG_zone_device); }
-static inline bool page_is_zero(struct dmm_system *sys, const struct dmm_page *p) { return p == &sys->frames[0]; }
+/* The zero page or a page of the huge zero folio: never counted. */
+static inline bool page_is_zero(struct dmm_system *sys, const struct dmm_page *p)
+{
+	return p == &sys->frames[0] ||
+	       unlikely(atomic_load_explicit(&((struct dmm_page *)p)->flags, memory_order_relaxed) & PG_reserved);
+}
 /* The identity of a frame: its folio's mapping, and its own index in it. */
 static inline void *page_mapping(const struct dmm_page *p) { return page_folio(p)->mapping; }
 static inline uint64_t page_index(const struct dmm_page *p)
@@ -492,7 +497,6 @@ struct dmm_pte_table *pmd_lookup(struct dmm_mm *mm, uint64_t addr, pte_t *pmd);
 struct dmm_pte_table *pmd_alloc(struct dmm_mm *mm, uint64_t addr);
 struct dmm_pte_table *pte_alloc(struct dmm_mm *mm, uint64_t addr);
 /* A PMD leaf where a PTE-level user met one: no leaf exists yet, so a bug. */
-_Noreturn void pmd_leaf_unexpected(uint64_t addr);
 struct dmm_pte_table *pte_lookup(struct dmm_mm *mm, uint64_t addr);
 static inline _Atomic pte_t *pte_slot(struct dmm_pte_table *t, uint64_t addr)
 {
@@ -545,9 +549,9 @@ static inline void ptl_unlock(struct dmm_pte_table *t)
  *   (GUP-fast, which holds none, runs inside an RCU read section).
  *
  * Going down into a PMD leaf (ACTION_SUBTREE on a leaf, or a walker with a
- * pte_entry and no pmd_entry meeting one) is the one place where the PMD
- * wave splits the leaf and walks the slot again; no PMD leaf exists yet,
- * so today that is a bug (dmm_check asserts there is none). A pmd_entry
+ * pte_entry and no pmd_entry meeting one) is the one place where a walker
+ * meets a leaf it does not handle: the walk splits it (split_huge_pmd)
+ * and walks the slot again, at PTE level. A pmd_entry
  * that walks the PTEs itself leaves a leaf to that place by returning with
  * ACTION_SUBTREE.
  *
@@ -802,6 +806,28 @@ int vm_fault_to_errno(vm_fault_t r);
 /* May a fault at @addr in @vma map a PMD (large-folios.md §1.5)? All but
  * "the slot is empty", which the fault checks under the PTL. */
 bool thp_vma_allowable_pmd(const struct dmm_vma *vma, uint64_t addr);
+/* The first-touch PMD fault (§3.1) on the empty slot of @t: 0 (retry the
+ * access), VM_FAULT_OOM, or VM_FAULT_FALLBACK (map at PTE level). */
+#define VM_FAULT_FALLBACK 0x0100
+vm_fault_t do_huge_pmd_anonymous_page(struct dmm_vma *vma, struct dmm_pte_table *t, uint64_t addr,
+				      unsigned int flags);
+/* A fault on the PMD leaf @pmd of @t: 0 (retry the access). */
+vm_fault_t huge_pmd_fault(struct dmm_vma *vma, struct dmm_pte_table *t, uint64_t addr, unsigned int flags,
+			  pte_t pmd);
+/* Split the PMD leaf of @t, if it still is one, into 512 PTEs (§2.3):
+ * NOTIFY(CLEAR, 2M) around it. No PTL held by the caller. */
+void split_huge_pmd(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr);
+/* The same with the PTL held, no notification (the caller sent it). */
+void split_huge_pmd_locked(struct dmm_mm *mm, struct dmm_pte_table *t, uint64_t addr);
+/* Is @pmd the huge zero folio's PMD? */
+bool is_huge_zero_pmd(struct dmm_system *sys, pte_t pmd);
+/* The page at @addr of the PMD leaf @pmd (present or not). */
+static inline uint64_t pmd_pfn_at(pte_t pmd, uint64_t addr)
+{
+	return entry_pfn(pmd) + ((addr & ~HPAGE_PMD_MASK) >> PAGE_SHIFT);
+}
+/* Drop @mm's hold on the huge zero folio (exit). */
+void mm_put_huge_zero_folio(struct dmm_mm *mm);
 
 /* ------------------------------------------------------------------------ */
 /* Zap, unmap and teardown (memory.c, mmap.c)                                */

@@ -351,6 +351,7 @@ void exit_mmap(struct dmm_mm *mm)
 	}
 	while ((v = vma_tree_last(&mm->vmas)))
 		vma_unlink_free(mm, v);
+	mm_put_huge_zero_folio(mm);
 }
 
 void dmm_mm_exit(struct dmm_mm *mm)

@@ -8,16 +8,17 @@
  * table) is a hole; otherwise pmd_entry sees the slot word first and
  * chooses; a slot the walk goes down into must be a PTE table. A leaf
  * there is where a walker that only knows PTEs needs the PMD split
- * (walk_pmd_split): no PMD leaf exists yet, so for now that is a bug.
+ * (walk_pmd_split).
  */
 #include "internal.h"
 
-/* The split point: the walk reached PTE level on a PMD leaf. */
+/* The split point: the walk reached PTE level on a PMD leaf. A walker
+ * that does not handle the leaf in its pmd_entry gets it split
+ * (split_huge_pmd, large-folios.md §2.3) and goes on at PTE level: always
+ * correct, if not the kernel's PMD-level operation. */
 static void walk_pmd_split(struct dmm_pte_table *t, uint64_t addr, struct mm_walk *walk)
 {
-	(void)t;
-	(void)walk;
-	pmd_leaf_unexpected(addr); /* no PMD leaves exist yet; dmm_check asserts it */
+	split_huge_pmd(walk->mm, t, addr);
 }
 
 static int walk_pte_range(struct dmm_pte_table *t, uint64_t addr, uint64_t end, struct mm_walk *walk)

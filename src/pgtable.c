@@ -2,8 +2,10 @@
 /*
  * The 4-level page table: directories of 512 pointers down to PTE tables
  * of 512 entries, each PTE table with its own lock (split PTLs) and the
- * word of its PMD slot (types.h, pte.h): NONE, TABLE or (not yet) a leaf.
- * pte_alloc makes a slot TABLE; PTE-level walkers skip NONE slots.
+ * word of its PMD slot (types.h, pte.h): NONE, TABLE or a leaf.
+ * pte_alloc makes a slot TABLE; PTE-level walkers skip NONE slots. A
+ * single-address user that needs a PTE (pte_lookup, pte_alloc) and finds
+ * a PMD leaf splits it (split_huge_pmd) and goes on at PTE level.
  *
  * Tables are populated with a compare-and-swap, so walkers need no lock to
  * go down. munmap frees the tables that lie wholly between the VMAs left
@@ -100,20 +102,16 @@ struct dmm_pte_table *pte_lookup(struct dmm_mm *mm, uint64_t addr)
 	pmd = pmd_get(t);
 	if (likely(pmd_is_table(pmd)))
 		return t;
-	if (unlikely(pmd_is_leaf(pmd)))
-		pmd_leaf_unexpected(addr);
+	if (unlikely(pmd_is_leaf(pmd))) {
+		split_huge_pmd(mm, t, addr); /* a PTE-level user: see pte_lookup */
+		return t;
+	}
 	return NULL;
 }
 
 struct dmm_pte_table *pmd_alloc(struct dmm_mm *mm, uint64_t addr)
 {
 	return pmd_slot_table(mm, addr, true, PMD_NONE);
-}
-
-void pmd_leaf_unexpected(uint64_t addr)
-{
-	(void)addr;
-	dmm_bug(__FILE__, __LINE__, "a PMD leaf, but no PMD leaves exist yet");
 }
 
 struct dmm_pte_table *pte_alloc(struct dmm_mm *mm, uint64_t addr)
@@ -132,7 +130,7 @@ struct dmm_pte_table *pte_alloc(struct dmm_mm *mm, uint64_t addr)
 		pmd_set(t, PMD_TABLE);
 	ptl_unlock(t);
 	if (pmd_is_leaf(pmd))
-		pmd_leaf_unexpected(addr);
+		split_huge_pmd(mm, t, addr);
 	return t;
 }
 

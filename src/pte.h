@@ -152,8 +152,9 @@ static inline enum dmm_pte_kind pte_kind(pte_t e)
  *                                  type and bits); ent[] all none
  *
  * The word changes only under the table's PTL. Only PTE-level users turn
- * NONE into TABLE (pte_alloc); TABLE lasts as long as the table. No leaf
- * exists yet: nothing makes one.
+ * NONE into TABLE (pte_alloc); TABLE lasts as long as the table. A THP
+ * fault turns NONE into a leaf (the huge zero folio's special read-only
+ * PMD, or a THP's); split_huge_pmd turns a leaf into TABLE.
  */
 #define PMD_NONE ((pte_t)0)
 #define PMD_TABLE ((pte_t)1 << 63)

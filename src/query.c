@@ -24,26 +24,36 @@ const char *dmm_pte_kind_name(enum dmm_pte_kind kind)
 	return names[kind];
 }
 
-/* The entry at addr, read under its PTL (the caller holds the mmap_lock). */
-static pte_t pte_read_locked(struct dmm_mm *mm, uint64_t addr)
+/* The entry at addr, read under its PTL (the caller holds the mmap_lock):
+ * the PTE, or the PMD leaf (*pmd set) with the pfn of addr's page. */
+static pte_t pte_read_locked(struct dmm_mm *mm, uint64_t addr, bool *pmd)
 {
-	struct dmm_pte_table *t = pte_lookup(mm, addr);
-	pte_t e = 0;
+	struct dmm_pte_table *t;
+	pte_t e = 0, slot;
 
-	if (t) {
+	*pmd = false;
+	t = pmd_lookup(mm, addr, &slot);
+	if (t && !pmd_none(slot)) {
 		ptl_lock(t);
-		e = pte_get(pte_slot(t, addr));
+		slot = pmd_get(t);
+		if (pmd_is_leaf(slot)) {
+			*pmd = true;
+			e = (slot & ((1ULL << _PTE_PFN_SHIFT) - 1)) | (pmd_pfn_at(slot, addr) << _PTE_PFN_SHIFT);
+		} else if (pmd_is_table(slot)) {
+			e = pte_get(pte_slot(t, addr));
+		}
 		ptl_unlock(t);
 	}
 	return e;
 }
 
-static void pte_info_fill(pte_t e, struct dmm_pte_info *out)
+static void pte_info_fill(pte_t e, bool pmd, struct dmm_pte_info *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->kind = pte_kind(e);
 	if (pte_none(e))
 		return;
+	out->pmd = pmd;
 	out->pfn = entry_pfn(e);
 	if (pte_present(e)) {
 		out->write = pte_write(e);
@@ -60,14 +70,15 @@ static void pte_info_fill(pte_t e, struct dmm_pte_info *out)
 
 int dmm_pte_query(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *out)
 {
+	bool pmd;
 	pte_t e;
 
 	if (!mm || !out || addr >= DMM_TASK_SIZE)
 		return -EINVAL;
 	mmap_read_lock(mm);
-	e = pte_read_locked(mm, addr);
+	e = pte_read_locked(mm, addr, &pmd);
 	mmap_read_unlock(mm);
-	pte_info_fill(e, out);
+	pte_info_fill(e, pmd, out);
 	return 0;
 }
 
@@ -75,8 +86,12 @@ int dmm_pte_query_locked(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *
 {
 	if (!mm || !out || addr >= DMM_TASK_SIZE)
 		return -EINVAL;
+	bool pmd;
+	pte_t e;
+
 	mmap_assert_locked(mm);
-	pte_info_fill(pte_read_locked(mm, addr), out);
+	e = pte_read_locked(mm, addr, &pmd);
+	pte_info_fill(e, pmd, out);
 	return 0;
 }
 
@@ -115,7 +130,9 @@ int dmm_page_query(struct dmm_system *sys, uint64_t pfn, struct dmm_page_info *o
 	out->flags = public_page_flags((page_flags(p) & PG_PER_PAGE) | (page_flags(f) & ~PG_PER_PAGE));
 	out->head_pfn = page_to_pfn(sys, f);
 	if (page_is_zero(sys, p)) {
-		out->location = DMM_LOC_ZERO;
+		/* devmm: the huge zero folio is reported as the zero page is:
+		 * no counts (large-folios.md §1.3). */
+		out->location = p == &sys->frames[0] ? DMM_LOC_ZERO : DMM_LOC_HUGE_ZERO;
 		rcu_read_unlock();
 		return 0;
 	}

@@ -101,7 +101,7 @@ struct dmm_list {
 #define PG_anon_exclusive (1u << 3) /* mapped by exactly one process, may be made writable */
 #define PG_dirty (1u << 4)
 #define PG_uptodate (1u << 5)
-#define PG_reserved (1u << 6)	 /* the zero page */
+#define PG_reserved (1u << 6)	 /* the zero page, the huge zero folio's pages */
 #define PG_pagecache (1u << 7)	 /* mapping is a file, the page cache holds a ref */
 #define PG_free (1u << 8)	 /* on the allocator's free list (debug, checked) */
 #define PG_zone_device (1u << 9)
@@ -197,8 +197,8 @@ typedef uint64_t pte_t;
  * maps nothing and ent[] is all none (the struct is only the slot's lock
  * and the table a PMD leaf would deposit); PMD_TABLE, ent[] is a PTE
  * table; anything else a PMD leaf, with ent[] all none. A NULL directory
- * entry is the same as PMD_NONE. No PMD leaf exists yet (dmm_check
- * asserts it). The PMD lock and the PTL are the same lock: ptl.
+ * entry is the same as PMD_NONE. A PMD leaf is made only by a THP fault
+ * into a NONE slot (huge_memory.c). The PMD lock and the PTL are the same lock: ptl.
  */
 struct dmm_pte_table {
 	_Atomic pte_t ent[PTRS_PER_TABLE]; /* written under ptl; read locklessly too */
@@ -318,6 +318,7 @@ struct dmm_mm {
 	uint64_t mmap_base;	/* where bottom-up placement searches from */
 	_Atomic long mm_count;	/* structure references: the process + subscriptions */
 	_Atomic bool dead;	/* exited: no mappings any more */
+	_Atomic bool huge_zero;	/* holds the huge zero folio (MMF_HUGE_ZERO_FOLIO) */
 	struct dmm_notifier_state notif;
 };
 
@@ -458,6 +459,8 @@ struct dmm_system {
 	_Atomic unsigned int thp_mode;	/* enum dmm_thp_mode */
 	_Atomic bool thp_huge_zero;	/* use_zero_page */
 	_Atomic unsigned int thp_fail_next; /* order-9 core allocations left to fail */
+	_Atomic(struct dmm_page *) huge_zero; /* the huge zero folio, made on first use */
+	_Atomic long huge_zero_mms;	/* mms holding it (mm->huge_zero) */
 };
 
 #endif /* DEVMM_TYPES_H */

@@ -165,6 +165,15 @@ struct dmm_vma *split_vma(struct dmm_mm *mm, struct dmm_vma *vma, uint64_t addr)
 
 	mmap_assert_write_locked(mm);
 	DMM_BUG_ON(addr <= vma->start || addr >= vma->end || !PAGE_ALIGNED(addr));
+	/* vma_adjust_trans_huge (large-folios.md §2.3): no VMA boundary may
+	 * lie inside a PMD leaf, so a leaf across @addr is split first. */
+	if (addr & ~HPAGE_PMD_MASK) {
+		pte_t pmd;
+		struct dmm_pte_table *t = pmd_lookup(mm, addr, &pmd);
+
+		if (t && pmd_is_leaf(pmd))
+			split_huge_pmd(mm, t, addr);
+	}
 	if (vmas_reserve(mm))
 		return NULL;
 	nv = vma_alloc(mm, addr, vma->end, vma->flags, vma->file, linear_page_index(vma, addr));

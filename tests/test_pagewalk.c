@@ -512,7 +512,7 @@ static void test_check_slot_word(void **state)
 	ptl_unlock(t);
 	report[0] = '\0';
 	assert_int_not_equal(dmm_check(f->sys, report, sizeof(report)), 0);
-	assert_non_null(strstr(report, "no PMD leaves exist yet"));
+	assert_non_null(strstr(report, "not the head of a live order-9 anon folio"));
 	ptl_lock(t);
 	pmd_set(t, PMD_NONE);
 	ptl_unlock(t);
@@ -520,11 +520,14 @@ static void test_check_slot_word(void **state)
 	VERIFY(f->mm, TBASE, 3 * PG, 0x33);
 }
 
-/* The split point: a walk that goes down into a leaf stops on a bug
- * while no PMD leaf may exist (in a child: it aborts). */
-static int noop_pte(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_walk *walk)
+/* The split point: a walk that goes down into a PMD leaf (a walker with
+ * a pte_entry, or a pmd_entry that leaves the leaf to the walker) splits
+ * it (split_huge_pmd) and walks the 512 PTEs; a walker with neither
+ * callback passes over it. */
+static int count_pte(_Atomic pte_t *pte, pte_t e, uint64_t addr, struct mm_walk *walk)
 {
-	(void)pte, (void)e, (void)addr, (void)walk;
+	(void)pte, (void)addr;
+	*(unsigned int *)walk->private += pte_present(e);
 	return 0;
 }
 
@@ -534,45 +537,37 @@ static int subtree_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64
 	return 0; /* ACTION_SUBTREE, as a walker that leaves leaves to the walker */
 }
 
-static void expect_split_bug(struct dmm_mm *mm, uint64_t addr, const struct mm_walk_ops *ops)
-{
-	pid_t pid;
-	int status;
-
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0)
-			dup2(fd, STDERR_FILENO);
-		walk_page_range(mm, addr, addr + PAGE_SIZE, ops, NULL);
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
-}
-
 static void test_split_point(void **state)
 {
 	struct fx *f = *state;
-	static const struct mm_walk_ops pte_only = { .pte_entry = noop_pte };
-	static const struct mm_walk_ops pmd_only = { .pmd_entry = subtree_pmd };
+	static const struct mm_walk_ops pte_only = { .pte_entry = count_pte };
+	static const struct mm_walk_ops pmd_and_pte = { .pmd_entry = subtree_pmd, .pte_entry = count_pte };
 	static const struct mm_walk_ops nothing = { 0 };
-	struct dmm_pte_table *t = pmd_alloc(f->mm, TBASE);
+	struct dmm_pte_table *t;
+	unsigned int n = 0;
+	uint32_t w = 1;
+	pte_t pmd;
 
-	assert_non_null(t);
-	ptl_lock(t);
-	pmd_set(t, leaf_for(TBASE));
-	ptl_unlock(t);
-	expect_split_bug(f->mm, TBASE, &pte_only);
-	expect_split_bug(f->mm, TBASE, &pmd_only);
-	/* a walker with neither callback passes over it */
-	assert_int_equal(walk_page_range(f->mm, TBASE, TBASE + SPAN1, &nothing, NULL), 0);
-	ptl_lock(t);
-	pmd_set(t, PMD_NONE);
-	ptl_unlock(t);
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0));
+	MAP_ANON(f->mm, TBASE, 2 * PTRS_PER_TABLE);
+	FILL(f->mm, TBASE, PG, 0x44);	       /* a THP */
+	OK(dmm_load32(f->mm, TBASE + SPAN1, &w)); /* the huge zero PMD */
+	assert_int_equal(w, 0);
+	t = pmd_lookup(f->mm, TBASE, &pmd);
+	assert_true(t && pmd_leaf_present(pmd));
+	mmap_read_lock(f->mm);
+	assert_int_equal(walk_page_range(f->mm, TBASE, TBASE + 2 * SPAN1, &nothing, NULL), 0);
+	assert_true(pmd_is_leaf(pmd_get(t)));
+	assert_int_equal(walk_page_range(f->mm, TBASE, TBASE + PAGE_SIZE, &pte_only, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(pmd_is_table(pmd_get(t)));
+	assert_int_equal(walk_page_range(f->mm, TBASE + SPAN1, TBASE + 2 * SPAN1, &pmd_and_pte, &n), 0);
+	assert_int_equal(n, 1 + PTRS_PER_TABLE);
+	mmap_read_unlock(f->mm);
+	CHECK_OK(f->sys);
+	VERIFY(f->mm, TBASE, PG, 0x44);
+	OK(dmm_load32(f->mm, TBASE + SPAN1 + 8, &w));
+	assert_int_equal(w, 0);
 }
 
 int main(void)

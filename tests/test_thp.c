@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * PMD-size THP (large-folios.md §1.5, §2, §3): enablement and the PMD
- * fault decision.
+ * fault decision, first-touch PMD faults, the huge zero folio and
+ * split_huge_pmd.
  */
 #include "helpers.h"
 
@@ -125,6 +126,154 @@ static void test_fail_thp_alloc_fails_the_next_n_order_9_allocations(void **stat
 	CHECK_OK(f->sys);
 }
 
+static struct dmm_page_info query(struct fx *f, uint64_t addr)
+{
+	struct dmm_page_info pi;
+
+	OK(dmm_page_query(f->sys, PFN(f->mm, addr), &pi));
+	return pi;
+}
+
+static void test_a_write_fault_maps_a_thp_by_a_pmd(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page_info pi;
+	uint64_t pfn;
+
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0));
+	MAP_ANON(f->mm, TBASE, 512);
+	FILL(f->mm, TBASE + 100 * PG, 8, 0x77);
+	pfn = PFN(f->mm, TBASE);
+	EQ(pfn & 511, 0);
+	EQ(PFN(f->mm, TBASE + 511 * PG), pfn + 511);
+	TRUE(PTE(f->mm, TBASE + 7 * PG).pmd && PTE(f->mm, TBASE + 7 * PG).write && PTE(f->mm, TBASE).dirty);
+	pi = query(f, TBASE + 5 * PG);
+	EQ(pi.order, 9);
+	EQ(pi.refcount, 1);
+	EQS(pi.mapcount, 1);
+	EQS(pi.folio_mapcount, 1);
+	EQS(pi.entire_mapcount, 1);
+	FLAGS(query(f, TBASE).flags, DMM_PAGE_ANON_EXCLUSIVE, 0);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 512);
+	EQ(STATS(f->sys).fault_thp, 1);
+	VERIFY(f->mm, TBASE + 100 * PG, 8, 0x77);
+	VERIFY_ZERO(f->mm, TBASE, 100 * PG);
+	CHECK_OK(f->sys);
+	OK(dmm_munmap(f->mm, TBASE, 512 * PG));
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 0);
+	EQ(dmm_system_nr_free(f->sys), f->free0);
+	CHECK_OK(f->sys);
+}
+
+static void test_a_read_fault_maps_the_huge_zero_folio(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page_info pi;
+
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0));
+	MAP_ANON(f->mm, TBASE, 1024);
+	VERIFY_ZERO(f->mm, TBASE + 3 * PG, PG);
+	VERIFY_ZERO(f->mm, TBASE + 515 * PG, PG);
+	TRUE(PTE(f->mm, TBASE).pmd && PTE(f->mm, TBASE).special && !PTE(f->mm, TBASE).write);
+	/* One huge zero folio for every PMD; nothing counted. */
+	EQ(PTE(f->mm, TBASE + 512 * PG).pfn, PTE(f->mm, TBASE).pfn + 0);
+	OK(dmm_page_query(f->sys, PTE(f->mm, TBASE + 9 * PG).pfn, &pi));
+	EQ(pi.location, DMM_LOC_HUGE_ZERO);
+	EQ(pi.refcount, 0);
+	EQS(pi.mapcount, 0);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 0);
+	EQ(STATS(f->sys).fault_huge_zero, 2);
+	CHECK_OK(f->sys);
+	/* hzero=off: a read allocates. */
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, DMM_THP_NO_HUGE_ZERO));
+	MAP_ANON(f->mm, TBASE + 4 * HP, 512);
+	VERIFY_ZERO(f->mm, TBASE + 4 * HP, PG);
+	TRUE(PTE(f->mm, TBASE + 4 * HP).pmd && PTE(f->mm, TBASE + 4 * HP).write);
+	EQ(query(f, TBASE + 4 * HP).order, 9);
+	CHECK_OK(f->sys);
+}
+
+static void test_split_huge_pmd_keeps_the_folio_large(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_page_info pi;
+	uint64_t pfn;
+
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0));
+	MAP_ANON(f->mm, TBASE, 1024);
+	FILL(f->mm, TBASE, HP, 0x99);
+	pfn = PFN(f->mm, TBASE);
+	/* mprotect of one page splits the VMA inside the PMD: the PMD splits. */
+	OK(dmm_mprotect(f->mm, TBASE + 10 * PG, PG, DMM_PROT_READ));
+	TRUE(!PTE(f->mm, TBASE).pmd && PTE(f->mm, TBASE).write);
+	TRUE(!PTE(f->mm, TBASE + 10 * PG).write);
+	EQ(PFN(f->mm, TBASE + 300 * PG), pfn + 300);
+	pi = query(f, TBASE + 300 * PG);
+	EQ(pi.order, 9);
+	EQ(pi.refcount, 512);
+	EQS(pi.mapcount, 1);
+	EQS(pi.folio_mapcount, 512);
+	EQS(pi.entire_mapcount, 0);
+	FLAGS(pi.flags, DMM_PAGE_ANON_EXCLUSIVE, 0);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 512);
+	EQ(STATS(f->sys).thp_split_pmd, 1);
+	VERIFY(f->mm, TBASE, HP, 0x99);
+	CHECK_OK(f->sys);
+	/* The huge zero PMD splits into small-zero-page PTEs on a write. */
+	VERIFY_ZERO(f->mm, TBASE + HP, PG);
+	FILL(f->mm, TBASE + HP + 7 * PG, PG, 0x5);
+	TRUE(!PTE(f->mm, TBASE + HP).pmd);
+	EQ(PTE(f->mm, TBASE + HP).pfn, DMM_ZERO_PFN);
+	EQ(query(f, TBASE + HP + 7 * PG).order, 0);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 513);
+	CHECK_OK(f->sys);
+}
+
+/* A VMA split at an address inside a PMD leaf splits the PMD first
+ * (vma_adjust_trans_huge): madvise flag changes, munmap. */
+static void test_a_vma_split_inside_a_pmd_splits_it(void **state)
+{
+	struct fx *f = *state;
+
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0));
+	MAP_ANON(f->mm, TBASE, 1536);
+	FILL(f->mm, TBASE, 3 * HP, 0x31);
+	TRUE(PTE(f->mm, TBASE).pmd && PTE(f->mm, TBASE + HP).pmd && PTE(f->mm, TBASE + 2 * HP).pmd);
+	OK(dmm_madvise(f->mm, TBASE + 8 * PG, PG, DMM_MADV_NOHUGEPAGE));
+	TRUE(!PTE(f->mm, TBASE).pmd);
+	TRUE(PTE(f->mm, TBASE + HP).pmd);
+	CHECK_OK(f->sys);
+	/* An aligned boundary leaves the PMD alone. */
+	OK(dmm_madvise(f->mm, TBASE + HP, HP, DMM_MADV_NOHUGEPAGE));
+	TRUE(PTE(f->mm, TBASE + HP).pmd);
+	OK(dmm_munmap(f->mm, TBASE + 2 * HP + 500 * PG, 12 * PG));
+	TRUE(!PTE(f->mm, TBASE + 2 * HP).pmd);
+	PTE_NONE(f->mm, TBASE + 2 * HP + 500 * PG);
+	EQ(query(f, TBASE + 2 * HP).order, 9);
+	FLAGS(query(f, TBASE + 2 * HP).flags, DMM_PAGE_PARTIALLY_MAPPED, 0);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 3 * 512 - 12);
+	VERIFY(f->mm, TBASE, 2 * HP + 500 * PG, 0x31);
+	CHECK_OK(f->sys);
+}
+
+static void test_a_failed_allocation_falls_back_to_ptes(void **state)
+{
+	struct fx *f = *state;
+
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, DMM_THP_NO_HUGE_ZERO));
+	OK(dmm_system_fail_thp_alloc(f->sys, 1));
+	MAP_ANON(f->mm, TBASE, 512);
+	FILL(f->mm, TBASE + 3 * PG, PG, 0x1);
+	TRUE(!PTE(f->mm, TBASE + 3 * PG).pmd);
+	EQ(query(f, TBASE + 3 * PG).order, 0);
+	PTE_NONE(f->mm, TBASE);
+	/* The slot has a PTE table now: never a PMD by fault again. */
+	FILL(f->mm, TBASE + 4 * PG, PG, 0x2);
+	EQ(query(f, TBASE + 4 * PG).order, 0);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 2);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -135,6 +284,11 @@ int main(void)
 		T(test_the_pmd_range_must_lie_inside_the_vma),
 		T(test_shared_and_file_mappings_never_get_a_pmd),
 		T(test_fail_thp_alloc_fails_the_next_n_order_9_allocations),
+		T(test_a_write_fault_maps_a_thp_by_a_pmd),
+		T(test_a_read_fault_maps_the_huge_zero_folio),
+		T(test_split_huge_pmd_keeps_the_folio_large),
+		T(test_a_vma_split_inside_a_pmd_splits_it),
+		T(test_a_failed_allocation_falls_back_to_ptes),
 	};
 #undef T
 

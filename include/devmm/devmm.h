@@ -454,7 +454,8 @@ struct dmm_pte_info {
 			  MIGRATION_WRITE, DEVICE_EXCLUSIVE (implicitly writable) */
 	bool dirty;
 	bool young;
-	bool special;  /* PRESENT special (the zero page) */
+	bool special;  /* PRESENT special (the zero page, the huge zero folio) */
+	bool pmd;      /* a PMD leaf maps @addr (pfn is @addr's page in it) */
 };
 
 /*
@@ -481,7 +482,13 @@ int dmm_pte_query_locked(struct dmm_mm *mm, uint64_t addr, struct dmm_pte_info *
 #define DMM_PAGE_ZONE_DEVICE 0x0100
 #define DMM_PAGE_PARTIALLY_MAPPED 0x0200 /* large folio: queued by a partial unmap */
 
-enum dmm_page_location { DMM_LOC_SYSTEM, DMM_LOC_ZERO, DMM_LOC_DEVICE_PRIVATE, DMM_LOC_DEVICE_COHERENT };
+enum dmm_page_location {
+	DMM_LOC_SYSTEM,
+	DMM_LOC_ZERO,
+	DMM_LOC_DEVICE_PRIVATE,
+	DMM_LOC_DEVICE_COHERENT,
+	DMM_LOC_HUGE_ZERO, /* a page of the huge zero folio: no counts, as the zero page */
+};
 
 struct dmm_page_info {
 	uint32_t refcount; /* the folio's; pins included, each FOLL_PIN of an
@@ -1018,6 +1025,9 @@ int dmm_check(struct dmm_system *sys, char *report, size_t size);
 	X(fault_anon, "anonymous faults that allocated a page")                   \
 	X(fault_mthp, "anonymous faults that mapped a large folio (mTHP)")          \
 	X(thp_split, "large folios split into order-0 folios (split_folio)")        \
+	X(fault_thp, "anonymous faults that mapped a new THP by a PMD")             \
+	X(fault_huge_zero, "read faults that mapped the huge zero folio by a PMD")  \
+	X(thp_split_pmd, "PMD leaves split into 512 PTEs (split_huge_pmd)")         \
 	X(fault_zero, "read faults that mapped the zero page")                    \
 	X(fault_file, "file or shmem faults that mapped a page-cache page")       \
 	X(fault_file_cow, "write faults that copied a file page privately")       \

@@ -1145,7 +1145,7 @@ static void test_where(void **state)
 	assert_int_equal(st->expect.nitems, 0);
 	fx_free(&f);
 	parse_error("where A -> sys gpu", 1, 16, "a second location list after '->': 'gpu'");
-	parse_error("where A -> sys,,gpu", 1, 12, "expected a location (none, zero, sys, excl, migrating or a device), found ''");
+	parse_error("where A -> sys,,gpu", 1, 12, "expected a location (none, zero, sys, thp, hzero, excl, migrating, a device; pmd, pte), found ''");
 	parse_error("where A -> sys,read", 1, 12, "found 'read'");
 	parse_error("where A -> gpu*0", 1, 12, "must be at least 1");
 	parse_error("where A -> sys,EFAULT", 1, 12, "found 'EFAULT'");
