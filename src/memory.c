@@ -186,15 +186,58 @@ static int lazyfree_split(struct dmm_system *sys, struct dmm_pte_table *t, struc
 	return r;
 }
 
-/* One PMD slot (pmd_entry): the PTEs under the PTL, then the batch. */
+/*
+ * A PMD leaf over the whole PMD range (large-folios.md §3.4,
+ * zap_huge_pmd): the slot becomes NONE (its table, now all none, stays
+ * as the slot's table). A THP or device-private PMD drops its entire
+ * mapping, 512 rss and its reference (after the PTL, as zap_one's
+ * batch); the huge zero PMD is just cleared; a migration PMD drops rss.
+ * false: the slot is no leaf any more (walk it again).
+ */
+static bool zap_huge_pmd(struct dmm_mm *mm, struct zap_batch *zb, struct dmm_pte_table *t)
+{
+	struct dmm_page *f = NULL;
+	pte_t pmd;
+
+	ptl_lock(t);
+	pmd = pmd_get(t);
+	if (!pmd_is_leaf(pmd)) {
+		ptl_unlock(t);
+		return false;
+	}
+	pmd_set(t, PMD_NONE);
+	if (!is_huge_zero_pmd(mm->sys, pmd)) {
+		f = pfn_to_page(mm->sys, entry_pfn(pmd));
+		add_mm_counter(mm, DMM_MM_ANONPAGES, -(long)HPAGE_PMD_NR);
+		if (is_migration_entry(pmd))
+			f = NULL; /* no mapcount, no ref: the migrator holds the folio */
+		else
+			folio_remove_rmap_pmd(f, zb->vma);
+	}
+	ptl_unlock(t);
+	dmm_stat_inc(mm->sys, zap_pmd);
+	if (f)
+		put_page(mm->sys, f);
+	return true;
+}
+
+/* One PMD slot (pmd_entry): the PTEs under the PTL, then the batch. A PMD
+ * leaf zapped whole goes at once; a partial zap (or MADV_FREE) leaves it
+ * to the walker, which splits it and comes back with the PTE table. */
 static int zap_pmd_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
 			 struct mm_walk *walk)
 {
 	struct dmm_mm *mm = walk->mm;
 	struct zap_batch *zb = walk->private;
 
+	if (unlikely(pmd_is_leaf(pmd))) {
+		if (zb->lazyfree || (addr & ~HPAGE_PMD_MASK) || end - addr != HPAGE_PMD_SIZE)
+			return 0; /* the walker's split point */
+		walk->action = zap_huge_pmd(mm, zb, t) ? ACTION_CONTINUE : ACTION_AGAIN;
+		return 0;
+	}
 	if (!pmd_is_table(pmd))
-		return 0; /* a leaf: the walker's split point */
+		return 0;
 	zb->n = 0;
 	ptl_lock(t);
 	for (; addr < end; addr += PAGE_SIZE) {

@@ -256,6 +256,41 @@ static void test_a_vma_split_inside_a_pmd_splits_it(void **state)
 	CHECK_OK(f->sys);
 }
 
+/* A zap of a whole PMD range empties the slot (§3.4). */
+static void test_a_whole_pmd_zap_empties_the_slot(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_stats s0 = STATS(f->sys);
+	struct dmm_pte_table *t;
+	pte_t pmd;
+
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0));
+	MAP_ANON(f->mm, TBASE, 1024);
+	FILL(f->mm, TBASE, PG, 0x3);
+	VERIFY_ZERO(f->mm, TBASE + HP, PG);
+	OK(dmm_madvise(f->mm, TBASE, 2 * HP, DMM_MADV_DONTNEED));
+	t = pmd_lookup(f->mm, TBASE, &pmd);
+	TRUE(t && pmd_none(pmd));
+	t = pmd_lookup(f->mm, TBASE + HP, &pmd);
+	TRUE(t && pmd_none(pmd));
+	EQ(STATS(f->sys).zap_pmd - s0.zap_pmd, 2);
+	EQ(STATS(f->sys).thp_split_pmd - s0.thp_split_pmd, 0);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 0);
+	EQ(dmm_system_nr_free(f->sys), f->free0 - 512); /* the huge zero folio stays */
+	CHECK_OK(f->sys);
+	/* The empty slot takes a PMD again. */
+	FILL(f->mm, TBASE + 9 * PG, PG, 0x4);
+	TRUE(PTE(f->mm, TBASE).pmd);
+	VERIFY_ZERO(f->mm, TBASE, PG);
+	VERIFY(f->mm, TBASE + 9 * PG, PG, 0x4);
+	CHECK_OK(f->sys);
+	dmm_mm_exit(f->mm);
+	f->mm = NULL;
+	EQ(dmm_system_nr_free(f->sys), f->free0 - 512);
+	OK(dmm_mm_create(f->sys, &f->mm));
+	CHECK_OK(f->sys);
+}
+
 static void test_a_failed_allocation_falls_back_to_ptes(void **state)
 {
 	struct fx *f = *state;
@@ -288,6 +323,7 @@ int main(void)
 		T(test_a_read_fault_maps_the_huge_zero_folio),
 		T(test_split_huge_pmd_keeps_the_folio_large),
 		T(test_a_vma_split_inside_a_pmd_splits_it),
+		T(test_a_whole_pmd_zap_empties_the_slot),
 		T(test_a_failed_allocation_falls_back_to_ptes),
 	};
 #undef T

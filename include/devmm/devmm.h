@@ -1028,6 +1028,7 @@ int dmm_check(struct dmm_system *sys, char *report, size_t size);
 	X(fault_thp, "anonymous faults that mapped a new THP by a PMD")             \
 	X(fault_huge_zero, "read faults that mapped the huge zero folio by a PMD")  \
 	X(thp_split_pmd, "PMD leaves split into 512 PTEs (split_huge_pmd)")         \
+	X(zap_pmd, "PMD leaves zapped whole (munmap, MADV_DONTNEED, exit)")          \
 	X(fault_zero, "read faults that mapped the zero page")                    \
 	X(fault_file, "file or shmem faults that mapped a page-cache page")       \
 	X(fault_file_cow, "write faults that copied a file page privately")       \
