@@ -19,6 +19,8 @@
 
 #include "bench.h"
 
+#define THP_PAGES 512ULL /* one PMD range */
+
 /* ---------------------------------------------------------------------- */
 /* devmm side                                                              */
 
@@ -38,6 +40,32 @@ static double dmm_fault_first_touch(struct dmm_system *sys, uint64_t npages)
 {
 	struct dmm_mm *mm = bench_mm(sys);
 	uint64_t base = bench_map_anon(mm, npages, false);
+	double t0 = bench_now_ns();
+
+	bench_touch(mm, base, npages, true);
+	double t = bench_now_ns() - t0;
+	dmm_mm_exit(mm);
+	return t;
+}
+
+/* A 2 MiB-aligned anonymous range of @npages (a multiple of 512) inside a
+ * larger mapping, so that every PMD range of it lies in the VMA. */
+static uint64_t dmm_map_thp_range(struct dmm_mm *mm, uint64_t npages)
+{
+	uint64_t base = bench_map_anon(mm, npages + THP_PAGES, false);
+
+	return (base + THP_PAGES * PAGE - 1) & ~(THP_PAGES * PAGE - 1);
+}
+
+/* fault_thp: with thp=always, the first write to each 2 MiB range maps a
+ * THP by a PMD; the other 511 writes go through it. Per 4 KiB page. */
+static double dmm_fault_thp(struct dmm_system *sys, uint64_t npages)
+{
+	struct dmm_mm *mm = bench_mm(sys);
+	uint64_t base;
+
+	bench_must(dmm_system_set_thp(sys, DMM_THP_ALWAYS, 0), "dmm_system_set_thp");
+	base = dmm_map_thp_range(mm, npages);
 	double t0 = bench_now_ns();
 
 	bench_touch(mm, base, npages, true);
@@ -164,6 +192,25 @@ static double k_fault_first_touch(uint64_t npages)
 	return t;
 }
 
+/* The kernel side of fault_thp: a 2 MiB-aligned MADV_HUGEPAGE range. */
+static double k_fault_thp(uint64_t npages)
+{
+	uint64_t len = (npages + THP_PAGES) * PAGE;
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		bench_die("mmap", errno);
+	volatile unsigned char *m =
+		(volatile unsigned char *)(((uintptr_t)p + THP_PAGES * PAGE - 1) & ~(uintptr_t)(THP_PAGES * PAGE - 1));
+	madvise((void *)m, npages * PAGE, MADV_HUGEPAGE);
+	double t0 = bench_now_ns();
+
+	k_touch(m, npages, true);
+	double t = bench_now_ns() - t0;
+	bench_must_sys(munmap(p, len), "munmap");
+	return t;
+}
+
 static double k_fault_zero_read(uint64_t npages)
 {
 	volatile unsigned char *m = k_map_anon(npages, false);
@@ -282,6 +329,15 @@ static void run_pair(const struct bench_opts *o, struct bench_result *r,
 void bench_fault_first_touch(const struct bench_opts *o, struct bench_result *r)
 {
 	run_pair(o, r, dmm_fault_first_touch, k_fault_first_touch);
+}
+
+/* fault_thp: npages rounded up to whole 2 MiB ranges. */
+void bench_fault_thp(const struct bench_opts *o, struct bench_result *r)
+{
+	struct bench_opts t = *o;
+
+	t.npages = (o->npages + THP_PAGES - 1) / THP_PAGES * THP_PAGES;
+	run_pair(&t, r, dmm_fault_thp, k_fault_thp);
 }
 
 void bench_fault_zero_read(const struct bench_opts *o, struct bench_result *r)
