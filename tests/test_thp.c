@@ -291,6 +291,62 @@ static void test_a_whole_pmd_zap_empties_the_slot(void **state)
 	CHECK_OK(f->sys);
 }
 
+/* dmm_check on PMD leaves (§4.2, §4.3, §4.5, §4.6, §4.7, §1.3): each
+ * corruption is reported, and undoing it makes the system clean again. */
+static void expect_report(struct fx *f, const char *what)
+{
+	static char report[4096];
+
+	report[0] = '\0';
+	EXPECT_RC(-EUCLEAN, dmm_check(f->sys, report, sizeof(report)));
+	if (!strstr(report, what))
+		fail_msg("expected \"%s\" in:\n%s", what, report);
+}
+
+static void test_check_reports_bad_pmd_leaves(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_pte_table *t, *z;
+	struct dmm_page *head;
+	pte_t pmd, zpmd;
+
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0));
+	MAP_ANON(f->mm, TBASE, 1024);
+	FILL(f->mm, TBASE, PG, 0x8);
+	VERIFY_ZERO(f->mm, TBASE + HP, PG);
+	t = pmd_lookup(f->mm, TBASE, &pmd);
+	z = pmd_lookup(f->mm, TBASE + HP, &zpmd);
+	head = pfn_to_page(f->sys, pte_pfn(pmd));
+	CHECK_OK(f->sys);
+
+	/* §4.3: the entire mapcount must match the PMD leaves. */
+	atomic_fetch_add(&head[1].entire_mapcount, 1);
+	expect_report(f, "entire mapcount 2 but 1 PMD entries map it");
+	atomic_fetch_sub(&head[1].entire_mapcount, 1);
+	/* §4.6: a writable PMD needs the head exclusive. */
+	page_clear(head, PG_anon_exclusive);
+	expect_report(f, "writable PMD on a shared or non-exclusive THP");
+	page_set(head, PG_anon_exclusive);
+	/* §4.5: 512 rss per THP PMD. */
+	add_mm_counter(f->mm, DMM_MM_ANONPAGES, -1);
+	expect_report(f, "rss[");
+	add_mm_counter(f->mm, DMM_MM_ANONPAGES, 1);
+	/* §4.2: a leaf's deposited table is all none. */
+	pte_set(&t->ent[5], pfn_pte(DMM_ZERO_PFN, _PTE_SPECIAL));
+	expect_report(f, "PMD leaf over a table with entries");
+	pte_set(&t->ent[5], 0);
+	/* §4.7: the huge zero PMD is never writable. */
+	pmd_set(z, pte_mkwrite(zpmd));
+	expect_report(f, "bad huge zero PMD");
+	pmd_set(z, zpmd);
+	/* §1.3: the mm holding the huge zero folio is counted once. */
+	atomic_fetch_add(&f->sys->huge_zero_mms, 1);
+	expect_report(f, "huge zero folio: 1 mms hold it, the count says 2");
+	atomic_fetch_sub(&f->sys->huge_zero_mms, 1);
+	CHECK_OK(f->sys);
+	VERIFY(f->mm, TBASE, PG, 0x8);
+}
+
 static void test_a_failed_allocation_falls_back_to_ptes(void **state)
 {
 	struct fx *f = *state;
@@ -324,6 +380,7 @@ int main(void)
 		T(test_split_huge_pmd_keeps_the_folio_large),
 		T(test_a_vma_split_inside_a_pmd_splits_it),
 		T(test_a_whole_pmd_zap_empties_the_slot),
+		T(test_check_reports_bad_pmd_leaves),
 		T(test_a_failed_allocation_falls_back_to_ptes),
 	};
 #undef T
