@@ -387,7 +387,19 @@ static int gup_fast_hole(uint64_t addr, uint64_t next, int level, struct mm_walk
 	return 1;
 }
 
+/* A PMD leaf: GUP-fast never splits (it holds no lock and may not take
+ * one); it stops and the slow path takes over from here. */
+static int gup_fast_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t next, struct mm_walk *walk)
+{
+	(void)t;
+	(void)addr;
+	(void)next;
+	(void)walk;
+	return pmd_is_leaf(pmd);
+}
+
 static const struct mm_walk_ops gup_fast_walk_ops = {
+	.pmd_entry = gup_fast_pmd,
 	.pte_entry = gup_fast_pte,
 	.pte_hole = gup_fast_hole,
 };

@@ -347,6 +347,43 @@ static void test_check_reports_bad_pmd_leaves(void **state)
 	VERIFY(f->mm, TBASE, PG, 0x8);
 }
 
+/* GUP-fast never splits a PMD (it runs in an RCU read section and may
+ * take no lock, nor notify): it stops at the leaf and the slow path (which
+ * splits, until GUP is ported) takes over. The split's notification must
+ * come from outside the RCU read section. */
+static int invalidations_in_rcu, invalidations;
+
+static bool note_rcu(struct dmm_mmu_interval_notifier *sub, const struct dmm_mmu_notifier_range *range,
+		     unsigned long cur_seq)
+{
+	(void)range;
+	invalidations++;
+	invalidations_in_rcu += rcu_read_lock_held();
+	dmm_mmu_interval_set_seq(sub, cur_seq);
+	return true;
+}
+
+static void test_gup_fast_leaves_a_pmd_to_the_slow_path(void **state)
+{
+	static const struct dmm_mmu_interval_notifier_ops ops = { .invalidate = note_rcu };
+	struct dmm_mmu_interval_notifier sub;
+	struct fx *f = *state;
+	uint64_t pfns[4];
+
+	OK(dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0));
+	MAP_ANON(f->mm, TBASE, 512);
+	FILL(f->mm, TBASE, PG, 0x6);
+	OK(dmm_mmu_interval_notifier_insert(&sub, f->mm, TBASE, HP, &ops));
+	EQ(dmm_get_user_pages_fast(f->mm, TBASE + 4 * PG, 4, DMM_FOLL_WRITE | DMM_FOLL_GET, pfns), 4);
+	EQ(pfns[3], PFN(f->mm, TBASE) + 7);
+	EQ(invalidations, 1); /* the split */
+	EQ(invalidations_in_rcu, 0);
+	for (int i = 0; i < 4; i++)
+		dmm_put_page(f->sys, pfns[i]);
+	dmm_mmu_interval_notifier_remove(&sub);
+	CHECK_OK(f->sys);
+}
+
 static void test_a_failed_allocation_falls_back_to_ptes(void **state)
 {
 	struct fx *f = *state;
@@ -381,6 +418,7 @@ int main(void)
 		T(test_a_vma_split_inside_a_pmd_splits_it),
 		T(test_a_whole_pmd_zap_empties_the_slot),
 		T(test_check_reports_bad_pmd_leaves),
+		T(test_gup_fast_leaves_a_pmd_to_the_slow_path),
 		T(test_a_failed_allocation_falls_back_to_ptes),
 	};
 #undef T
