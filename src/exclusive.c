@@ -48,8 +48,9 @@ int dmm_make_device_exclusive(struct dmm_mm *mm, uint64_t addr, void *owner, uin
 		int err;
 
 		/* A remote write fault: breaks CoW, migrates a device-private
-		 * page back, restores an earlier exclusive entry. */
-		err = gup_one(mm, addr, DMM_FOLL_GET | DMM_FOLL_WRITE, &got);
+		 * page back, restores an earlier exclusive entry; a PMD leaf is
+		 * split first (large-folios.md §3.10). */
+		err = gup_one(mm, addr, DMM_FOLL_GET | DMM_FOLL_WRITE | FOLL_SPLIT_PMD, &got);
 		if (err)
 			return err;
 		p = pfn_to_page(mm->sys, got);

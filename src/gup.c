@@ -166,6 +166,60 @@ static unsigned int gup_needs(struct dmm_vma *vma, pte_t e, struct dmm_page *p, 
 	return p && gup_must_unshare(vma, f, p) ? FAULT_FLAG_UNSHARE : 0;
 }
 
+/*
+ * The page at @addr through the PTE @e (follow_page_pte), t's PTL held:
+ * 0 with *pfn set and the reference taken, or -errno; *need is set instead
+ * when the entry must be faulted first (nothing taken).
+ */
+static int follow_page_pte(struct dmm_vma *vma, pte_t e, unsigned int f, uint64_t *pfn, unsigned int *need)
+{
+	struct dmm_system *sys = vma->mm->sys;
+	struct dmm_page *p = NULL, *folio;
+	uint32_t refs;
+	int r;
+
+	if (pte_present(e) && (!pte_special(e) || pte_pfn(e) == DMM_ZERO_PFN))
+		p = pfn_to_page(sys, pte_pfn(e));
+	*need = gup_needs(vma, e, p, f);
+	if (*need)
+		return 0;
+	/* The entry holds a reference: only overflow can fail. The zero
+	 * page is never counted. */
+	r = p && !page_is_zero(sys, p) ? try_grab_page(sys, p, f, &folio, &refs) : 0;
+	if (!r)
+		*pfn = pte_pfn(e);
+	return r;
+}
+
+/*
+ * The page at @addr through the PMD leaf @pmd (follow_huge_pmd,
+ * large-folios.md §3.8), t's PTL held: a PMD_THP gives its page without a
+ * split, with the reference or pin of that page (§1.2); the huge zero PMD
+ * gives its page uncounted (devmm: GUP never counts the huge zero page).
+ * Whether the PMD may be returned as it is is the head's question: while
+ * PMD-mapped, only the head's AnonExclusive counts. FOLL_WRITE on a
+ * read-only PMD is a write fault, FOLL_PIN of a THP that is not exclusive an
+ * unshare fault (§3.2); a non-present leaf faults too (*need).
+ */
+static int follow_huge_pmd(struct dmm_vma *vma, pte_t pmd, uint64_t addr, unsigned int f, uint64_t *pfn,
+			   unsigned int *need)
+{
+	struct dmm_system *sys = vma->mm->sys;
+	struct dmm_page *head = pte_present(pmd) ? pfn_to_page(sys, pte_pfn(pmd)) : NULL;
+	uint64_t at = pmd_pfn_at(pmd, addr);
+	struct dmm_page *folio;
+	uint32_t refs;
+	int r;
+
+	*need = gup_needs(vma, pmd, head, f);
+	if (*need)
+		return 0;
+	r = page_is_zero(sys, head) ? 0 : try_grab_page(sys, pfn_to_page(sys, at), f, &folio, &refs);
+	if (!r)
+		*pfn = at;
+	return r;
+}
+
 int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 {
 	struct dmm_vma *vma = vma_lookup(mm, addr);
@@ -178,28 +232,28 @@ int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int f, uint64_t *pfn)
 	if (r)
 		return r;
 	for (;;) {
-		struct dmm_pte_table *t = pte_lookup(mm, addr);
 		unsigned int need = (f & DMM_FOLL_WRITE) ? FAULT_FLAG_WRITE : 0;
+		pte_t pmd;
+		struct dmm_pte_table *t = pmd_lookup(mm, addr, &pmd);
 		vm_fault_t fr;
 
-		if (t) {
-			struct dmm_page *p = NULL, *folio;
-			uint32_t refs;
-			pte_t e;
-
+		if (t && !pmd_none(pmd)) {
 			ptl_lock(t);
-			e = pte_get(pte_slot(t, addr));
-			if (pte_present(e) && (!pte_special(e) || pte_pfn(e) == DMM_ZERO_PFN))
-				p = pfn_to_page(mm->sys, pte_pfn(e));
-			need = gup_needs(vma, e, p, f);
-			if (!need) {
-				/* The entry holds a reference: only overflow can fail.
-				 * The zero page is never counted. */
-				r = p && !page_is_zero(mm->sys, p) ? try_grab_page(mm->sys, p, f, &folio, &refs) : 0;
-				if (!r)
-					*pfn = pte_pfn(e);
+			pmd = pmd_get(t);
+			if (pmd_is_leaf(pmd) && (f & FOLL_SPLIT_PMD)) {
+				/* The caller needs a PTE (make_device_exclusive):
+				 * split, then look again. */
 				ptl_unlock(t);
-				return r;
+				split_huge_pmd(mm, t, addr);
+				continue;
+			}
+			if (!pmd_none(pmd)) {
+				r = pmd_is_leaf(pmd) ? follow_huge_pmd(vma, pmd, addr, f, pfn, &need)
+						     : follow_page_pte(vma, pte_get(pte_slot(t, addr)), f, pfn, &need);
+				if (!need) {
+					ptl_unlock(t);
+					return r;
+				}
 			}
 			ptl_unlock(t);
 		}
@@ -387,15 +441,40 @@ static int gup_fast_hole(uint64_t addr, uint64_t next, int level, struct mm_walk
 	return 1;
 }
 
-/* A PMD leaf: GUP-fast never splits (it holds no lock and may not take
- * one); it stops and the slow path takes over from here. */
+/*
+ * pmd_entry, lockless (gup_fast_pmd_leaf): the pages of a PMD_THP come from
+ * the PMD, each with its own reference or pin, the PMD re-read after each;
+ * whether the PMD may be returned is the head's question (its AnonExclusive
+ * counts while PMD-mapped). Any other leaf (the huge zero PMD is special,
+ * device-private and migration PMDs are not present) goes to the slow path.
+ */
 static int gup_fast_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t next, struct mm_walk *walk)
 {
-	(void)t;
-	(void)addr;
-	(void)next;
-	(void)walk;
-	return pmd_is_leaf(pmd);
+	struct gup_fast_walk *g = walk->private;
+	struct dmm_page *head;
+
+	if (!pmd_is_leaf(pmd))
+		return 0; /* a table: its PTEs */
+	if (!fast_ok(pmd, g->f))
+		return 1;
+	head = pfn_to_page(g->sys, pte_pfn(pmd));
+	walk->action = ACTION_CONTINUE;
+	for (; addr < next; addr += PAGE_SIZE) {
+		uint64_t pfn = pmd_pfn_at(pmd, addr);
+		struct dmm_page *p = pfn_to_page(g->sys, pfn), *folio;
+		uint32_t refs;
+
+		gup_fast_stall_point(p);
+		if (!p || try_grab_page(g->sys, p, g->f, &folio, &refs))
+			return 1;
+		smp_mb(); /* as in gup_fast_pte */
+		if (pmd_get(t) != pmd || !fast_page_ok(head, g->f)) {
+			gup_put_folio(g->sys, folio, refs, g->f);
+			return 1;
+		}
+		g->pfns[g->n++] = pfn;
+	}
+	return 0;
 }
 
 static const struct mm_walk_ops gup_fast_walk_ops = {

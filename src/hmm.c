@@ -124,7 +124,44 @@ static int hmm_hole(uint64_t addr, uint64_t next, int level, struct mm_walk *wal
 	return r;
 }
 
+/*
+ * pmd_entry (hmm_vma_handle_pmd, large-folios.md §3.9): a present PMD leaf,
+ * a PMD_THP or the huge zero PMD, is reported from the PMD without splitting
+ * it: each page of [addr, next) gets its pfn, VALID, WRITE iff the PMD is
+ * writable, and map order 9, even where [addr, next) covers only part of the
+ * PMD. A page that needs a fault stops the walk there, and the fault goes to
+ * the PMD-level handlers (a write on a read-only PMD: §3.2; after a split the
+ * walk again reports order 0). A non-present leaf goes down to the walker's
+ * split; a table to the PTEs.
+ */
+static int hmm_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t next, struct mm_walk *walk)
+{
+	struct hmm_walk *w = walk->private;
+	uint64_t flags;
+	int r = 0;
+
+	if (!pmd_is_leaf(pmd))
+		return 0;
+	ptl_lock(t);
+	pmd = pmd_get(t);
+	if (!pmd_leaf_present(pmd)) {
+		ptl_unlock(t);
+		/* A non-present leaf: the split; anything else: look again. */
+		walk->action = pmd_is_leaf(pmd) ? ACTION_SUBTREE : ACTION_AGAIN;
+		return 0;
+	}
+	walk->action = ACTION_CONTINUE;
+	flags = pte_protnone(pmd) ? 0 :
+		DMM_HMM_PFN_VALID | (pte_write(pmd) ? DMM_HMM_PFN_WRITE : 0) |
+		((uint64_t)HPAGE_PMD_ORDER << DMM_HMM_PFN_ORDER_SHIFT);
+	for (; addr < next && !r; addr += PAGE_SIZE)
+		r = hmm_report(w, addr, flags ? pmd_pfn_at(pmd, addr) | flags : 0, false);
+	ptl_unlock(t);
+	return r;
+}
+
 static const struct mm_walk_ops hmm_walk_ops = {
+	.pmd_entry = hmm_pmd,
 	.pte_entry = hmm_pte,
 	.pte_hole = hmm_hole,
 	.flags = MM_WALK_PTL,

@@ -783,6 +783,9 @@ vm_fault_t handle_mm_fault(struct dmm_vma *vma, uint64_t addr, unsigned int flag
 /* Restore the device-exclusive entry e at addr (t's PTL held, page locked). */
 void restore_exclusive_pte(struct dmm_vma *vma, struct dmm_page *p, struct dmm_pte_table *t,
 			   uint64_t addr, pte_t e);
+/* gup_one only (no public flag): split a PMD leaf first and take the page
+ * from its PTE (make_device_exclusive). */
+#define FOLL_SPLIT_PMD 0x80000000u
 /* One page of get_user_pages (mmap_lock held for read): 0 and the pfn
  * with a GET or PIN reference taken, or -errno. */
 int gup_one(struct dmm_mm *mm, uint64_t addr, unsigned int gup_flags, uint64_t *pfn);

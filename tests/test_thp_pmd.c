@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The operations on PMD leaves that keep them whole (large-folios.md §3.2,
+ * §3.3, §3.5, §3.6, §3.8, §3.9): write and unshare faults on the huge zero
+ * PMD and on a read-only PMD_THP, fork, mprotect, mremap, GUP (slow and
+ * fast) and hmm_range_fault; and where each one splits instead. What the
+ * scenario language cannot see is checked here: the PMD slot word itself,
+ * rss, the 2 MiB invalidation of a split, the hmm order bits.
+ */
+#include <pthread.h>
+
+#include "helpers.h"
+
+#include "internal.h"
+
+#define NPMD 512
+#define HSIZE ((uint64_t)NPMD * PG)
+#define HB TBASE		/* 2 MiB aligned */
+#define HB2 (TBASE + 4 * HSIZE) /* another aligned range, far enough */
+
+/* Invalidations seen over a window: the CLEAR ones and their extent. */
+struct nsub {
+	struct dmm_mmu_interval_notifier sub;
+	pthread_mutex_t lock;
+	unsigned long clear;
+	uint64_t start, end; /* the last CLEAR */
+};
+
+static bool nsub_invalidate(struct dmm_mmu_interval_notifier *sub, const struct dmm_mmu_notifier_range *r,
+			    unsigned long cur_seq)
+{
+	struct nsub *n = (struct nsub *)sub;
+
+	pthread_mutex_lock(&n->lock);
+	if (r->event == DMM_MMU_NOTIFY_CLEAR) {
+		n->clear++;
+		n->start = r->start;
+		n->end = r->end;
+	}
+	dmm_mmu_interval_set_seq(sub, cur_seq);
+	pthread_mutex_unlock(&n->lock);
+	return true;
+}
+
+static const struct dmm_mmu_interval_notifier_ops nsub_ops = { .invalidate = nsub_invalidate };
+
+static void nsub_insert(struct nsub *n, struct dmm_mm *mm, uint64_t start, uint64_t len)
+{
+	memset(n, 0, sizeof(*n));
+	pthread_mutex_init(&n->lock, NULL);
+	OK(dmm_mmu_interval_notifier_insert(&n->sub, mm, start, len, &nsub_ops));
+}
+
+static int thp_setup(void **state)
+{
+	int r = fx_setup_frames(state, 16384);
+	struct fx *f = *state;
+
+	if (!r)
+		r = dmm_system_set_thp(f->sys, DMM_THP_ALWAYS, 0);
+	return r;
+}
+
+/* The PMD slot word at @addr. */
+static pte_t slot(struct dmm_mm *mm, uint64_t addr)
+{
+	pte_t pmd;
+
+	h_mmap_read_lock(mm);
+	pmd_lookup(mm, addr, &pmd);
+	h_mmap_read_unlock(mm);
+	return pmd;
+}
+
+#define IS_THP_PMD(pmd) TRUE(pmd_leaf_present(pmd) && !pte_special(pmd))
+
+static struct dmm_page_info query(struct fx *f, uint64_t pfn)
+{
+	struct dmm_page_info pi;
+
+	OK(dmm_page_query(f->sys, pfn, &pi));
+	return pi;
+}
+
+/* A written THP at @addr (one PMD); its head pfn. */
+static uint64_t thp_at(struct dmm_mm *mm, uint64_t addr, uint32_t seed)
+{
+	MAP_ANON(mm, addr, NPMD);
+	FILL(mm, addr, HSIZE, seed);
+	IS_THP_PMD(slot(mm, addr));
+	return pte_pfn(slot(mm, addr));
+}
+
+static void test_gup_takes_pages_from_the_pmd(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1);
+	static uint64_t got[NPMD];
+	struct dmm_stats s0 = STATS(f->sys);
+
+	EQ(dmm_get_user_pages(f->mm, HB, NPMD, DMM_FOLL_PIN | DMM_FOLL_WRITE, got), NPMD);
+	IS_THP_PMD(slot(f->mm, HB));
+	for (int i = 0; i < NPMD; i++)
+		EQ(got[i], pfn + (uint64_t)i);
+	EQ(query(f, pfn).refcount, 1 + NPMD);
+	EQ(query(f, pfn).pincount, NPMD);
+	dmm_unpin_user_pages(f->sys, got, NPMD);
+	/* the fast path takes them from the PMD too */
+	EQ(dmm_get_user_pages_fast(f->mm, HB + 5 * PG, 4, DMM_FOLL_PIN, got), 4);
+	EQ(STAT_DELTA(f->sys, s0, gup_fast_fallback), 0);
+	EQ(got[0], pfn + 5);
+	EQ(query(f, pfn).pincount, 4);
+	dmm_unpin_user_pages(f->sys, got, 4);
+	EQ(query(f, pfn).refcount, 1);
+	CHECK_OK(f->sys);
+}
+
+static int hmm_snap(struct dmm_mm *mm, uint64_t start, uint64_t npages, uint64_t *pfns, uint64_t req)
+{
+	struct nsub n;
+	struct dmm_hmm_range range = { .notifier = &n.sub, .start = start, .end = start + npages * PG,
+				       .hmm_pfns = pfns, .default_flags = req };
+	int r;
+
+	nsub_insert(&n, mm, start, npages * PG);
+	do {
+		range.notifier_seq = dmm_mmu_interval_read_begin(&n.sub);
+		dmm_mmap_read_lock(mm);
+		r = dmm_hmm_range_fault(&range);
+		dmm_mmap_read_unlock(mm);
+	} while (r == -EBUSY);
+	dmm_mmu_interval_notifier_remove(&n.sub);
+	return r;
+}
+
+static void test_hmm_reports_order_9_on_each_page_of_a_sub_range(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1), w[4], zpfn;
+
+	OK(hmm_snap(f->mm, HB + 5 * PG, 4, w, 0));
+	for (int i = 0; i < 4; i++) {
+		EQ(dmm_hmm_pfn_to_pfn(w[i]), pfn + 5 + (uint64_t)i);
+		EQ(dmm_hmm_pfn_to_map_order(w[i]), 9);
+		TRUE((w[i] & DMM_HMM_PFN_VALID) && (w[i] & DMM_HMM_PFN_WRITE));
+	}
+	/* the huge zero PMD: its own pfns, read-only, order 9 */
+	MAP_ANON(f->mm, HB2, NPMD);
+	EQ(LOAD(f->mm, HB2), 0);
+	zpfn = pte_pfn(slot(f->mm, HB2));
+	OK(hmm_snap(f->mm, HB2 + 510 * PG, 2, w, 0));
+	EQ(dmm_hmm_pfn_to_pfn(w[1]), zpfn + 511);
+	EQ(dmm_hmm_pfn_to_map_order(w[1]), 9);
+	TRUE((w[1] & DMM_HMM_PFN_VALID) && !(w[1] & DMM_HMM_PFN_WRITE));
+	CHECK_OK(f->sys);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, thp_setup, fx_teardown)
+		T(test_gup_takes_pages_from_the_pmd),
+		T(test_hmm_reports_order_9_on_each_page_of_a_sub_range),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
