@@ -6,7 +6,9 @@
  * processes; an exclusive anonymous page that may be pinned is copied for
  * the child at once, so the pin keeps pointing at the parent's page.
  * Device-private entries are shared read-only, writable migration entries
- * are downgraded to read.
+ * are downgraded to read. A PMD_THP is shared whole, read-only, and the huge
+ * zero PMD copied as it is (large-folios.md §3.3); a pinned exclusive THP
+ * is split in the parent and its 512 pages copied for the child.
  *
  * Lock order: parent mmap_lock (write), then the child's (write; nobody
  * can see the child yet, so nobody contends), then the parent PTL, then the
@@ -121,6 +123,71 @@ static void copy_nonpresent_pte(struct fork_ctx *fc, _Atomic pte_t *src, _Atomic
 	fc->shared++;
 }
 
+/*
+ * A present PMD leaf of the parent (copy_huge_pmd, large-folios.md §3.3),
+ * both PTLs held: the huge zero PMD is copied as it is (nothing counted);
+ * a PMD_THP is write-protected in the parent and shared with the child,
+ * old (+1 reference, +1 entire mapping, the head no longer exclusive, rss
+ * +512). -EBUSY when the head is exclusive and the folio may be pinned:
+ * nothing changed, the caller splits the parent's PMD and copies the pages.
+ */
+static int copy_huge_pmd(struct fork_ctx *fc, struct dmm_pte_table *t, struct dmm_pte_table *dt, pte_t pmd)
+{
+	struct dmm_system *sys = fc->child->sys;
+	struct dmm_page *folio;
+
+	if (is_huge_zero_pmd(sys, pmd)) {
+		mm_get_huge_zero_folio(fc->child);
+		pmd_set(dt, pmd);
+		fc->shared++;
+		return 0;
+	}
+	folio = pfn_to_page(sys, pte_pfn(pmd));
+	if (folio_try_dup_anon_rmap_pmd(folio, fc->src_vma))
+		return -EBUSY;
+	get_page(folio);
+	add_mm_counter(fc->child, DMM_MM_ANONPAGES, HPAGE_PMD_NR);
+	pmd = pte_wrprotect(pmd);
+	pmd_set(t, pmd);
+	pmd_set(dt, pte_mkold(pmd));
+	fc->shared++;
+	return 0;
+}
+
+/*
+ * A PMD leaf of the parent (pmd_entry): a present one over the whole PMD
+ * range of an anonymous VMA is copied at PMD level. A pinned exclusive THP
+ * splits the parent's PMD instead and the walk looks at the slot again: its
+ * PTEs are then copied page by page (512 order-0 copies, copy_present_page,
+ * the copy_pte_range retry of Linux). Anything else goes down to the
+ * walker's split.
+ */
+static int copy_pmd_leaf(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end, struct mm_walk *walk)
+{
+	struct fork_ctx *fc = walk->private;
+	struct dmm_pte_table *dt;
+	int r;
+
+	if (!pmd_leaf_present(pmd) || !vma_is_anonymous(fc->src_vma) || (addr & ~HPAGE_PMD_MASK) ||
+	    end - addr != HPAGE_PMD_SIZE)
+		return 0;
+	dt = pmd_alloc(fc->child, addr);
+	if (!dt)
+		return -ENOMEM;
+	ptl_lock(t);
+	ptl_lock(dt);
+	pmd = pmd_get(t);
+	DMM_BUG_ON(!pmd_none(pmd_get(dt)));
+	r = pmd_leaf_present(pmd) ? copy_huge_pmd(fc, t, dt, pmd) : 0;
+	ptl_unlock(dt);
+	ptl_unlock(t);
+	if (r == -EBUSY)
+		split_huge_pmd(fc->src_vma->mm, t, addr);
+	/* Copied: on to the next slot; otherwise look at the slot again. */
+	walk->action = r || !pmd_leaf_present(pmd) ? ACTION_AGAIN : ACTION_CONTINUE;
+	return 0;
+}
+
 /* One PMD slot of the parent (pmd_entry): copy its PTEs under both PTLs. */
 static int copy_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
 			  struct mm_walk *walk)
@@ -129,8 +196,8 @@ static int copy_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uin
 	struct dmm_pte_table *dt;
 	int r = 0;
 
-	if (!pmd_is_table(pmd))
-		return 0; /* a leaf: the walker's split point */
+	if (pmd_is_leaf(pmd))
+		return copy_pmd_leaf(t, pmd, addr, end, walk);
 	walk->action = ACTION_CONTINUE;
 	dt = pte_alloc(fc->child, addr);
 	if (!dt)

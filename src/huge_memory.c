@@ -214,7 +214,7 @@ bool is_huge_zero_pmd(struct dmm_system *sys, pte_t pmd)
  * holds it (mm->huge_zero, MMF_HUGE_ZERO_FOLIO), counted in huge_zero_mms.
  * NULL when the allocation fails.
  */
-static struct dmm_page *mm_get_huge_zero_folio(struct dmm_mm *mm)
+struct dmm_page *mm_get_huge_zero_folio(struct dmm_mm *mm)
 {
 	struct dmm_system *sys = mm->sys;
 	struct dmm_page *z = atomic_load_explicit(&sys->huge_zero, memory_order_acquire), *expected = NULL;
@@ -253,6 +253,10 @@ vm_fault_t do_huge_pmd_anonymous_page(struct dmm_vma *vma, struct dmm_pte_table 
 	uint64_t haddr = addr & HPAGE_PMD_MASK;
 	struct dmm_page *f;
 
+	/* As vmf_anon_prepare: before the huge zero branch too, so that fork
+	 * copies a huge zero PMD (large-folios.md §3.3). */
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_OOM;
 	if (!(flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) &&
 	    atomic_load_explicit(&sys->thp_huge_zero, memory_order_relaxed)) {
 		f = mm_get_huge_zero_folio(mm);
@@ -265,8 +269,6 @@ vm_fault_t do_huge_pmd_anonymous_page(struct dmm_vma *vma, struct dmm_pte_table 
 		dmm_stat_inc(sys, fault_huge_zero);
 		return 0;
 	}
-	if (anon_vma_prepare(vma))
-		return VM_FAULT_OOM;
 	f = folio_alloc(sys, HPAGE_PMD_ORDER, GFP_ZERO);
 	if (!f)
 		return VM_FAULT_FALLBACK;
@@ -309,14 +311,17 @@ vm_fault_t huge_pmd_fault(struct dmm_vma *vma, struct dmm_pte_table *t, uint64_t
 static void split_folio_pmd_rmap(struct dmm_page *f)
 {
 	bool excl = page_test(f, PG_anon_exclusive);
+	int32_t first = 0;
 
 	page_ref_add(f, HPAGE_PMD_NR - 1);
 	for (unsigned int i = 0; i < HPAGE_PMD_NR; i++) {
 		if (excl)
 			page_set(&f[i], PG_anon_exclusive);
-		atomic_fetch_add_explicit(&f[i].mapcount, 1, memory_order_relaxed);
+		/* nr_pages_mapped counts pages with a PTE: after fork the other
+		 * side's split finds them mapped already. */
+		first += atomic_fetch_add_explicit(&f[i].mapcount, 1, memory_order_relaxed) == 0;
 	}
-	atomic_fetch_add_explicit(&f[1].nr_pages_mapped, HPAGE_PMD_NR, memory_order_relaxed);
+	atomic_fetch_add_explicit(&f[1].nr_pages_mapped, first, memory_order_relaxed);
 	atomic_fetch_add_explicit(&f[1].large_mapcount, HPAGE_PMD_NR - 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&f[1].entire_mapcount, 1, memory_order_release);
 }

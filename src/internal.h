@@ -698,6 +698,9 @@ void folio_add_file_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, uns
  * (not for device-private folios): the caller copies instead. */
 int folio_try_dup_anon_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
 				 struct dmm_vma *src_vma);
+/* fork of a PMD mapping: the same for the whole folio, whose head's
+ * exclusivity is the one that counts. */
+int folio_try_dup_anon_rmap_pmd(struct dmm_page *folio, struct dmm_vma *src_vma);
 void folio_dup_file_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr);
 void folio_remove_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr,
 			    struct dmm_vma *vma);
@@ -829,7 +832,9 @@ static inline uint64_t pmd_pfn_at(pte_t pmd, uint64_t addr)
 {
 	return entry_pfn(pmd) + ((addr & ~HPAGE_PMD_MASK) >> PAGE_SHIFT);
 }
-/* Drop @mm's hold on the huge zero folio (exit). */
+/* The huge zero folio, made on first use, held by @mm from now on (NULL:
+ * it could not be allocated); drop @mm's hold (exit). */
+struct dmm_page *mm_get_huge_zero_folio(struct dmm_mm *mm);
 void mm_put_huge_zero_folio(struct dmm_mm *mm);
 
 /* ------------------------------------------------------------------------ */

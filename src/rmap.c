@@ -118,6 +118,16 @@ int folio_try_dup_anon_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, 
 	return 0;
 }
 
+int folio_try_dup_anon_rmap_pmd(struct dmm_page *folio, struct dmm_vma *src_vma)
+{
+	/* While PMD-mapped only the head's AnonExclusive counts. */
+	if (!page_is_device_private(folio) && page_test(folio, PG_anon_exclusive) && page_maybe_dma_pinned(folio))
+		return -EBUSY;
+	folio_add_anon_rmap_pmd(folio, src_vma, 0, RMAP_NONE);
+	page_clear(folio, PG_anon_exclusive);
+	return 0;
+}
+
 void folio_dup_file_rmap_ptes(struct dmm_page *folio, struct dmm_page *page, unsigned int nr)
 {
 	add_ptes(folio, page, nr, false);

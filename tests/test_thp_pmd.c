@@ -155,12 +155,86 @@ static void test_hmm_reports_order_9_on_each_page_of_a_sub_range(void **state)
 	CHECK_OK(f->sys);
 }
 
+static void test_fork_shares_the_pmd(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1);
+	struct dmm_mm *c;
+	pte_t p, q;
+
+	OK(dmm_fork(f->mm, &c));
+	p = slot(f->mm, HB);
+	q = slot(c, HB);
+	IS_THP_PMD(p);
+	IS_THP_PMD(q);
+	EQ(pte_pfn(q), pfn);
+	TRUE(!pte_write(p) && !pte_write(q) && !pte_young(q));
+	EQ(query(f, pfn).refcount, 2);
+	EQS(query(f, pfn).entire_mapcount, 2);
+	EQS(query(f, pfn).folio_mapcount, 2);
+	FLAGS(query(f, pfn).flags, 0, DMM_PAGE_ANON_EXCLUSIVE);
+	EQ(dmm_mm_rss(c, DMM_MM_ANONPAGES), NPMD);
+	VERIFY(c, HB, HSIZE, 1);
+	CHECK_OK(f->sys);
+	dmm_mm_exit(c);
+	EQ(query(f, pfn).refcount, 1);
+	CHECK_OK(f->sys);
+}
+
+static void test_fork_shares_the_huge_zero_pmd_uncounted(void **state)
+{
+	struct fx *f = *state;
+	struct dmm_mm *c;
+	pte_t q;
+
+	MAP_ANON(f->mm, HB, NPMD);
+	EQ(LOAD(f->mm, HB), 0);
+	OK(dmm_fork(f->mm, &c));
+	q = slot(c, HB);
+	TRUE(pmd_leaf_present(q) && pte_special(q));
+	EQ(q, slot(f->mm, HB));
+	EQ(dmm_mm_rss(c, DMM_MM_ANONPAGES), 0);
+	CHECK_OK(f->sys);
+	dmm_mm_exit(c);
+	CHECK_OK(f->sys);
+}
+
+static void test_fork_of_a_pinned_thp_splits_and_copies(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1), got;
+	struct dmm_stats s0;
+	struct dmm_mm *c;
+
+	EQ(dmm_get_user_pages(f->mm, HB + 3 * PG, 1, DMM_FOLL_PIN, &got), 1);
+	s0 = STATS(f->sys);
+	OK(dmm_fork(f->mm, &c));
+	TRUE(pmd_is_table(slot(f->mm, HB)));
+	TRUE(PTE(f->mm, HB + 3 * PG).write);
+	EQ(PFN(f->mm, HB + 3 * PG), pfn + 3);
+	EQ(STAT_DELTA(f->sys, s0, fork_page_copied), NPMD);
+	TRUE(pmd_is_table(slot(c, HB)));
+	for (int i = 0; i < NPMD; i += 73) {
+		NE(PFN(c, HB + i * PG), pfn + i);
+		EQ(query(f, PFN(c, HB + i * PG)).order, 0);
+	}
+	EQ(dmm_mm_rss(c, DMM_MM_ANONPAGES), NPMD);
+	EQ(query(f, pfn).refcount, 513);
+	VERIFY(c, HB, HSIZE, 1);
+	dmm_unpin_user_pages(f->sys, &got, 1);
+	dmm_mm_exit(c);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, thp_setup, fx_teardown)
 		T(test_gup_takes_pages_from_the_pmd),
 		T(test_hmm_reports_order_9_on_each_page_of_a_sub_range),
+		T(test_fork_shares_the_pmd),
+		T(test_fork_shares_the_huge_zero_pmd_uncounted),
+		T(test_fork_of_a_pinned_thp_splits_and_copies),
 #undef T
 	};
 
