@@ -287,17 +287,132 @@ vm_fault_t do_huge_pmd_anonymous_page(struct dmm_vma *vma, struct dmm_pte_table 
 	return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Write and unshare faults on a PMD leaf (§3.2)                             */
+
+/* Map the new exclusive THP @f by the empty or huge zero slot of @t (PTL
+ * held): dirty, young, writable iff VM_WRITE, rss +512. */
+static void map_anon_folio_pmd(struct dmm_vma *vma, struct dmm_pte_table *t, struct dmm_page *f, uint64_t haddr)
+{
+	struct dmm_system *sys = vma->mm->sys;
+
+	lockdep_assert_ptl_held(t);
+	folio_add_new_anon_rmap(f, vma, haddr, RMAP_EXCLUSIVE);
+	add_mm_counter(vma->mm, DMM_MM_ANONPAGES, HPAGE_PMD_NR);
+	pmd_set(t, pfn_pte(page_to_pfn(sys, f), _PTE_DIRTY | _PTE_YOUNG |
+					      ((vma->flags & VM_WRITE) ? _PTE_WRITE : 0) | vma_prot_bits(vma)));
+}
+
+/*
+ * The huge zero PMD (do_huge_zero_wp_pmd, ≥6.13): a new zeroed THP replaces
+ * it, NOTIFY(CLEAR, 2M) around the change. An unshare fault (a read-only
+ * long-term pin) installs it the same way, writable if VM_WRITE
+ * (map_anon_folio_pmd_pf), unlike the PTE-level unshare. When the THP
+ * cannot be had the PMD is split: the retried access copies one small zero
+ * page at PTE level.
+ */
+static vm_fault_t do_huge_zero_wp_pmd(struct dmm_vma *vma, struct dmm_pte_table *t, uint64_t addr, pte_t orig)
+{
+	struct dmm_mm *mm = vma->mm;
+	struct dmm_system *sys = mm->sys;
+	uint64_t haddr = addr & HPAGE_PMD_MASK;
+	struct dmm_mmu_notifier_range r;
+	struct dmm_page *f;
+
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_OOM;
+	f = folio_alloc(sys, HPAGE_PMD_ORDER, GFP_ZERO);
+	if (!f) {
+		split_huge_pmd(mm, t, addr);
+		return 0;
+	}
+	mmu_notify(DMM_MMU_NOTIFY_CLEAR, mm, haddr, haddr + HPAGE_PMD_SIZE, NULL, &r);
+	ptl_lock(t);
+	if (pmd_get(t) != orig) {
+		ptl_unlock(t);
+		mmu_notifier_invalidate_range_end(&r);
+		put_page(sys, f);
+		return 0;
+	}
+	map_anon_folio_pmd(vma, t, f, haddr);
+	ptl_unlock(t);
+	mmu_notifier_invalidate_range_end(&r);
+	dmm_stat_inc(sys, fault_thp);
+	return 0;
+}
+
+/*
+ * A read-only PMD_THP (do_huge_pmd_wp_page, the 5.8 semantics with the 5.19
+ * rules): the head exclusive → reuse (1); else with the folio locked
+ * (trylock, or sleep without the PTL and look again), exclusive now →
+ * reuse (2); a reference beyond this PMD → fallback (3); else this PMD is
+ * the folio's only user: the head becomes exclusive and the PMD is reused
+ * (4). Reuse makes the PMD young, dirty and writable in place; an unshare
+ * fault leaves it read-only. Fallback splits the PMD; the retried access
+ * meets the one faulting PTE (do_wp_page).
+ */
+static vm_fault_t do_huge_pmd_wp_page(struct dmm_vma *vma, struct dmm_pte_table *t, uint64_t addr,
+				      unsigned int flags, pte_t orig)
+{
+	struct dmm_system *sys = vma->mm->sys;
+	struct dmm_page *folio = pfn_to_page(sys, pte_pfn(orig));
+	bool locked = false;
+
+	ptl_lock(t);
+	if (pmd_get(t) != orig)
+		goto unlock;
+	if (page_test(folio, PG_anon_exclusive))
+		goto reuse;
+	if (!trylock_page(folio)) {
+		get_page(folio);
+		ptl_unlock(t);
+		lock_page(sys, folio);
+		ptl_lock(t);
+		if (pmd_get(t) != orig) {
+			ptl_unlock(t);
+			unlock_page(sys, folio);
+			put_page(sys, folio);
+			return 0;
+		}
+		put_page(sys, folio); /* the PMD still holds its reference */
+	}
+	locked = true;
+	if (page_test(folio, PG_anon_exclusive))
+		goto reuse;
+	if (folio_ref_count(folio) > 1) {
+		ptl_unlock(t);
+		unlock_page(sys, folio);
+		split_huge_pmd(vma->mm, t, addr);
+		return 0;
+	}
+	page_set(folio, PG_anon_exclusive);
+reuse:
+	if (!(flags & FAULT_FLAG_UNSHARE))
+		pmd_set(t, pte_mkyoung(pte_mkdirty(orig | ((vma->flags & VM_WRITE) ? _PTE_WRITE : 0))));
+	dmm_stat_inc(sys, cow_reuse);
+unlock:
+	ptl_unlock(t);
+	if (locked)
+		unlock_page(sys, folio);
+	return 0;
+}
+
 /*
  * A fault on a PMD leaf. A present PMD that allows the access was resolved
- * by someone else. Anything else (a write or unshare on the huge zero PMD
- * or a read-only THP) is resolved at PTE level after a PMD split, which is
- * always correct; the PMD-level write faults of §3.2 replace this.
+ * by someone else. A write or unshare fault on the huge zero PMD or on a
+ * read-only THP goes to the PMD-level handlers of §3.2 (wp_huge_pmd);
+ * anything else is resolved at PTE level after a PMD split.
  */
 vm_fault_t huge_pmd_fault(struct dmm_vma *vma, struct dmm_pte_table *t, uint64_t addr, unsigned int flags,
 			  pte_t pmd)
 {
 	if (pmd_leaf_present(pmd) && (!(flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) || pte_write(pmd)))
 		return 0;
+	if (pmd_leaf_present(pmd)) {
+		if (is_huge_zero_pmd(vma->mm->sys, pmd))
+			return do_huge_zero_wp_pmd(vma, t, addr, pmd);
+		return do_huge_pmd_wp_page(vma, t, addr, flags, pmd);
+	}
 	split_huge_pmd(vma->mm, t, addr);
 	return 0;
 }

@@ -219,8 +219,10 @@ static void test_split_huge_pmd_keeps_the_folio_large(void **state)
 	EQ(STATS(f->sys).thp_split_pmd, 1);
 	VERIFY(f->mm, TBASE, HP, 0x99);
 	CHECK_OK(f->sys);
-	/* The huge zero PMD splits into small-zero-page PTEs on a write. */
+	/* The huge zero PMD splits into small-zero-page PTEs on a write that
+	 * cannot have a THP (§3.2; with one, test_thp_pmd). */
 	VERIFY_ZERO(f->mm, TBASE + HP, PG);
+	OK(dmm_system_fail_thp_alloc(f->sys, 1));
 	FILL(f->mm, TBASE + HP + 7 * PG, PG, 0x5);
 	TRUE(!PTE(f->mm, TBASE + HP).pmd);
 	EQ(PTE(f->mm, TBASE + HP).pfn, DMM_ZERO_PFN);

@@ -226,6 +226,155 @@ static void test_fork_of_a_pinned_thp_splits_and_copies(void **state)
 	CHECK_OK(f->sys);
 }
 
+static void test_a_write_on_the_huge_zero_pmd_installs_a_thp(void **state)
+{
+	struct fx *f = *state;
+	struct nsub n;
+	pte_t pmd;
+
+	MAP_ANON(f->mm, HB, NPMD);
+	EQ(LOAD(f->mm, HB + 9 * PG), 0);
+	pmd = slot(f->mm, HB);
+	TRUE(pmd_leaf_present(pmd) && pte_special(pmd));
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 0);
+	nsub_insert(&n, f->mm, HB, HSIZE);
+	FILL(f->mm, HB + 9 * PG, PG, 7);
+	pmd = slot(f->mm, HB);
+	IS_THP_PMD(pmd);
+	TRUE(pte_write(pmd) && pte_dirty(pmd));
+	EQ(query(f, pte_pfn(pmd)).order, 9);
+	FLAGS(query(f, pte_pfn(pmd)).flags, DMM_PAGE_ANON_EXCLUSIVE, 0);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), NPMD);
+	/* NOTIFY(CLEAR) over the whole 2 MiB */
+	EQ(n.clear, 1);
+	EQ(n.start, HB);
+	EQ(n.end, HB + HSIZE);
+	VERIFY(f->mm, HB + 9 * PG, PG, 7);
+	VERIFY_ZERO(f->mm, HB, 9 * PG);
+	dmm_mmu_interval_notifier_remove(&n.sub);
+	CHECK_OK(f->sys);
+}
+
+static void test_a_failed_thp_on_the_huge_zero_pmd_copies_one_small_page(void **state)
+{
+	struct fx *f = *state;
+
+	MAP_ANON(f->mm, HB, NPMD);
+	EQ(LOAD(f->mm, HB), 0);
+	OK(dmm_system_fail_thp_alloc(f->sys, 1));
+	FILL(f->mm, HB + 3 * PG, PG, 5);
+	TRUE(pmd_is_table(slot(f->mm, HB)));
+	EQ(query(f, PFN(f->mm, HB + 3 * PG)).order, 0);
+	TRUE(PTE(f->mm, HB + 3 * PG).write);
+	TRUE(PTE(f->mm, HB + 2 * PG).special);
+	TRUE(PTE(f->mm, HB + 511 * PG).special);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), 1);
+	VERIFY(f->mm, HB + 3 * PG, PG, 5);
+	CHECK_OK(f->sys);
+}
+
+static void test_a_write_on_a_shared_thp_splits_only_the_writer(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1);
+	struct dmm_mm *c;
+	struct nsub n;
+
+	OK(dmm_fork(f->mm, &c));
+	nsub_insert(&n, f->mm, HB, HSIZE);
+	FILL(f->mm, HB + 7 * PG, PG, 9);
+	TRUE(pmd_is_table(slot(f->mm, HB)));
+	EQ(n.clear, 2); /* the split's 2 MiB, then the copy's page */
+	IS_THP_PMD(slot(c, HB));
+	EQ(pte_pfn(slot(c, HB)), pfn);
+	NE(PFN(f->mm, HB + 7 * PG), pfn + 7);
+	EQ(PFN(f->mm, HB + 8 * PG), pfn + 8);
+	EQ(query(f, pfn).refcount, 512);
+	EQS(query(f, pfn).folio_mapcount, 512);
+	EQS(query(f, pfn).entire_mapcount, 1);
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), NPMD); /* one page replaced by its copy */
+	dmm_mmu_interval_notifier_remove(&n.sub);
+	dmm_mm_exit(c);
+	CHECK_OK(f->sys);
+}
+
+static void test_the_only_mapper_reuses_its_pmd(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1);
+	struct dmm_mm *c;
+	struct nsub n;
+
+	OK(dmm_fork(f->mm, &c));
+	dmm_mm_exit(c);
+	TRUE(!pte_write(slot(f->mm, HB)));
+	nsub_insert(&n, f->mm, HB, HSIZE);
+	FILL(f->mm, HB + 100 * PG, PG, 3);
+	EQ(n.clear, 0);
+	IS_THP_PMD(slot(f->mm, HB));
+	TRUE(pte_write(slot(f->mm, HB)));
+	EQ(pte_pfn(slot(f->mm, HB)), pfn);
+	FLAGS(query(f, pfn).flags, DMM_PAGE_ANON_EXCLUSIVE, 0);
+	dmm_mmu_interval_notifier_remove(&n.sub);
+	CHECK_OK(f->sys);
+}
+
+static void test_a_longterm_pin_of_the_huge_zero_pmd_installs_a_writable_thp(void **state)
+{
+	struct fx *f = *state;
+	uint64_t got;
+	pte_t pmd;
+
+	MAP_ANON(f->mm, HB, NPMD);
+	EQ(LOAD(f->mm, HB), 0);
+	EQ(dmm_get_user_pages(f->mm, HB + 4 * PG, 1, DMM_FOLL_PIN | DMM_FOLL_LONGTERM, &got), 1);
+	pmd = slot(f->mm, HB);
+	IS_THP_PMD(pmd);
+	TRUE(pte_write(pmd));
+	EQ(got, pte_pfn(pmd) + 4);
+	EQ(query(f, got).pincount, 1);
+	dmm_unpin_user_pages(f->sys, &got, 1);
+	CHECK_OK(f->sys);
+}
+
+static void test_a_pin_of_a_shared_thp_unshares_one_page(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1), got;
+	struct dmm_mm *c;
+
+	OK(dmm_fork(f->mm, &c));
+	EQ(dmm_get_user_pages(f->mm, HB + 20 * PG, 1, DMM_FOLL_PIN, &got), 1);
+	TRUE(pmd_is_table(slot(f->mm, HB)));
+	NE(got, pfn + 20);
+	EQ(query(f, got).order, 0);
+	TRUE(!PTE(f->mm, HB + 20 * PG).write);
+	IS_THP_PMD(slot(c, HB));
+	dmm_unpin_user_pages(f->sys, &got, 1);
+	dmm_mm_exit(c);
+	CHECK_OK(f->sys);
+}
+
+/* dmm_hmm_range_fault over @npages from @start, every page asking @req,
+ * with the caller protocol. */
+
+static void test_hmm_write_on_a_shared_pmd_faults_and_reports_order_0(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1), w[2];
+	struct dmm_mm *c;
+
+	/* a write request on a shared PMD faults (§3.2): split, order 0 after */
+	OK(dmm_fork(f->mm, &c));
+	OK(hmm_snap(f->mm, HB + 5 * PG, 2, w, DMM_HMM_PFN_REQ_FAULT | DMM_HMM_PFN_REQ_WRITE));
+	TRUE(pmd_is_table(slot(f->mm, HB)));
+	EQ(dmm_hmm_pfn_to_map_order(w[0]), 0);
+	TRUE(w[0] & DMM_HMM_PFN_WRITE);
+	NE(dmm_hmm_pfn_to_pfn(w[0]), pfn + 5);
+	dmm_mm_exit(c);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +384,13 @@ int main(void)
 		T(test_fork_shares_the_pmd),
 		T(test_fork_shares_the_huge_zero_pmd_uncounted),
 		T(test_fork_of_a_pinned_thp_splits_and_copies),
+		T(test_a_write_on_the_huge_zero_pmd_installs_a_thp),
+		T(test_a_failed_thp_on_the_huge_zero_pmd_copies_one_small_page),
+		T(test_a_write_on_a_shared_thp_splits_only_the_writer),
+		T(test_the_only_mapper_reuses_its_pmd),
+		T(test_a_longterm_pin_of_the_huge_zero_pmd_installs_a_writable_thp),
+		T(test_a_pin_of_a_shared_thp_unshares_one_page),
+		T(test_hmm_write_on_a_shared_pmd_faults_and_reports_order_0),
 #undef T
 	};
 
