@@ -3,7 +3,9 @@
  * mprotect (semantics.md §3.5): new VMA protections and change_protection
  * over the entries: write permission removed from present entries,
  * writable device-private entries downgraded on any change, writable
- * migration entries downgraded, device-exclusive entries left alone.
+ * migration entries downgraded, device-exclusive entries left alone. A
+ * present PMD leaf over a whole PMD range changes in place
+ * (large-folios.md §3.5); a partial range splits it first.
  */
 #include "internal.h"
 
@@ -49,6 +51,56 @@ static pte_t change_one(struct dmm_system *sys, struct change_prot *cp, pte_t e)
 	return e; /* read-only device-private, device-exclusive, other migration */
 }
 
+/*
+ * May a present PMD be made writable at mprotect time
+ * (can_change_pmd_writable)? A PMD_THP whose head is exclusive: the huge
+ * zero PMD never. devmm has no soft-dirty or uffd-wp tracking to wait for.
+ */
+static bool can_change_pmd_writable(struct dmm_system *sys, pte_t pmd)
+{
+	struct dmm_page *head;
+
+	if (is_huge_zero_pmd(sys, pmd) || pte_protnone(pmd))
+		return false;
+	head = pfn_to_page(sys, pte_pfn(pmd));
+	return page_is_anon(head) && page_test(head, PG_anon_exclusive);
+}
+
+/*
+ * A present PMD leaf over the whole PMD range (change_huge_pmd,
+ * large-folios.md §3.5): the new protection in place, under the PTL. A
+ * partial range, or a leaf that is not present, goes down to the walker's
+ * split and the PTE rules.
+ */
+static int change_huge_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end, struct mm_walk *walk)
+{
+	struct dmm_system *sys = walk->mm->sys;
+	struct change_prot *cp = walk->private;
+	pte_t e;
+
+	if (!pmd_leaf_present(pmd) || (addr & ~HPAGE_PMD_MASK) || end - addr != HPAGE_PMD_SIZE)
+		return 0;
+	ptl_lock(t);
+	pmd = pmd_get(t);
+	if (!pmd_leaf_present(pmd)) {
+		ptl_unlock(t);
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+	e = (pmd & ~_PTE_PROT_BITS) | vm_prot_bits(cp->newflags);
+	if (!(cp->newflags & VM_WRITE))
+		e = pte_wrprotect(e);
+	else if (!pte_write(e) && can_change_pmd_writable(sys, e))
+		e = pte_mkwrite(e);
+	if (e != pmd) {
+		pmd_set(t, e);
+		cp->changed++;
+	}
+	ptl_unlock(t);
+	walk->action = ACTION_CONTINUE;
+	return 0;
+}
+
 /* One PMD slot (pmd_entry): its PTEs under the PTL. */
 static int change_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
 			    struct mm_walk *walk)
@@ -56,8 +108,8 @@ static int change_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, u
 	struct dmm_system *sys = walk->mm->sys;
 	struct change_prot *cp = walk->private;
 
-	if (!pmd_is_table(pmd))
-		return 0; /* a leaf: the walker's split point */
+	if (pmd_is_leaf(pmd))
+		return change_huge_pmd(t, pmd, addr, end, walk);
 	ptl_lock(t);
 	for (; addr < end; addr += PAGE_SIZE) {
 		_Atomic pte_t *slot = pte_slot(t, addr);

@@ -7,16 +7,19 @@
  * its pgoff, so every page keeps its reverse-map index and needs no
  * update; a never-faulted anonymous VMA takes the pgoff of its new
  * address. With DONTUNMAP the old VMA stays, empty; if all of it moved,
- * it loses its anon_vma.
+ * it loses its anon_vma. A PMD leaf moves whole when both addresses are
+ * 2 MiB aligned with 2 MiB to go and the destination slot is empty;
+ * otherwise it is split first and its PTEs move (large-folios.md §3.6).
  */
 #include "internal.h"
 
-/* Allocate every destination PTE table up front, so that the move itself
- * cannot fail half-way. */
+/* Allocate every destination PMD slot's table up front, so that the move
+ * itself cannot fail half-way. The slots stay as they are (an empty one
+ * may still receive a whole PMD); the PTE moves make them tables. */
 static int prealloc_tables(struct dmm_mm *mm, uint64_t start, uint64_t len)
 {
 	for (uint64_t a = start; a < start + len; a = pte_table_end(a, start + len))
-		if (!pte_alloc(mm, a))
+		if (!pmd_alloc(mm, a))
 			return -ENOMEM;
 	return 0;
 }
@@ -26,6 +29,60 @@ struct move_ctx {
 	uint64_t moved;
 };
 
+static uint64_t move_target(const struct move_ctx *mc, uint64_t addr)
+{
+	return mc->new_start + (addr - mc->old_start);
+}
+
+/* Does the PMD leaf over [addr, end) move whole (get_extent, move_huge_pmd)?
+ * Both addresses 2 MiB aligned with 2 MiB to go, and the destination slot
+ * empty. */
+static bool pmd_moves_whole(struct dmm_mm *mm, const struct move_ctx *mc, uint64_t addr, uint64_t end)
+{
+	uint64_t to = move_target(mc, addr);
+	pte_t dst;
+
+	if ((addr & ~HPAGE_PMD_MASK) || (to & ~HPAGE_PMD_MASK) || end - addr != HPAGE_PMD_SIZE)
+		return false;
+	pmd_lookup(mm, to, &dst);
+	return pmd_none(dst);
+}
+
+/* pmd_entry of the pass before the move: split every leaf that cannot move
+ * whole (large-folios.md §3.6); its PTEs then move one by one. */
+static int split_unmovable_pmd(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
+			       struct mm_walk *walk)
+{
+	walk->action = ACTION_CONTINUE;
+	if (pmd_is_leaf(pmd) && !pmd_moves_whole(walk->mm, walk->private, addr, end))
+		split_huge_pmd(walk->mm, t, addr);
+	return 0;
+}
+
+static const struct mm_walk_ops split_walk_ops = { .pmd_entry = split_unmovable_pmd };
+
+/* A PMD leaf of any kind moving whole (move_huge_pmd): the entry, verbatim,
+ * into the empty destination slot, whose table becomes its deposit; the
+ * source slot becomes empty. */
+static int move_huge_pmd(struct dmm_pte_table *t, uint64_t addr, struct mm_walk *walk)
+{
+	struct move_ctx *mc = walk->private;
+	pte_t dpmd;
+	struct dmm_pte_table *dt = pmd_lookup(walk->mm, move_target(mc, addr), &dpmd); /* preallocated */
+
+	DMM_BUG_ON(!dt || dt == t);
+	ptl_lock(t);
+	ptl_lock(dt);
+	DMM_BUG_ON(!pmd_none(pmd_get(dt)));
+	pmd_set(dt, pmd_get(t));
+	pmd_set(t, PMD_NONE);
+	ptl_unlock(dt);
+	ptl_unlock(t);
+	mc->moved++;
+	walk->action = ACTION_CONTINUE;
+	return 0;
+}
+
 /* One PMD slot of the source (pmd_entry): move its entries under the PTLs. */
 static int move_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uint64_t end,
 			  struct mm_walk *walk)
@@ -33,13 +90,15 @@ static int move_pte_range(struct dmm_pte_table *t, pte_t pmd, uint64_t addr, uin
 	struct dmm_mm *mm = walk->mm;
 	struct move_ctx *mc = walk->private;
 
-	if (!pmd_is_table(pmd))
-		return 0; /* a leaf: the walker's split point */
+	if (pmd_is_leaf(pmd))
+		return move_huge_pmd(t, addr, walk); /* the pass before split the others */
+	/* The destination slots become PTE tables (preallocated: no failure). */
+	DMM_BUG_ON(!pte_alloc(mm, move_target(mc, addr)) || !pte_alloc(mm, move_target(mc, end - PAGE_SIZE)));
 	ptl_lock(t);
 	for (; addr < end; addr += PAGE_SIZE) {
 		_Atomic pte_t *src = pte_slot(t, addr);
 		pte_t e = pte_get(src);
-		uint64_t to = mc->new_start + (addr - mc->old_start);
+		uint64_t to = move_target(mc, addr);
 		struct dmm_pte_table *dt;
 
 		if (pte_none(e))
@@ -115,6 +174,9 @@ static int move_vma(struct dmm_mm *mm, uint64_t old, uint64_t len, uint64_t new_
 	{
 		struct dmm_mmu_notifier_range r;
 
+		/* The PMDs that cannot move whole split first, outside the
+		 * rmap locks (a split notifies). */
+		walk_page_range(mm, old, old + len, &split_walk_ops, &mc);
 		mmu_notify(DMM_MMU_NOTIFY_UNMAP, mm, old, old + len, NULL, &r);
 		/* Under the rmap locks: a walker must find every entry either at
 		 * its old or at its new address (take_rmap_locks). */

@@ -375,6 +375,71 @@ static void test_hmm_write_on_a_shared_pmd_faults_and_reports_order_0(void **sta
 	CHECK_OK(f->sys);
 }
 
+static void test_mprotect_of_a_whole_pmd_keeps_it(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1);
+
+	OK(dmm_mprotect(f->mm, HB, HSIZE, DMM_PROT_READ));
+	IS_THP_PMD(slot(f->mm, HB));
+	TRUE(!pte_write(slot(f->mm, HB)));
+	OK(dmm_mprotect(f->mm, HB, HSIZE, RW));
+	TRUE(pte_write(slot(f->mm, HB))); /* head exclusive: writable at once */
+	EQ(pte_pfn(slot(f->mm, HB)), pfn);
+	OK(dmm_mprotect(f->mm, HB + PG, PG, DMM_PROT_READ));
+	TRUE(pmd_is_table(slot(f->mm, HB)));
+	TRUE(!PTE(f->mm, HB + PG).write);
+	TRUE(PTE(f->mm, HB + 2 * PG).write);
+	EQ(query(f, pfn).order, 9);
+	VERIFY(f->mm, HB, HSIZE, 1);
+	CHECK_OK(f->sys);
+}
+
+static void test_mremap_moves_an_aligned_pmd_whole(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1);
+	struct dmm_stats s0 = STATS(f->sys);
+
+	OK(dmm_mremap(f->mm, HB, HSIZE, HSIZE, DMM_MREMAP_MAYMOVE | DMM_MREMAP_FIXED, HB2));
+	EQ(STAT_DELTA(f->sys, s0, mremap_pte), 1);
+	IS_THP_PMD(slot(f->mm, HB2));
+	EQ(pte_pfn(slot(f->mm, HB2)), pfn);
+	TRUE(pmd_none(slot(f->mm, HB)));
+	EQ(dmm_mm_rss(f->mm, DMM_MM_ANONPAGES), NPMD);
+	EQS(query(f, pfn).entire_mapcount, 1);
+	VERIFY(f->mm, HB2, HSIZE, 1);
+	CHECK_OK(f->sys);
+}
+
+static void test_mremap_to_an_unaligned_address_moves_ptes(void **state)
+{
+	struct fx *f = *state;
+	uint64_t pfn = thp_at(f->mm, HB, 1);
+
+	OK(dmm_mremap(f->mm, HB, HSIZE, HSIZE, DMM_MREMAP_MAYMOVE | DMM_MREMAP_FIXED, HB2 + PG));
+	TRUE(pmd_is_table(slot(f->mm, HB2)));
+	EQ(PFN(f->mm, HB2 + PG), pfn);
+	EQ(PFN(f->mm, HB2 + HSIZE), pfn + 511);
+	EQ(query(f, pfn).order, 9);
+	EQS(query(f, pfn).folio_mapcount, 512);
+	VERIFY(f->mm, HB2 + PG, HSIZE, 1);
+	CHECK_OK(f->sys);
+}
+
+static void test_mremap_dontunmap_leaves_an_empty_slot(void **state)
+{
+	struct fx *f = *state;
+
+	thp_at(f->mm, HB, 1);
+	OK(dmm_mremap(f->mm, HB, HSIZE, HSIZE, DMM_MREMAP_MAYMOVE | DMM_MREMAP_FIXED | DMM_MREMAP_DONTUNMAP, HB2));
+	TRUE(pmd_none(slot(f->mm, HB)));
+	FILL(f->mm, HB, PG, 4); /* a THP again */
+	IS_THP_PMD(slot(f->mm, HB));
+	VERIFY(f->mm, HB2, HSIZE, 1);
+	CHECK_OK(f->sys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +456,10 @@ int main(void)
 		T(test_a_longterm_pin_of_the_huge_zero_pmd_installs_a_writable_thp),
 		T(test_a_pin_of_a_shared_thp_unshares_one_page),
 		T(test_hmm_write_on_a_shared_pmd_faults_and_reports_order_0),
+		T(test_mprotect_of_a_whole_pmd_keeps_it),
+		T(test_mremap_moves_an_aligned_pmd_whole),
+		T(test_mremap_to_an_unaligned_address_moves_ptes),
+		T(test_mremap_dontunmap_leaves_an_empty_slot),
 #undef T
 	};
 
