@@ -244,6 +244,7 @@ static const struct bench benches[] = {
 	{ "fault_zero_read", "ns/page", bench_fault_zero_read, TARGET_LE, 0.1, false },
 	{ "cow_fault", "ns/page", bench_cow_fault, TARGET_LE, 0.25, false },
 	{ "fault_thp", "ns/page", bench_fault_thp, TARGET_LE, 0.25, false },
+	{ "cow_thp", "ns/page", bench_cow_thp, TARGET_LE, 0.25, false },
 	{ "fault_first_touch_floor", "ns/page", bench_fault_first_touch_floor, TARGET_LE, 2.0, false },
 	{ "cow_fault_floor", "ns/page", bench_cow_fault_floor, TARGET_LE, 2.0, false },
 	{ "fork", "ns/page", bench_fork, TARGET_LE, 0.25, false },

@@ -87,6 +87,7 @@ void bench_fault_first_touch(const struct bench_opts *o, struct bench_result *r)
 void bench_fault_zero_read(const struct bench_opts *o, struct bench_result *r);
 void bench_cow_fault(const struct bench_opts *o, struct bench_result *r);
 void bench_fault_thp(const struct bench_opts *o, struct bench_result *r);
+void bench_cow_thp(const struct bench_opts *o, struct bench_result *r);
 void bench_fault_first_touch_floor(const struct bench_opts *o, struct bench_result *r);
 void bench_cow_fault_floor(const struct bench_opts *o, struct bench_result *r);
 void bench_fork(const struct bench_opts *o, struct bench_result *r);

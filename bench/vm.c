@@ -100,6 +100,36 @@ static double dmm_cow_fault(struct dmm_system *sys, uint64_t npages)
 	return t;
 }
 
+/* dmm_map_thp_range with every page written: THPs with thp=always. */
+static uint64_t dmm_map_thp(struct dmm_mm *mm, uint64_t npages)
+{
+	uint64_t base = dmm_map_thp_range(mm, npages);
+
+	for (uint64_t i = 0; i < npages; i++)
+		bench_must(dmm_store32(mm, base + i * PAGE, (uint32_t)i), "dmm_store32");
+	return base;
+}
+
+/* fork, then the parent writes one page of each THP: a PMD split and one
+ * 4 KiB copy each (large-folios.md §3.2). */
+static double dmm_cow_thp(struct dmm_system *sys, uint64_t npages)
+{
+	struct dmm_mm *mm = bench_mm(sys), *child;
+	uint64_t base;
+
+	bench_must(dmm_system_set_thp(sys, DMM_THP_ALWAYS, 0), "dmm_system_set_thp");
+	base = dmm_map_thp(mm, npages);
+	double t0 = bench_now_ns();
+	bench_must(dmm_fork(mm, &child), "dmm_fork");
+	for (uint64_t i = 0; i < npages; i += THP_PAGES)
+		bench_must(dmm_store32(mm, base + i * PAGE, 1), "dmm_store32");
+	double t = bench_now_ns() - t0;
+	dmm_mm_exit(child);
+	dmm_mm_exit(mm);
+	bench_must(dmm_system_set_thp(sys, DMM_THP_NEVER, 0), "dmm_system_set_thp");
+	return t;
+}
+
 static double dmm_fork_pages(struct dmm_system *sys, uint64_t npages)
 {
 	struct dmm_mm *mm = bench_mm(sys), *child;
@@ -248,6 +278,51 @@ static double k_cow_fault(uint64_t npages)
 	return t;
 }
 
+/* The kernel's THPs: MADV_HUGEPAGE on a 2 MiB-aligned range, every page
+ * written. Returns the aligned start; *map and *len what to unmap. */
+static volatile unsigned char *k_map_thp(uint64_t npages, void **map, size_t *len)
+{
+	*len = (npages + THP_PAGES) * PAGE;
+	*map = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*map == MAP_FAILED)
+		bench_die("mmap", errno);
+	uintptr_t a = ((uintptr_t)*map + THP_PAGES * PAGE - 1) & ~(uintptr_t)(THP_PAGES * PAGE - 1);
+	volatile unsigned char *m = (volatile unsigned char *)a;
+
+	madvise((void *)m, npages * PAGE, MADV_HUGEPAGE);
+	for (uint64_t i = 0; i < npages; i++)
+		m[i * PAGE] = (unsigned char)i;
+	return m;
+}
+
+static double k_cow_thp(uint64_t npages)
+{
+	void *map;
+	size_t len;
+	volatile unsigned char *m = k_map_thp(npages, &map, &len);
+	int fds[2];
+	char c;
+
+	bench_must_sys(pipe(fds), "pipe");
+	double t0 = bench_now_ns();
+	pid_t pid = fork();
+	bench_must_sys(pid, "fork");
+	if (pid == 0) {
+		close(fds[1]);
+		while (read(fds[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	for (uint64_t i = 0; i < npages; i += THP_PAGES)
+		m[i * PAGE] = 1;
+	double t = bench_now_ns() - t0;
+	close(fds[0]);
+	close(fds[1]);
+	k_wait(pid);
+	bench_must_sys(munmap(map, len), "munmap");
+	return t;
+}
+
 static double k_fork_pages(uint64_t npages)
 {
 	volatile unsigned char *m = k_map_anon(npages, true);
@@ -348,6 +423,14 @@ void bench_fault_zero_read(const struct bench_opts *o, struct bench_result *r)
 void bench_cow_fault(const struct bench_opts *o, struct bench_result *r)
 {
 	run_pair(o, r, dmm_cow_fault, k_cow_fault);
+}
+
+void bench_cow_thp(const struct bench_opts *o, struct bench_result *r)
+{
+	struct bench_opts t = *o;
+
+	t.npages = (o->npages + THP_PAGES - 1) / THP_PAGES * THP_PAGES;
+	run_pair(&t, r, dmm_cow_thp, k_cow_thp);
 }
 
 void bench_fork(const struct bench_opts *o, struct bench_result *r)
