@@ -40,8 +40,8 @@ bool thp_vma_allowable_pmd(const struct dmm_vma *vma, uint64_t addr)
 }
 
 /* Every mapping of every page of @folio becomes a migration entry. PMD
- * mappings would be freeze-split here (split_huge_pmd with freeze): none
- * exists until PMD leaves land, which the folio's entire mapcount shows. */
+ * mappings would be freeze-split here (split_huge_pmd with freeze):
+ * split_folio_at refuses a folio that has any. */
 static void unmap_folio(struct dmm_system *sys, struct dmm_page *folio)
 {
 	uint64_t n = folio_nr_pages(folio);
@@ -108,6 +108,13 @@ int split_folio_at(struct dmm_system *sys, struct dmm_page *folio, struct dmm_pa
 	if (page_is_zone_device(folio))
 		return -EINVAL;
 	if (!page_is_anon(folio) || !folio->mapping)
+		return -EBUSY;
+	/* **devmm:** a folio still mapped by a PMD somewhere (a fork child's
+	 * after the parent split its own) is not split: Linux freeze-splits
+	 * those PMDs in unmap_folio (TTU_SPLIT_HUGE_PMD), devmm refuses, and
+	 * callers treat it as any failed split. With the folio locked no PMD
+	 * mapping can appear (fork only copies existing ones). */
+	if (folio_entire_mapcount(folio))
 		return -EBUSY;
 	/* The racy check: references beyond the caller's and the mappings'
 	 * (GUP, a fault path, a driver) make the split fail now, untouched. */
