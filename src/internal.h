@@ -484,7 +484,8 @@ static inline uint64_t pte_table_end(uint64_t addr, uint64_t end)
  * pmd_lookup: the slot's table (NULL: none) and, in *pmd, its word read
  * with acquire (PMD_NONE where there is no table).
  * pte_lookup: the PTE table of a single-address user, NULL where the slot
- * is NONE; the one place such a user meets a PMD leaf (none exist yet).
+ * is NONE; a PMD leaf there is split first (split_huge_pmd). rmap
+ * callbacks, which must not split other processes' leaves, use pmd_lookup.
  * pte_alloc: the PTE table covering @addr, allocated if missing, its slot
  * turned from NONE into TABLE under the PTL; NULL: out of memory.
  * pmd_alloc: the slot's table, allocated if missing, its word unchanged
@@ -496,7 +497,7 @@ static inline void pmd_set(struct dmm_pte_table *t, pte_t pmd) { atomic_store_ex
 struct dmm_pte_table *pmd_lookup(struct dmm_mm *mm, uint64_t addr, pte_t *pmd);
 struct dmm_pte_table *pmd_alloc(struct dmm_mm *mm, uint64_t addr);
 struct dmm_pte_table *pte_alloc(struct dmm_mm *mm, uint64_t addr);
-/* A PMD leaf where a PTE-level user met one: no leaf exists yet, so a bug. */
+/* A PMD leaf where a PTE-level user meets one is split (see above). */
 struct dmm_pte_table *pte_lookup(struct dmm_mm *mm, uint64_t addr);
 static inline _Atomic pte_t *pte_slot(struct dmm_pte_table *t, uint64_t addr)
 {

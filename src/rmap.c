@@ -274,12 +274,28 @@ pte_t make_migration_entry_from(struct dmm_page *p, pte_t e, bool anon_exclusive
 	return make_migration_entry(t, entry_pfn(e), bits);
 }
 
+/*
+ * The PTE table an rmap callback looks at for @addr in @vma, or NULL.
+ * Unlike pte_lookup it never splits a PMD leaf: the page being migrated
+ * or restored is an order-0 page or one of a large folio that no PMD maps
+ * (collect splits PMDs before it migrates, split_folio refuses a folio
+ * with a PMD mapping), so a leaf there is another folio of another member
+ * of the fork family, which Linux's page_vma_mapped_walk leaves alone.
+ */
+static struct dmm_pte_table *rmap_pte_table(struct dmm_vma *vma, uint64_t addr)
+{
+	pte_t pmd;
+	struct dmm_pte_table *t = pmd_lookup(vma->mm, addr, &pmd);
+
+	return t && pmd_is_table(pmd) ? t : NULL;
+}
+
 /* One mapping of the page: replace it by a migration entry. */
 static void try_to_migrate_one(struct dmm_system *sys, struct dmm_vma *vma, uint64_t addr, void *arg)
 {
 	struct dmm_page *p = arg;
 	uint64_t pfn = page_to_pfn(sys, p);
-	struct dmm_pte_table *t = pte_lookup(vma->mm, addr);
+	struct dmm_pte_table *t = rmap_pte_table(vma, addr);
 	struct dmm_mmu_notifier_range r;
 	_Atomic pte_t *slot;
 	bool excl, put = false;
@@ -403,7 +419,7 @@ bool remove_migration_pte_locked(struct dmm_system *sys, struct dmm_vma *vma, st
 static void remove_migration_pte(struct dmm_system *sys, struct dmm_vma *vma, uint64_t addr, void *arg)
 {
 	struct remove_migration_args *ra = arg;
-	struct dmm_pte_table *t = pte_lookup(vma->mm, addr);
+	struct dmm_pte_table *t = rmap_pte_table(vma, addr);
 
 	if (!t)
 		return;
